@@ -1,0 +1,25 @@
+//! Database migrations of gpt2api, in order. Each has a working `down`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_admin_tables;
+mod m20261126_000002_create_api_keys;
+mod m20261126_000003_create_tokens;
+mod m20261126_000004_create_api_logs;
+mod m20261126_000005_create_settings;
+
+/// The ordered list of migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_create_admin_tables::Migration),
+            Box::new(m20261126_000002_create_api_keys::Migration),
+            Box::new(m20261126_000003_create_tokens::Migration),
+            Box::new(m20261126_000004_create_api_logs::Migration),
+            Box::new(m20261126_000005_create_settings::Migration),
+        ]
+    }
+}

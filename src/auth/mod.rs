@@ -1,0 +1,367 @@
+//! Admin accounts and sessions: sign-in with throttling, session tokens that can be revoked,
+//! password changes, the first admin, and the operator's password reset.
+
+pub mod jwt;
+pub mod password;
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use crate::config::AuthConfig;
+use crate::db::{admin_session, login_failure, user};
+use crate::error::{AppError, AppResult};
+use jwt::{Claims, JwtKeys};
+
+/// Everything sign-in needs, shared by the handlers.
+#[derive(Clone)]
+pub struct AuthService {
+    db: DatabaseConnection,
+    keys: JwtKeys,
+    config: AuthConfig,
+    /// Verified against when the username is unknown, so both cases cost the same time.
+    dummy_hash: std::sync::Arc<str>,
+}
+
+/// A successful sign-in.
+#[derive(Debug)]
+pub struct LoginOutcome {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: user::Model,
+}
+
+/// The signed-in admin behind a request.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub session_id: String,
+    pub user: user::Model,
+}
+
+impl AuthService {
+    /// Builds the service; computes the dummy hash once (off the async workers).
+    pub async fn new(db: DatabaseConnection, keys: JwtKeys, config: AuthConfig) -> AppResult<Self> {
+        let dummy_hash = actix_web::web::block(|| password::hash(&password::generate()))
+            .await?
+            .map_err(AppError::internal)?;
+        Ok(Self {
+            db,
+            keys,
+            config,
+            dummy_hash: dummy_hash.into(),
+        })
+    }
+
+    /// How long a session lasts.
+    pub fn session_ttl(&self) -> Duration {
+        Duration::hours(self.config.session_ttl_hours.max(1) as i64)
+    }
+
+    /// Whether the session cookie must be marked `Secure`.
+    pub fn cookie_secure(&self) -> bool {
+        self.config.cookie_secure
+    }
+
+    /// Signs in, enforcing the throttling rules first.
+    pub async fn login(
+        &self,
+        username: &str,
+        pass: &str,
+        client_ip: &str,
+    ) -> AppResult<LoginOutcome> {
+        let now = Utc::now();
+        self.check_throttle(username, client_ip, now).await?;
+
+        let found = user::Entity::find()
+            .filter(user::Column::Username.eq(username))
+            .one(&self.db)
+            .await?;
+        let phc = found
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| self.dummy_hash.to_string());
+        let candidate = pass.to_string();
+        let verified = actix_web::web::block(move || password::verify(&candidate, &phc)).await?;
+
+        let Some(found) = found.filter(|_| verified) else {
+            login_failure::ActiveModel {
+                username: Set(username.to_string()),
+                client_ip: Set(client_ip.to_string()),
+                created_at: Set(now),
+                ..Default::default()
+            }
+            .insert(&self.db)
+            .await?;
+            tracing::warn!(username, client_ip, "failed admin sign-in");
+            return Err(AppError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "wrong username or password",
+            ));
+        };
+
+        login_failure::Entity::delete_many()
+            .filter(login_failure::Column::Username.eq(username))
+            .filter(login_failure::Column::ClientIp.eq(client_ip))
+            .exec(&self.db)
+            .await?;
+        let (token, expires_at) = self.open_session(found.id, Some(client_ip)).await?;
+        tracing::info!(username, client_ip, "admin signed in");
+        Ok(LoginOutcome {
+            token,
+            expires_at,
+            user: found,
+        })
+    }
+
+    /// 429 with `Retry-After` while the username or the address has too many recent failures.
+    async fn check_throttle(
+        &self,
+        username: &str,
+        client_ip: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        let window_start = now - Duration::seconds(self.config.login_window_seconds as i64);
+        let max = u64::from(self.config.login_max_failures.max(1));
+        let lockout = Duration::seconds(self.config.login_lockout_seconds as i64);
+        let scopes = [
+            login_failure::Column::Username.eq(username),
+            login_failure::Column::ClientIp.eq(client_ip),
+        ];
+        for scope in scopes {
+            let recent = login_failure::Entity::find()
+                .filter(scope)
+                .filter(login_failure::Column::CreatedAt.gte(window_start))
+                .order_by_desc(login_failure::Column::CreatedAt);
+            if recent.clone().count(&self.db).await? < max {
+                continue;
+            }
+            let latest = recent
+                .select_only()
+                .column(login_failure::Column::CreatedAt)
+                .into_tuple::<DateTime<Utc>>()
+                .one(&self.db)
+                .await?
+                .unwrap_or(now);
+            let wait = (latest + lockout - now).num_seconds();
+            if wait > 0 {
+                return Err(AppError::new(
+                    actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    format!("too many failed sign-in attempts; try again in {wait} seconds"),
+                )
+                .with_retry_after(wait as u64));
+            }
+        }
+        Ok(())
+    }
+
+    async fn open_session(
+        &self,
+        user_id: i32,
+        client_ip: Option<&str>,
+    ) -> AppResult<(String, DateTime<Utc>)> {
+        let now = Utc::now();
+        let expires_at = now + self.session_ttl();
+        let session_id = Uuid::new_v4().to_string();
+        admin_session::ActiveModel {
+            id: Set(session_id.clone()),
+            user_id: Set(user_id),
+            created_at: Set(now),
+            expires_at: Set(expires_at),
+            revoked_at: Set(None),
+            client_ip: Set(client_ip.map(str::to_string)),
+        }
+        .insert(&self.db)
+        .await?;
+        let token = self
+            .keys
+            .sign(&Claims {
+                sub: user_id,
+                jti: session_id,
+                iat: now.timestamp(),
+                exp: expires_at.timestamp(),
+            })
+            .map_err(AppError::internal)?;
+        Ok((token, expires_at))
+    }
+
+    /// Resolves a session token: valid signature, not expired, session not revoked.
+    pub async fn authenticate(&self, token: &str) -> AppResult<Session> {
+        let unauthorized =
+            || AppError::unauthorized("sign in first: the session is missing, expired or revoked");
+        let claims = self.keys.verify(token).map_err(|_| unauthorized())?;
+        let session = admin_session::Entity::find_by_id(claims.jti.clone())
+            .one(&self.db)
+            .await?
+            .filter(|s| {
+                s.revoked_at.is_none() && s.expires_at > Utc::now() && s.user_id == claims.sub
+            })
+            .ok_or_else(unauthorized)?;
+        let user = user::Entity::find_by_id(session.user_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(unauthorized)?;
+        Ok(Session {
+            session_id: session.id,
+            user,
+        })
+    }
+
+    /// Revokes one session.
+    pub async fn logout(&self, session: &Session) -> AppResult<()> {
+        admin_session::Entity::update_many()
+            .col_expr(admin_session::Column::RevokedAt, Expr::value(Utc::now()))
+            .filter(admin_session::Column::Id.eq(session.session_id.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Changes the password after checking the current one; revokes the admin's other sessions.
+    pub async fn change_password(
+        &self,
+        session: &Session,
+        current: &str,
+        new: &str,
+    ) -> AppResult<()> {
+        let phc = session.user.password_hash.clone();
+        let candidate = current.to_string();
+        if !actix_web::web::block(move || password::verify(&candidate, &phc)).await? {
+            return Err(AppError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the current password is wrong",
+            ));
+        }
+        password::check_rules(&session.user.username, new)
+            .map_err(|rules| AppError::bad_request("weak_password", rules))?;
+        self.set_password(session.user.id, new, false, Some(&session.session_id))
+            .await
+    }
+
+    /// Stores a new password and revokes every session of the admin except `keep`.
+    async fn set_password(
+        &self,
+        user_id: i32,
+        new: &str,
+        must_change: bool,
+        keep: Option<&str>,
+    ) -> AppResult<()> {
+        let owned = new.to_string();
+        let phc = actix_web::web::block(move || password::hash(&owned))
+            .await?
+            .map_err(AppError::internal)?;
+        let now = Utc::now();
+        let txn = self.db.begin().await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(phc))
+            .col_expr(user::Column::MustChangePassword, Expr::value(must_change))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(&txn)
+            .await?;
+        let mut revoke = admin_session::Entity::update_many()
+            .col_expr(admin_session::Column::RevokedAt, Expr::value(now))
+            .filter(admin_session::Column::UserId.eq(user_id))
+            .filter(admin_session::Column::RevokedAt.is_null());
+        if let Some(keep) = keep {
+            revoke = revoke.filter(admin_session::Column::Id.ne(keep));
+        }
+        revoke.exec(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Creates the first admin when there is none. Returns the generated password, if one was
+    /// generated, so that the caller prints it once.
+    pub async fn ensure_admin(&self) -> AppResult<Option<String>> {
+        if user::Entity::find().count(&self.db).await? > 0 {
+            return Ok(None);
+        }
+        let username = self.config.admin_username.trim().to_string();
+        let configured = self
+            .config
+            .admin_password
+            .as_ref()
+            .map(|p| p.expose_secret().to_string())
+            .filter(|p| !p.is_empty());
+        let (pass, generated, must_change) = match configured {
+            // A configured password that breaks the rules (a well-known default such as
+            // `admin123`) is accepted only on condition that it is changed at first sign-in.
+            Some(pass) => {
+                let weak = password::check_rules(&username, &pass).is_err();
+                if weak {
+                    tracing::warn!(username, "the configured admin password is weak; it must be changed at first sign-in");
+                }
+                (pass, false, weak)
+            }
+            None => (password::generate(), true, true),
+        };
+        let owned = pass.clone();
+        let phc = actix_web::web::block(move || password::hash(&owned))
+            .await?
+            .map_err(AppError::internal)?;
+        let now = Utc::now();
+        user::ActiveModel {
+            username: Set(username.clone()),
+            password_hash: Set(phc),
+            must_change_password: Set(must_change),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        tracing::info!(username, "created the first admin");
+        Ok(generated.then_some(pass))
+    }
+
+    /// Sets a new password for `username` (the operator's reset) and revokes all its sessions.
+    /// The new password must change at the next sign-in when it was generated.
+    pub async fn reset_password(&self, username: &str, new: Option<&str>) -> AppResult<String> {
+        let found = user::Entity::find()
+            .filter(user::Column::Username.eq(username))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("no admin named {username}")))?;
+        let (pass, must_change) = match new {
+            Some(given) => {
+                password::check_rules(username, given)
+                    .map_err(|rules| AppError::bad_request("weak_password", rules))?;
+                (given.to_string(), false)
+            }
+            None => (password::generate(), true),
+        };
+        self.set_password(found.id, &pass, must_change, None)
+            .await?;
+        login_failure::Entity::delete_many()
+            .filter(login_failure::Column::Username.eq(username))
+            .exec(&self.db)
+            .await?;
+        Ok(pass)
+    }
+
+    /// Deletes expired sessions and old failures (housekeeping).
+    pub async fn purge_expired(&self) -> AppResult<()> {
+        let now = Utc::now();
+        admin_session::Entity::delete_many()
+            .filter(admin_session::Column::ExpiresAt.lt(now))
+            .exec(&self.db)
+            .await?;
+        let horizon = now
+            - Duration::seconds(
+                (self.config.login_window_seconds + self.config.login_lockout_seconds) as i64,
+            );
+        login_failure::Entity::delete_many()
+            .filter(login_failure::Column::CreatedAt.lt(horizon))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}

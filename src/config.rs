@@ -1,0 +1,562 @@
+//! Configuration: built-in defaults, then the TOML file, then the environment, then flags.
+//!
+//! Every key has its default declared once, in the `Default` impls below; `config.toml` at the
+//! repository root documents each of them. Unknown keys and wrongly typed values stop start-up
+//! with a message that names the key. Secrets live in [`SecretString`], whose `Debug` is redacted.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of one gateway process.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub codex: CodexConfig,
+    pub pool: PoolConfig,
+    pub log: LogConfig,
+    pub retention: RetentionConfig,
+}
+
+/// The HTTP listener and process-level settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub data_dir: PathBuf,
+    pub body_limit_bytes: usize,
+    pub import_limit_bytes: usize,
+    pub shutdown_timeout_seconds: u64,
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 8080,
+            workers: 0,
+            data_dir: PathBuf::from("./data"),
+            body_limit_bytes: 20 * 1024 * 1024,
+            import_limit_bytes: 64 * 1024 * 1024,
+            shutdown_timeout_seconds: 30,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// Where the data lives: SQLite by default, PostgreSQL when `url` is `postgres://...`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: Option<SecretString>,
+    pub path: PathBuf,
+    pub max_connections: u32,
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            path: PathBuf::from("./data/gpt2api.db"),
+            max_connections: 10,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+/// Which database engine a configuration points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseConfig {
+    /// The connection URL, SQLite's built from `path` when no URL is configured.
+    pub fn connection_url(&self) -> String {
+        match self.url.as_ref().map(|u| u.expose_secret().trim()) {
+            Some(url) if !url.is_empty() => url.to_string(),
+            _ => format!("sqlite://{}?mode=rwc", self.path.display()),
+        }
+    }
+
+    /// The engine the connection URL names.
+    pub fn kind(&self) -> DatabaseKind {
+        let url = self.connection_url();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            DatabaseKind::Postgres
+        } else {
+            DatabaseKind::Sqlite
+        }
+    }
+
+    /// The connection URL with any password replaced, for logs and the console.
+    pub fn redacted_url(&self) -> String {
+        let raw = self.connection_url();
+        match url::Url::parse(&raw) {
+            Ok(mut parsed) if parsed.password().is_some() => {
+                // Cannot fail: the URL already has a password, so it has an authority.
+                let _ = parsed.set_password(Some("[redacted]"));
+                parsed.to_string()
+            }
+            _ => raw,
+        }
+    }
+}
+
+/// Admin sign-in: sessions, the first admin, throttling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub jwt_secret: Option<SecretString>,
+    pub session_ttl_hours: u64,
+    pub admin_username: String,
+    pub admin_password: Option<SecretString>,
+    pub cookie_secure: bool,
+    pub login_max_failures: u32,
+    pub login_window_seconds: u64,
+    pub login_lockout_seconds: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            session_ttl_hours: 24,
+            admin_username: "admin".into(),
+            admin_password: None,
+            cookie_secure: false,
+            login_max_failures: 5,
+            login_window_seconds: 900,
+            login_lockout_seconds: 900,
+        }
+    }
+}
+
+/// The Codex upstream and its OAuth endpoint; defaults are the real service's values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CodexConfig {
+    pub base_url: String,
+    pub oauth_token_url: String,
+    pub client_id: String,
+    pub originator: String,
+    pub user_agent: String,
+    pub client_version: String,
+    pub connect_timeout_seconds: u64,
+    pub read_timeout_seconds: u64,
+    pub proxy_url: Option<SecretString>,
+    pub models: Vec<String>,
+}
+
+impl Default for CodexConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://chatgpt.com/backend-api/codex".into(),
+            oauth_token_url: "https://auth.openai.com/oauth/token".into(),
+            client_id: "app_EMoamEEZ73f0CkXaXp7hrann".into(),
+            originator: "codex_cli_rs".into(),
+            user_agent: "codex_cli_rs/0.101.0 (Mac OS 26.0.1; arm64)".into(),
+            client_version: "0.101.0".into(),
+            connect_timeout_seconds: 10,
+            read_timeout_seconds: 300,
+            proxy_url: None,
+            models: [
+                "gpt-5",
+                "gpt-5-codex",
+                "gpt-5.1-codex",
+                "gpt-5.4",
+                "gpt-5.4-mini",
+                "gpt-5.5",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// Account selection, retries, refresh timing: the start-up values of the runtime settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    pub strategy: String,
+    pub max_retries: u32,
+    pub refresh_lead_seconds: u64,
+    pub refresh_check_interval_seconds: u64,
+    pub transient_cooldown_seconds: u64,
+    pub forbidden_cooldown_seconds: u64,
+    pub actor_timeout_ms: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            strategy: "round_robin".into(),
+            max_retries: 3,
+            refresh_lead_seconds: 5 * 24 * 3600,
+            refresh_check_interval_seconds: 60,
+            transient_cooldown_seconds: 60,
+            forbidden_cooldown_seconds: 1800,
+            actor_timeout_ms: 2000,
+        }
+    }
+}
+
+/// Process logs and the usage-log writer's batching.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+    pub batch_size: usize,
+    pub flush_interval_ms: u64,
+    pub mailbox_capacity: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+            batch_size: 200,
+            flush_interval_ms: 500,
+            mailbox_capacity: 10_000,
+        }
+    }
+}
+
+/// How process logs are written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How long usage-log rows are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    pub log_retention_days: u32,
+    pub cleanup_interval_seconds: u64,
+    pub cleanup_batch_size: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            log_retention_days: 30,
+            cleanup_interval_seconds: 3600,
+            cleanup_batch_size: 5000,
+        }
+    }
+}
+
+/// Values given on the command line; they win over every other layer.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The classic environment variable names and the keys they set.
+const CLASSIC_ENV: &[(&str, &str)] = &[
+    ("PORT", "server.port"),
+    ("JWT_SECRET", "auth.jwt_secret"),
+    ("ADMIN_USERNAME", "auth.admin_username"),
+    ("ADMIN_PASSWORD", "auth.admin_password"),
+    ("DATABASE_PATH", "database.path"),
+    ("DATABASE_URL", "database.url"),
+];
+
+/// Keys whose values are text even when they look like numbers (`JWT_SECRET=12345`).
+const STRING_KEYS: &[&str] = &[
+    "auth.jwt_secret",
+    "auth.admin_username",
+    "auth.admin_password",
+    "database.path",
+    "database.url",
+];
+
+impl Config {
+    /// Loads the layers: defaults, the file, the environment, then `overrides`.
+    ///
+    /// `path` is the file named by `--config`; without it `GPT2API_CONFIG`, else `./config.toml`
+    /// (which may be absent). A file that was named but is missing is an error.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_from(path, overrides, std::env::vars())
+    }
+
+    /// [`Config::load`] with the environment given explicitly (tests use this).
+    pub fn load_from(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let named = path
+            .map(Path::to_path_buf)
+            .or_else(|| lookup(&env, "GPT2API_CONFIG").map(PathBuf::from));
+        let file = match named {
+            Some(file) if !file.exists() => return Err(ConfigError::MissingFile(file)),
+            Some(file) => Some(file),
+            None => Some(PathBuf::from("config.toml")).filter(|p| p.exists()),
+        };
+
+        let mut figment = Figment::new();
+        if let Some(file) = &file {
+            figment = figment.merge(Toml::file(file));
+        }
+        for (name, key) in CLASSIC_ENV {
+            if let Some(value) = lookup(&env, name) {
+                figment = figment.merge(Serialized::default(key, env_value(key, value)));
+            }
+        }
+        for (name, value) in &env {
+            let Some(rest) = name.strip_prefix("GPT2API__") else {
+                continue;
+            };
+            let key = rest.to_ascii_lowercase().replace("__", ".");
+            figment = figment.merge(Serialized::default(&key, env_value(&key, value)));
+        }
+        let mut flags = Vec::new();
+        if let Some(host) = &overrides.host {
+            flags.push(("server.host", toml::Value::String(host.clone())));
+        }
+        if let Some(port) = overrides.port {
+            flags.push(("server.port", toml::Value::Integer(port.into())));
+        }
+        if let Some(url) = &overrides.database_url {
+            flags.push(("database.url", toml::Value::String(url.clone())));
+        }
+        for (key, value) in flags {
+            figment = figment.merge(Serialized::default(key, value));
+        }
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("`{key}` {why}")));
+        if crate::settings::Strategy::parse(&self.pool.strategy).is_none() {
+            return bad(
+                "pool.strategy",
+                "must be one of round_robin, least_used, fill_first",
+            );
+        }
+        if self.log.batch_size == 0 {
+            return bad("log.batch_size", "must be at least 1");
+        }
+        if self.log.mailbox_capacity == 0 {
+            return bad("log.mailbox_capacity", "must be at least 1");
+        }
+        if self.codex.models.is_empty() {
+            return bad("codex.models", "must list at least one model");
+        }
+        if self.auth.admin_username.trim().is_empty() {
+            return bad("auth.admin_username", "must not be empty");
+        }
+        Ok(())
+    }
+}
+
+fn lookup<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Environment values are TOML literals (numbers, booleans, arrays) unless the key holds text.
+fn env_value(key: &str, raw: &str) -> toml::Value {
+    if STRING_KEYS.contains(&key) {
+        return toml::Value::String(raw.to_string());
+    }
+    let wrapped = format!("v = {raw}");
+    match wrapped.parse::<toml::Table>() {
+        Ok(mut table) => table
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// One readable line per problem, naming the key and what was expected, without values of
+/// secret keys.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let what = match &e.kind {
+                figment::error::Kind::UnknownField(field, expected) => {
+                    // figment's path already ends with the unknown field.
+                    let key = if key.is_empty() { field.clone() } else { key };
+                    return format!(
+                        "unknown key `{key}` (expected one of: {})",
+                        expected.join(", ")
+                    );
+                }
+                figment::error::Kind::InvalidType(actual, expected) => {
+                    format!("expected {expected}, found {}", kind_of(actual))
+                }
+                other => other.to_string(),
+            };
+            format!("`{key}`: {what}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn kind_of(actual: &figment::error::Actual) -> String {
+    use figment::error::Actual;
+    match actual {
+        Actual::Str(_) => "a string".into(),
+        Actual::Signed(_) | Actual::Unsigned(_) => "a number".into(),
+        Actual::Float(_) => "a float".into(),
+        Actual::Bool(_) => "a boolean".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "[server]\nport = 9000\nhost = \"127.0.0.1\"\n[pool]\nmax_retries = 5\n",
+        );
+        let overrides = Overrides::default();
+        let c = Config::load_from(Some(&path), &overrides, env(&[])).unwrap();
+        assert_eq!((c.server.port, c.pool.max_retries), (9000, 5));
+
+        let c = Config::load_from(Some(&path), &overrides, env(&[("PORT", "9100")])).unwrap();
+        assert_eq!(c.server.port, 9100);
+
+        let vars = env(&[("PORT", "9100"), ("GPT2API__SERVER__PORT", "9200")]);
+        let c = Config::load_from(Some(&path), &overrides, vars.clone()).unwrap();
+        assert_eq!(c.server.port, 9200);
+        assert_eq!(c.server.host, "127.0.0.1");
+
+        let flags = Overrides {
+            port: Some(9300),
+            ..Default::default()
+        };
+        let c = Config::load_from(Some(&path), &flags, vars).unwrap();
+        assert_eq!(c.server.port, 9300);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[server]\nprot = 1\n");
+        let err = Config::load_from(Some(&path), &Overrides::default(), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key `server.prot`"), "{err}");
+        assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[pool]\nmax_retries = \"many\"\n");
+        let err = Config::load_from(Some(&path), &Overrides::default(), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pool.max_retries"), "{err}");
+        assert!(err.contains("expected"), "{err}");
+    }
+
+    #[test]
+    fn missing_named_file_is_an_error() {
+        let err = Config::load_from(
+            Some(Path::new("/nonexistent/gpt2api.toml")),
+            &Overrides::default(),
+            env(&[]),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::MissingFile(_)));
+    }
+
+    #[test]
+    fn numeric_looking_secrets_stay_text_and_are_redacted() {
+        let vars = env(&[
+            ("JWT_SECRET", "12345678"),
+            ("ADMIN_PASSWORD", "hunter2hunter2"),
+        ]);
+        let c = Config::load_from(None, &Overrides::default(), vars).unwrap();
+        let secret = c.auth.jwt_secret.as_ref().unwrap().expose_secret();
+        assert_eq!(secret, "12345678");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("12345678"), "{debug}");
+        assert!(!debug.contains("hunter2hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn database_password_is_redacted() {
+        let db = DatabaseConfig {
+            url: Some(SecretString::from("postgres://app:s3cret@db:5432/gw")),
+            ..Default::default()
+        };
+        assert_eq!(db.kind(), DatabaseKind::Postgres);
+        assert!(!db.redacted_url().contains("s3cret"));
+        assert!(!format!("{db:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn shipped_config_file_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let c = Config::load_from(Some(&path), &Overrides::default(), env(&[])).unwrap();
+        let d = Config::default();
+        assert_eq!(c.server.port, d.server.port);
+        assert_eq!(c.codex.base_url, d.codex.base_url);
+        assert_eq!(c.codex.models, d.codex.models);
+        assert_eq!(c.pool.strategy, d.pool.strategy);
+        assert_eq!(
+            c.retention.log_retention_days,
+            d.retention.log_retention_days
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! Database entities and the connection: SQLite (WAL, busy timeout, foreign keys) or PostgreSQL.
+
+pub mod admin_session;
+pub mod api_key;
+pub mod api_log;
+pub mod login_failure;
+pub mod setting;
+pub mod token;
+pub mod user;
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use std::str::FromStr;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlxSqliteConnector};
+
+use crate::config::{DatabaseConfig, DatabaseKind};
+
+/// Opens the configured database, creating SQLite's directory, and applies pending migrations.
+pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
+    let kind = config.kind();
+    if kind == DatabaseKind::Sqlite && config.url.is_none() {
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                DbErr::Custom(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
+    }
+    if kind == DatabaseKind::Sqlite {
+        return connect_sqlite(config).await;
+    }
+    let mut options = ConnectOptions::new(config.connection_url());
+    options
+        .max_connections(config.max_connections.max(1))
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(options).await
+}
+
+/// SQLite needs per-connection settings (WAL, busy timeout, foreign keys) that sea-orm's options
+/// cannot express, so the pool is built with sqlx and handed to sea-orm.
+async fn connect_sqlite(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
+    use sea_orm::sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+    let url = config.connection_url();
+    let options = SqliteConnectOptions::from_str(&url)
+        .map_err(|e| DbErr::Custom(format!("invalid SQLite URL: {e}")))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_millis(config.busy_timeout_ms));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(config.max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|e| DbErr::Custom(format!("cannot open SQLite database: {e}")))?;
+    Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+}
+
+/// Applies every pending migration.
+pub async fn migrate_up(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}

@@ -1,0 +1,90 @@
+//! Admin sign-in: login, logout, password change and profile.
+
+use actix_web::cookie::{time, Cookie, SameSite};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::AppResult;
+use crate::http::auth::{AdminSession, SESSION_COOKIE};
+use crate::http::client_ip;
+use crate::state::AppState;
+
+/// Mounts the session routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout))
+        .route("/change-password", web::post().to(change_password))
+        .route("/profile", web::get().to(profile));
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginBody>,
+) -> AppResult<HttpResponse> {
+    let ip = client_ip(&req, state.config.server.trust_forwarded_for);
+    let outcome = state
+        .auth
+        .login(body.username.trim(), &body.password, &ip)
+        .await?;
+    let max_age = time::Duration::seconds(state.auth.session_ttl().num_seconds());
+    let cookie = Cookie::build(SESSION_COOKIE, outcome.token.clone())
+        .path("/admin")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.auth.cookie_secure())
+        .max_age(max_age)
+        .finish();
+    Ok(HttpResponse::Ok().cookie(cookie).json(json!({
+        "token": outcome.token,
+        "expires_at": outcome.expires_at,
+        "user": {
+            "id": outcome.user.id,
+            "username": outcome.user.username,
+            "must_change_password": outcome.user.must_change_password,
+        }
+    })))
+}
+
+async fn logout(state: web::Data<AppState>, session: AdminSession) -> AppResult<HttpResponse> {
+    state.auth.logout(&session.0).await?;
+    let mut removal = Cookie::build(SESSION_COOKIE, "").path("/admin").finish();
+    removal.make_removal();
+    Ok(HttpResponse::NoContent().cookie(removal).finish())
+}
+
+#[derive(Deserialize)]
+struct ChangePasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    state: web::Data<AppState>,
+    session: AdminSession,
+    body: web::Json<ChangePasswordBody>,
+) -> AppResult<HttpResponse> {
+    state
+        .auth
+        .change_password(&session.0, &body.current_password, &body.new_password)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn profile(session: AdminSession) -> HttpResponse {
+    let user = &session.0.user;
+    HttpResponse::Ok().json(json!({
+        "id": user.id,
+        "username": user.username,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+        "must_change_password": user.must_change_password,
+    }))
+}

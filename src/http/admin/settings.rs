@@ -1,0 +1,38 @@
+//! `GET/PATCH /admin/settings`: the runtime settings, applied live, and `GET /admin/system`.
+
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Map, Value};
+
+use crate::error::AppResult;
+use crate::http::auth::AdminSession;
+use crate::state::AppState;
+
+/// Mounts the settings and system routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/settings", web::get().to(get_settings))
+        .route("/settings", web::patch().to(patch_settings))
+        .route("/system", web::get().to(system));
+}
+
+async fn get_settings(state: web::Data<AppState>, _admin: AdminSession) -> HttpResponse {
+    HttpResponse::Ok().json(state.settings.get())
+}
+
+async fn patch_settings(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    body: web::Json<Map<String, Value>>,
+) -> AppResult<HttpResponse> {
+    let next = state.settings.update(&body).await?;
+    tracing::info!(admin = %admin.0.user.username, keys = ?body.keys().collect::<Vec<_>>(), "runtime settings changed");
+    Ok(HttpResponse::Ok().json(next))
+}
+
+async fn system(state: web::Data<AppState>, _admin: AdminSession) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "version": crate::VERSION,
+        "database": state.config.database.kind(),
+        "uptime_seconds": state.started_at.elapsed().as_secs(),
+        "upstream_base_url": state.config.codex.base_url,
+    }))
+}

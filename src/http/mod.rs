@@ -1,0 +1,102 @@
+//! The HTTP surface: one place mounts every scope, with its error shape and extractor limits.
+
+pub mod admin;
+pub mod auth;
+pub mod ops;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+
+use crate::error::{extractor_error, AppError, ExtractorKind};
+use crate::state::AppState;
+
+/// The response header that carries the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Mounts every route.
+pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
+    let body_limit = state.config.server.body_limit_bytes;
+    cfg.service(
+        web::scope("/admin")
+            .app_data(admin_json_config(body_limit))
+            .app_data(admin_query_config())
+            .app_data(admin_path_config())
+            .configure(admin::configure)
+            .default_service(web::to(admin_not_found)),
+    )
+    .configure(ops::configure)
+    .route(
+        "/",
+        web::get().to(|| async {
+            HttpResponse::Found()
+                .insert_header(("location", "/admin/"))
+                .finish()
+        }),
+    )
+    .default_service(web::to(admin_not_found));
+}
+
+/// JSON bodies under `/admin`: size limit and errors in the admin shape.
+pub fn admin_json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| extractor_error(&err, ExtractorKind::Json).into())
+}
+
+fn admin_query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _req| extractor_error(&err, ExtractorKind::Query).into())
+}
+
+fn admin_path_config() -> web::PathConfig {
+    web::PathConfig::default()
+        .error_handler(|err, _req| extractor_error(&err, ExtractorKind::Path).into())
+}
+
+async fn admin_not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    Err(AppError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Echoes the request id that the tracing middleware assigned, so a client can quote it.
+pub async fn request_id_header(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .map(|id| id.to_string());
+    let mut res = next.call(req).await?;
+    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    Ok(res)
+}
+
+/// The client's address for throttling: the peer, or the first `X-Forwarded-For` hop when the
+/// gateway is configured to sit behind a trusted reverse proxy.
+pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for {
+        if let Some(first) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            return first.to_string();
+        }
+    }
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}

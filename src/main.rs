@@ -1,0 +1,200 @@
+//! The `gpt2api` command: serve (default), migrate, admin tools.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gpt2api::config::{Config, Overrides};
+use gpt2api::startup::Application;
+use migration::{Migrator, MigratorTrait};
+
+#[derive(Parser)]
+#[command(
+    name = "gpt2api",
+    version,
+    about = "OpenAI-compatible gateway over a pool of Codex accounts"
+)]
+struct Cli {
+    /// Configuration file (default: $GPT2API_CONFIG, else ./config.toml if present).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve {
+        /// Address to listen on (server.host).
+        #[arg(long)]
+        host: Option<String>,
+        /// Port to listen on (server.port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Database URL (database.url), e.g. postgres://user@host/db.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Apply or roll back database migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Admin account tools.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Roll back the latest migrations.
+    Down {
+        /// How many to roll back.
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Set a new password for an admin and revoke its sessions.
+    ResetPassword {
+        username: String,
+        /// Read the new password from standard input instead of generating one.
+        #[arg(long)]
+        stdin: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let system = actix_web::rt::System::new();
+    match system.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line with the cause chain; no backtrace for an operator's mistake.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let overrides = match &cli.command {
+        Some(Command::Serve {
+            host,
+            port,
+            database_url,
+        }) => Overrides {
+            host: host.clone(),
+            port: *port,
+            database_url: database_url.clone(),
+        },
+        _ => Overrides::default(),
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    gpt2api::telemetry::init(&config.log);
+
+    match cli.command.unwrap_or(Command::Serve {
+        host: None,
+        port: None,
+        database_url: None,
+    }) {
+        Command::Serve { .. } => serve(config).await,
+        Command::Migrate { action } => migrate(&config, action).await,
+        Command::Admin {
+            action: AdminAction::ResetPassword { username, stdin },
+        } => reset_password(config, &username, stdin).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing::info!(
+        version = gpt2api::VERSION,
+        database = %config.database.redacted_url(),
+        "starting gpt2api"
+    );
+    let host = config.server.host.clone();
+    let username = config.auth.admin_username.clone();
+    let app = Application::build(config).await?;
+    if let Some(password) = app.first_admin_password() {
+        // Printed once, on purpose outside the log stream: it is shown to the operator who
+        // started the process and never written to a log file by the gateway.
+        println!("\n  First start: created admin '{username}' with password: {password}");
+        println!("  Sign in at /admin/ and change it.\n");
+    }
+    tracing::info!(
+        "listening on http://{host}:{}; console at /admin/",
+        app.port()
+    );
+    app.run_until_stopped(true).await?;
+    Ok(())
+}
+
+async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
+    let db = gpt2api::db::connect(&config.database).await?;
+    match action {
+        MigrateAction::Up => {
+            Migrator::up(&db, None).await?;
+            println!("migrations applied");
+        }
+        MigrateAction::Down { steps } => {
+            Migrator::down(&db, Some(steps)).await?;
+            println!("rolled back {steps} migration(s)");
+        }
+        MigrateAction::Status => {
+            for m in Migrator::get_migration_with_status(&db).await? {
+                println!(
+                    "{:<10} {}",
+                    format!("{:?}", m.status()).to_lowercase(),
+                    m.name()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn reset_password(config: Config, username: &str, from_stdin: bool) -> anyhow::Result<()> {
+    let db = gpt2api::db::connect(&config.database).await?;
+    gpt2api::db::migrate_up(&db).await?;
+    let secret = gpt2api::auth::jwt::load_or_create_secret(
+        config.auth.jwt_secret.as_ref(),
+        &config.server.data_dir,
+    )?;
+    let auth = gpt2api::auth::AuthService::new(
+        db,
+        gpt2api::auth::jwt::JwtKeys::new(&secret),
+        config.auth.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let given = if from_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the new password from standard input")?;
+        Some(text.trim_end_matches(['\r', '\n']).to_string())
+    } else {
+        None
+    };
+    let password = auth
+        .reset_password(username, given.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    if from_stdin {
+        println!("password of '{username}' changed; its sessions were revoked");
+    } else {
+        println!("new password of '{username}': {password}");
+        println!("it must be changed at the next sign-in; all sessions were revoked");
+    }
+    Ok(())
+}

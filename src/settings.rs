@@ -1,0 +1,257 @@
+//! Runtime settings: the values that are safe to change while the gateway runs.
+//!
+//! Start-up values come from the configuration; values saved from the console are kept in the
+//! `settings` table and win over the configuration on the next start.
+
+use chrono::Utc;
+use sea_orm::{
+    sea_query::OnConflict, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::db::setting;
+use crate::error::AppError;
+
+/// How the token pool picks an account for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Each request goes to the next available account in turn.
+    RoundRobin,
+    /// The available account with the fewest requests in flight, then the fewest served.
+    LeastUsed,
+    /// The first available account until it cools down, then the next.
+    FillFirst,
+}
+
+impl Strategy {
+    /// Parses the configuration spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "round_robin" => Some(Self::RoundRobin),
+            "least_used" => Some(Self::LeastUsed),
+            "fill_first" => Some(Self::FillFirst),
+            _ => None,
+        }
+    }
+}
+
+/// The live settings, as `GET /admin/settings` shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSettings {
+    pub strategy: Strategy,
+    pub max_retries: u32,
+    pub refresh_lead_seconds: u64,
+    pub log_retention_days: u32,
+    pub transient_cooldown_seconds: u64,
+    pub forbidden_cooldown_seconds: u64,
+}
+
+impl RuntimeSettings {
+    /// The start-up values from the configuration.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            // Validated when the configuration was loaded.
+            strategy: Strategy::parse(&config.pool.strategy).unwrap_or(Strategy::RoundRobin),
+            max_retries: config.pool.max_retries,
+            refresh_lead_seconds: config.pool.refresh_lead_seconds,
+            log_retention_days: config.retention.log_retention_days,
+            transient_cooldown_seconds: config.pool.transient_cooldown_seconds,
+            forbidden_cooldown_seconds: config.pool.forbidden_cooldown_seconds,
+        }
+    }
+
+    /// The configuration's values overlaid with those saved in the database.
+    pub async fn load(db: &DatabaseConnection, config: &Config) -> Result<Self, DbErr> {
+        let mut current = serde_json::to_value(Self::from_config(config))
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        for row in setting::Entity::find().all(db).await? {
+            if let (Some(map), Ok(value)) = (
+                current.as_object_mut(),
+                serde_json::from_str::<Value>(&row.value),
+            ) {
+                if map.contains_key(&row.key) {
+                    map.insert(row.key, value);
+                }
+            }
+        }
+        match serde_json::from_value::<Self>(current) {
+            Ok(settings) if settings.validate().is_ok() => Ok(settings),
+            // A row that no longer validates (an older version's value) is ignored as a whole.
+            _ => Ok(Self::from_config(config)),
+        }
+    }
+
+    /// Applies a partial update: every key must be known and valid, or nothing changes.
+    pub fn patched(&self, patch: &Map<String, Value>) -> Result<Self, AppError> {
+        let mut merged = serde_json::to_value(self).map_err(AppError::internal)?;
+        let fields = merged
+            .as_object_mut()
+            .ok_or_else(|| AppError::internal("settings are not an object"))?;
+        for (key, value) in patch {
+            if !fields.contains_key(key) {
+                return Err(invalid(key, "is not a runtime setting"));
+            }
+            fields.insert(key.clone(), value.clone());
+        }
+        let next: Self = serde_json::from_value(merged).map_err(|e| {
+            let key = patch
+                .keys()
+                .next()
+                .map(String::as_str)
+                .unwrap_or("settings");
+            let key = patch
+                .keys()
+                .find(|k| e.to_string().contains(k.as_str()))
+                .map(String::as_str)
+                .unwrap_or(key);
+            invalid(
+                key,
+                &format!("has the wrong type ({})", first_clause(&e.to_string())),
+            )
+        })?;
+        next.validate()?;
+        Ok(next)
+    }
+
+    fn validate(&self) -> Result<(), AppError> {
+        if self.max_retries > 10 {
+            return Err(invalid("max_retries", "must be between 0 and 10"));
+        }
+        if !(60..=30 * 86_400).contains(&self.refresh_lead_seconds) {
+            return Err(invalid(
+                "refresh_lead_seconds",
+                "must be between 60 and 2592000 (30 days)",
+            ));
+        }
+        if !(1..=3650).contains(&self.log_retention_days) {
+            return Err(invalid("log_retention_days", "must be between 1 and 3650"));
+        }
+        if !(1..=86_400).contains(&self.transient_cooldown_seconds) {
+            return Err(invalid(
+                "transient_cooldown_seconds",
+                "must be between 1 and 86400",
+            ));
+        }
+        if !(1..=7 * 86_400).contains(&self.forbidden_cooldown_seconds) {
+            return Err(invalid(
+                "forbidden_cooldown_seconds",
+                "must be between 1 and 604800",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes every setting to the database.
+    pub async fn save(&self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
+        let value = serde_json::to_value(self).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let now = Utc::now();
+        let rows: Vec<setting::ActiveModel> = value
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(key, value)| setting::ActiveModel {
+                key: Set(key.clone()),
+                value: Set(value.to_string()),
+                updated_at: Set(now),
+            })
+            .collect();
+        setting::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(setting::Column::Key)
+                    .update_columns([setting::Column::Value, setting::Column::UpdatedAt])
+                    .to_owned(),
+            )
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+}
+
+fn invalid(key: &str, why: &str) -> AppError {
+    AppError::bad_request("invalid_setting", format!("`{key}` {why}"))
+}
+
+fn first_clause(text: &str) -> &str {
+    text.split(" at line").next().unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> RuntimeSettings {
+        RuntimeSettings::from_config(&Config::default())
+    }
+
+    #[test]
+    fn patch_applies_known_valid_keys() {
+        let patch = json!({"strategy": "least_used", "max_retries": 2});
+        let next = base().patched(patch.as_object().unwrap()).unwrap();
+        assert_eq!(next.strategy, Strategy::LeastUsed);
+        assert_eq!(next.max_retries, 2);
+    }
+
+    #[test]
+    fn patch_rejects_unknown_bad_and_out_of_range() {
+        for (patch, key) in [
+            (json!({"nope": 1}), "nope"),
+            (json!({"strategy": "random"}), "strategy"),
+            (json!({"max_retries": 99}), "max_retries"),
+            (json!({"log_retention_days": "ten"}), "log_retention_days"),
+        ] {
+            let err = base().patched(patch.as_object().unwrap()).unwrap_err();
+            assert_eq!(err.code, "invalid_setting");
+            assert!(
+                err.message.contains(key),
+                "{} should name {key}",
+                err.message
+            );
+        }
+    }
+}
+
+/// The current runtime settings, shared by the handlers; changes are saved first, then
+/// published to every subscriber (the actors receive them as messages).
+#[derive(Clone)]
+pub struct SettingsStore {
+    current: std::sync::Arc<tokio::sync::watch::Sender<RuntimeSettings>>,
+    db: DatabaseConnection,
+    /// Serialises updates so that two concurrent PATCHes cannot interleave load and save.
+    update: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SettingsStore {
+    /// Loads the settings (configuration overlaid with saved values).
+    pub async fn load(db: DatabaseConnection, config: &Config) -> Result<Self, DbErr> {
+        let settings = RuntimeSettings::load(&db, config).await?;
+        Ok(Self {
+            current: std::sync::Arc::new(tokio::sync::watch::channel(settings).0),
+            db,
+            update: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// The settings in force.
+    pub fn get(&self) -> RuntimeSettings {
+        self.current.borrow().clone()
+    }
+
+    /// A receiver that sees every change, for the actors' forwarding tasks.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<RuntimeSettings> {
+        self.current.subscribe()
+    }
+
+    /// Validates and applies a partial update; on any error nothing changes.
+    pub async fn update(&self, patch: &Map<String, Value>) -> Result<RuntimeSettings, AppError> {
+        let _guard = self.update.lock().await;
+        let next = self.get().patched(patch)?;
+        next.save(&self.db).await?;
+        self.current.send_replace(next.clone());
+        Ok(next)
+    }
+}

@@ -1,0 +1,171 @@
+//! Builds the application from a configuration: binds the listener (port 0 in tests), opens and
+//! migrates the database, starts the services and actors once, and returns a handle with the
+//! bound port and a way to stop. `main` and the tests use the same path.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::{jwt, AuthService};
+use crate::config::Config;
+use crate::settings::SettingsStore;
+use crate::state::AppState;
+use crate::{db, http};
+
+/// A built, not yet running, gateway.
+pub struct Application {
+    port: u16,
+    first_admin_password: Option<String>,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds, migrates, creates the first admin if needed and starts the services.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind((config.server.host.as_str(), config.server.port))
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{}",
+                    config.server.host, config.server.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+
+        let db = db::connect(&config.database).await.with_context(|| {
+            format!(
+                "cannot open the database {}",
+                config.database.redacted_url()
+            )
+        })?;
+        db::migrate_up(&db)
+            .await
+            .context("cannot apply migrations")?;
+
+        let secret =
+            jwt::load_or_create_secret(config.auth.jwt_secret.as_ref(), &config.server.data_dir)
+                .context("cannot load the session signing secret")?;
+        let auth = AuthService::new(db.clone(), jwt::JwtKeys::new(&secret), config.auth.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let first_admin_password = auth
+            .ensure_admin()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+        let settings = SettingsStore::load(db.clone(), &config)
+            .await
+            .context("cannot load the runtime settings")?;
+
+        let state = AppState {
+            config: Arc::new(config),
+            db,
+            auth,
+            settings,
+            started_at: Instant::now(),
+        };
+        let server = build_server(listener, state.clone())?;
+        Ok(Self {
+            port,
+            first_admin_password,
+            server,
+            state,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The password generated for the first admin on this start, if one was; the caller shows
+    /// it once to the operator.
+    pub fn first_admin_password(&self) -> Option<&str> {
+        self.first_admin_password.as_deref()
+    }
+
+    /// The shared state (tests use it to reach the database and actors).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped through the handle, or by SIGINT/SIGTERM when `signals` is true;
+    /// then lets in-flight requests finish and drains the background work.
+    pub async fn run_until_stopped(self, signals: bool) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        if signals {
+            actix_web::rt::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("shutdown signal received; finishing in-flight requests");
+                handle.stop(true).await;
+            });
+        }
+        let result = self.server.await;
+        tracing::info!("server stopped");
+        result
+    }
+}
+
+fn build_server(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
+    let workers = match state.config.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let shutdown = state.config.server.shutdown_timeout_seconds;
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        let data = data.clone();
+        App::new()
+            .app_data(data.clone())
+            .wrap(from_fn(http::request_id_header))
+            .wrap(TracingLogger::default())
+            .configure(|cfg| http::configure(cfg, &data))
+    })
+    .on_connect(|conn, _ext| {
+        // Streaming is many small writes; Nagle's algorithm would hold them back.
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
+    .workers(workers)
+    .shutdown_timeout(shutdown)
+    .disable_signals()
+    .client_request_timeout(Duration::from_secs(60))
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

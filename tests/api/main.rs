@@ -1,0 +1,8 @@
+//! Integration tests: the real application on port 0 with its own database, driven over HTTP.
+//! SQLite always; PostgreSQL as well when `TEST_DATABASE_URL` is set.
+
+mod admin_auth;
+mod cli;
+mod helpers;
+mod migrations;
+mod server;

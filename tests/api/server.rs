@@ -1,0 +1,187 @@
+//! Operations endpoints, request ids, the console's entry and error shapes of failed extractors.
+
+use serde_json::Value;
+
+use crate::helpers::{admin_error_code, spawn_app, ADMIN_PASSWORD};
+
+#[actix_web::test]
+async fn health_readiness_and_request_ids() {
+    let app = spawn_app().await;
+    let res = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let id = res
+        .headers()
+        .get("x-request-id")
+        .expect("request id")
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(!id.is_empty());
+    let again = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_ne!(
+        again.headers()["x-request-id"].to_str().unwrap(),
+        id,
+        "one id per request"
+    );
+    let res = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[actix_web::test]
+async fn root_redirects_to_the_console() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), 302);
+    assert_eq!(res.headers()["location"], "/admin/");
+    let page = reqwest::get(app.url("/admin/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.text().await.unwrap().contains("gpt2api"));
+}
+
+#[actix_web::test]
+async fn malformed_json_answers_400_without_echoing_the_body() {
+    let app = spawn_app().await;
+    let res = reqwest::Client::new()
+        .post(app.url("/admin/login"))
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"username\": \"admin\", \"password\": \"{ADMIN_PASSWORD}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let text = res.text().await.unwrap();
+    assert!(!text.contains(ADMIN_PASSWORD), "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+
+    let wrong_type = reqwest::Client::new()
+        .post(app.url("/admin/login"))
+        .header("content-type", "application/json")
+        .body(r#"{"username": "admin", "password": 12345}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), 400);
+    let message = wrong_type.json::<Value>().await.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("invalid type"), "{message}");
+}
+
+#[actix_web::test]
+async fn wrong_content_type_and_oversized_bodies_keep_the_json_shape() {
+    let app = spawn_app().await;
+    let res = reqwest::Client::new()
+        .post(app.url("/admin/login"))
+        .header("content-type", "text/plain")
+        .body("username=admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 415);
+    assert_eq!(admin_error_code(res).await, "unsupported_media_type");
+
+    let huge = format!(
+        "{{\"username\":\"admin\",\"password\":\"{}\"}}",
+        "x".repeat(21 * 1024 * 1024)
+    );
+    let res = reqwest::Client::new()
+        .post(app.url("/admin/login"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(admin_error_code(res).await, "payload_too_large");
+}
+
+#[actix_web::test]
+async fn unknown_routes_answer_json_404() {
+    let app = spawn_app().await;
+    let res = reqwest::get(app.url("/admin/nope")).await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(admin_error_code(res).await, "not_found");
+}
+
+#[actix_web::test]
+async fn settings_are_validated_applied_and_kept_across_restarts() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let body: Value = app
+        .get("/admin/settings", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["strategy"], "round_robin");
+    for key in ["max_retries", "refresh_lead_seconds", "log_retention_days"] {
+        assert!(body[key].is_u64(), "{key} in {body}");
+    }
+
+    let patch = |v: Value| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            reqwest::Client::new()
+                .patch(app.url("/admin/settings"))
+                .bearer_auth(token)
+                .json(&v)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let bad = patch(serde_json::json!({"strategy": "least_used", "max_retries": -1})).await;
+    assert_eq!(bad.status(), 400);
+    let err: Value = bad.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "invalid_setting");
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_retries"));
+    assert_eq!(
+        app.state.settings.get().strategy,
+        gpt2api::settings::Strategy::RoundRobin,
+        "nothing changed"
+    );
+
+    let ok = patch(serde_json::json!({"strategy": "fill_first", "log_retention_days": 7})).await;
+    assert_eq!(ok.status(), 200);
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["strategy"], "fill_first");
+    assert_eq!(
+        app.state.settings.get().log_retention_days,
+        7,
+        "applied at once"
+    );
+
+    let (config, dir, db) = app.stop().await;
+    let app = crate::helpers::start(config, dir, db).await;
+    assert_eq!(
+        app.state.settings.get().strategy,
+        gpt2api::settings::Strategy::FillFirst
+    );
+}
+
+#[actix_web::test]
+async fn system_information() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let body: Value = app.get("/admin/system", &token).await.json().await.unwrap();
+    assert_eq!(body["version"], gpt2api::VERSION);
+    assert!(body["database"] == "sqlite" || body["database"] == "postgres");
+    assert!(body["uptime_seconds"].is_u64());
+    assert_eq!(body["upstream_base_url"], app.config.codex.base_url);
+}
