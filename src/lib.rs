@@ -1,16 +1,19 @@
 //! gpt2api: an OpenAI-compatible API gateway over a pool of ChatGPT/Codex accounts, with an
 //! admin console. `main.rs` only parses the command line; everything else starts here.
 
+pub mod actors;
 pub mod auth;
 pub mod codex;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod proxy;
 pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod upstream;
 
 /// The version shown by `--version`, the console and the statistics.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -12,10 +12,18 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
+use actix::Actor;
+use sea_orm::DatabaseConnection;
+
+use crate::actors::key_cache::{KeyCache, KeyCacheHandle};
+use crate::actors::refresher::{Refresher, RefresherHandle};
+use crate::actors::token_pool::{TokenPool, TokenPoolHandle};
+use crate::actors::usage_log::{UsageLogHandle, UsageLogWriter};
 use crate::auth::{jwt, AuthService};
 use crate::config::Config;
 use crate::settings::SettingsStore;
 use crate::state::AppState;
+use crate::upstream::UpstreamClient;
 use crate::{db, http};
 
 /// A built, not yet running, gateway.
@@ -63,11 +71,18 @@ impl Application {
             .await
             .context("cannot load the runtime settings")?;
 
+        let actors = start_actors(&config, &db, &settings).await?;
+
         let state = AppState {
             config: Arc::new(config),
             db,
             auth,
             settings,
+            pool: actors.pool,
+            refresher: actors.refresher,
+            usage: actors.usage,
+            keys: actors.keys,
+            upstream: actors.upstream,
             started_at: Instant::now(),
         };
         let server = build_server(listener, state.clone())?;
@@ -112,9 +127,71 @@ impl Application {
             });
         }
         let result = self.server.await;
-        tracing::info!("server stopped");
+        tracing::info!("server stopped; writing buffered usage logs");
+        if let Err(e) = self.state.usage.flush().await {
+            tracing::error!(error = %e, "cannot write the buffered usage logs");
+        }
         result
     }
+}
+
+struct Actors {
+    pool: TokenPoolHandle,
+    refresher: RefresherHandle,
+    usage: UsageLogHandle,
+    keys: KeyCacheHandle,
+    upstream: UpstreamClient,
+}
+
+/// Starts every actor once and forwards settings changes to them as messages.
+async fn start_actors(
+    config: &Config,
+    db: &DatabaseConnection,
+    settings: &SettingsStore,
+) -> anyhow::Result<Actors> {
+    let timeout = Duration::from_millis(config.pool.actor_timeout_ms.max(1));
+    let upstream = UpstreamClient::new(config.codex.clone())
+        .context("cannot build the upstream HTTP client")?;
+    let pool = TokenPoolHandle::new(TokenPool::new(db.clone(), settings.get()).start(), timeout);
+    let loaded = pool
+        .reload()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load accounts: {e}"))?;
+    tracing::info!(accounts = loaded, "token pool loaded");
+    let refresher = RefresherHandle::new(
+        Refresher::new(
+            db.clone(),
+            upstream.clone(),
+            pool.clone(),
+            settings.get(),
+            Duration::from_secs(config.pool.refresh_check_interval_seconds.max(1)),
+        )
+        .start(),
+    );
+    let usage = UsageLogHandle::start(UsageLogWriter::new(
+        db.clone(),
+        config.log.batch_size,
+        Duration::from_millis(config.log.flush_interval_ms.max(1)),
+        config.log.mailbox_capacity,
+    ));
+    let keys = KeyCacheHandle::new(KeyCache::new(db.clone()).start(), timeout);
+
+    let mut changes = settings.subscribe();
+    let (pool_rx, refresher_rx) = (pool.clone(), refresher.clone());
+    actix_web::rt::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let next = changes.borrow_and_update().clone();
+            pool_rx.apply_settings(next.clone()).await;
+            refresher_rx.apply_settings(next).await;
+        }
+    });
+    Ok(Actors {
+        pool,
+        refresher,
+        usage,
+        keys,
+        upstream,
+    })
 }
 
 fn build_server(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {

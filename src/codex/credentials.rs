@@ -4,7 +4,7 @@
 //! (one object per account, `type: "codex"`, tokens and times at the top level) and the Codex CLI's
 //! own `~/.codex/auth.json` (tokens under `tokens`). A file may also hold a JSON array of such
 //! objects. Parsing is pure (bytes in, records out) so the import endpoint, the command line and
-//! the tests share it, and every entry gets its own result: one bad entry never hides the good ones.
+//! the tests share it, and every entry gets its own result: a bad entry never hides the good ones.
 //!
 //! The JWT helpers only decode the payload (no signature check): the claims fill in what a file
 //! leaves out (e-mail, account id, plan, expiry) and are re-read after each token refresh. They are
@@ -116,7 +116,10 @@ pub enum CredentialError {
     #[error("unsupported account type `{0}`: only `codex` accounts can be imported")]
     UnsupportedType(String),
     /// A Codex CLI `auth.json` signed in with an API key instead of a ChatGPT account.
-    #[error("this auth.json holds an API key, not ChatGPT tokens: sign in with ChatGPT and upload it again")]
+    #[error(
+        "this auth.json holds an API key, not ChatGPT tokens: \
+         sign in with ChatGPT and upload it again"
+    )]
     ApiKeyOnly,
     /// A required field is absent or empty.
     #[error("missing {0}")]

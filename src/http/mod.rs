@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod ops;
+pub mod proxy;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
             .configure(admin::configure)
             .default_service(web::to(admin_not_found)),
     )
+    .configure(proxy::configure)
     .configure(ops::configure)
     .route(
         "/",

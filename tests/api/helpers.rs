@@ -230,3 +230,138 @@ pub async fn admin_error_code(res: reqwest::Response) -> String {
     );
     code.to_string()
 }
+
+/// Accounts and keys created directly in the database, for the proxy tests.
+pub mod pool {
+    use super::TestApp;
+    use crate::mock_upstream::{MockAccount, MockUpstream};
+    use chrono::Utc;
+    use gpt2api::db::{api_key, token};
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    use serde_json::Value;
+
+    /// Starts an app whose upstream is `mock`.
+    pub async fn spawn_with_mock(
+        mock: &MockUpstream,
+        adjust: impl FnOnce(&mut gpt2api::config::Config),
+    ) -> TestApp {
+        let base = mock.base_url();
+        let oauth = mock.oauth_url();
+        super::spawn_app_with(move |c| {
+            c.codex.base_url = base;
+            c.codex.oauth_token_url = oauth;
+            c.log.flush_interval_ms = 50;
+            adjust(c);
+        })
+        .await
+    }
+
+    /// Stores an account of the mock in the database and tells the pool.
+    pub async fn add_account(app: &TestApp, account: &MockAccount) -> token::Model {
+        let now = Utc::now();
+        let row = token::ActiveModel {
+            email: Set(account.email.clone()),
+            account_id: Set(account.account_id.clone()),
+            plan_type: Set(Some(account.plan_type.clone())),
+            access_token: Set(account.access_token.clone()),
+            refresh_token: Set(account.refresh_token.clone()),
+            id_token: Set(Some(account.id_token.clone())),
+            expires_at: Set(Some(now + chrono::Duration::days(10))),
+            last_refresh_at: Set(Some(now)),
+            is_active: Set(true),
+            status: Set("active".into()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&app.state.db)
+        .await
+        .expect("insert account");
+        app.state
+            .pool
+            .upsert(row.clone())
+            .await
+            .expect("pool upsert");
+        row
+    }
+
+    /// Stores an API key and returns its secret value.
+    pub async fn create_key(
+        app: &TestApp,
+        name: &str,
+        adjust: impl FnOnce(&mut api_key::ActiveModel),
+    ) -> (i32, String) {
+        let secret = format!("sk-{}", uuid::Uuid::new_v4().simple());
+        let now = Utc::now();
+        let mut row = api_key::ActiveModel {
+            name: Set(name.into()),
+            key_hash: Set(gpt2api::actors::key_cache::hash_key(&secret)),
+            masked_key: Set("sk-test...".into()),
+            is_active: Set(true),
+            tokens_used: Set(0),
+            usage_count: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        adjust(&mut row);
+        let row = row.insert(&app.state.db).await.expect("insert key");
+        (row.id, secret)
+    }
+
+    /// The stored account row.
+    pub async fn account_row(app: &TestApp, id: i32) -> token::Model {
+        token::Entity::find_by_id(id)
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// `POST /v1/chat/completions` with a key.
+    pub async fn chat(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("chat request")
+    }
+
+    /// A one-message chat body.
+    pub fn ask(text: &str, stream: bool) -> Value {
+        serde_json::json!({
+            "model": "gpt-5",
+            "stream": stream,
+            "temperature": 0.2,
+            "max_tokens": 100,
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": text}
+            ]
+        })
+    }
+
+    /// The `data:` payloads of an SSE body, in order.
+    pub fn sse_data(text: &str) -> Vec<String> {
+        text.split("\n\n")
+            .filter_map(|frame| {
+                let data: Vec<&str> = frame
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .collect();
+                (!data.is_empty()).then(|| data.join("\n"))
+            })
+            .collect()
+    }
+
+    /// All usage-log rows, after the writer flushed.
+    pub async fn log_rows(app: &TestApp) -> Vec<gpt2api::db::api_log::Model> {
+        app.state.usage.flush().await.expect("flush");
+        gpt2api::db::api_log::Entity::find()
+            .all(&app.state.db)
+            .await
+            .unwrap()
+    }
+}

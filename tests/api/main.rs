@@ -5,4 +5,7 @@ mod admin_auth;
 mod cli;
 mod helpers;
 mod migrations;
+#[path = "../support/mock_upstream.rs"]
+mod mock_upstream;
+mod proxy;
 mod server;

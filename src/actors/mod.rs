@@ -1,0 +1,44 @@
+//! The actors that own the gateway's moving state. Each is started once, at start-up, and
+//! reached through a small cloneable handle with async methods, so handlers never see `Addr`.
+//!
+//! Request/response messages on the hot path are sent with a timeout (a full or stuck mailbox
+//! answers 503); fire-and-forget records use `try_send` on a bounded mailbox and count drops.
+
+pub mod key_cache;
+pub mod refresher;
+pub mod token_pool;
+pub mod usage_log;
+
+use std::time::Duration;
+
+use crate::error::AppError;
+
+/// Sends a message and waits at most `timeout` for the answer.
+pub(crate) async fn ask<A, M>(
+    addr: &actix::Addr<A>,
+    msg: M,
+    timeout: Duration,
+    what: &'static str,
+) -> Result<M::Result, AppError>
+where
+    A: actix::Actor + actix::Handler<M>,
+    A::Context: actix::dev::ToEnvelope<A, M>,
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+{
+    match tokio::time::timeout(timeout, addr.send(msg)).await {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(e)) => {
+            tracing::error!(actor = what, error = %e, "actor mailbox unavailable");
+            Err(AppError::unavailable(format!(
+                "the {what} is not available"
+            )))
+        }
+        Err(_) => {
+            tracing::warn!(actor = what, "actor did not answer in time");
+            Err(AppError::unavailable(format!(
+                "the {what} is busy; try again"
+            )))
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! The refresh scheduler: refreshes access tokens ahead of expiry and on demand after a 401.
+//!
+//! Exactly one refresh per account is in flight: concurrent askers wait for and share its
+//! result, and across instances a lease column in the database (`refresh_lock_*`) does the same.
+//! The rotated refresh token is committed to the database before the new access token is handed
+//! to anyone. Permanent failures mark the account `needs_relogin`; transient ones retry with
+//! back-off, then again at a later tick.
+//!
+//! Messages: [`RefreshNow`] (answered when the refresh is done), [`ApplySettings`], and a timer
+//! tick the actor sends itself.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use tokio::sync::oneshot;
+
+use super::token_pool::{
+    TokenPoolHandle, STATUS_ACTIVE, STATUS_NEEDS_RELOGIN, STATUS_REFRESH_FAILED,
+};
+use crate::codex::credentials::{access_token_expiry, id_token_info};
+use crate::db::token;
+use crate::error::AppError;
+use crate::settings::RuntimeSettings;
+use crate::upstream::{RefreshError, UpstreamClient};
+
+/// How long one instance may hold an account's refresh lease.
+const LEASE: Duration = Duration::from_secs(90);
+/// Back-off between transient failures within one refresh.
+const BACKOFF: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+/// After a transient failure, the scheduler leaves the account alone this long.
+const RETRY_LATER: chrono::Duration = chrono::Duration::minutes(5);
+/// The Codex CLI refreshes tokens whose last refresh is older than this.
+const MAX_REFRESH_AGE: chrono::Duration = chrono::Duration::days(8);
+
+/// New credentials of an account.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub access_token: Arc<str>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A failed refresh.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct RefreshFailure {
+    /// The account must sign in again.
+    pub permanent: bool,
+    /// Safe to show to the admin (never contains a token).
+    pub message: String,
+}
+
+impl RefreshFailure {
+    fn transient(message: impl Into<String>) -> Self {
+        Self {
+            permanent: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// Refreshes an account now, or joins the refresh already in flight. `stale_access_token`, when
+/// given, is the token that the upstream just refused: if the stored one already differs, it is
+/// returned without refreshing again.
+#[derive(Message)]
+#[rtype(result = "Result<Refreshed, RefreshFailure>")]
+pub struct RefreshNow {
+    pub token_id: i32,
+    pub stale_access_token: Option<Arc<str>>,
+}
+
+/// New runtime settings (the refresh lead time).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ApplySettings(pub RuntimeSettings);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Tick;
+
+type Waiters = Vec<oneshot::Sender<Result<Refreshed, RefreshFailure>>>;
+
+/// The refresh scheduler actor.
+pub struct Refresher {
+    db: DatabaseConnection,
+    client: UpstreamClient,
+    pool: TokenPoolHandle,
+    settings: RuntimeSettings,
+    interval: Duration,
+    instance: Arc<str>,
+    in_flight: HashMap<i32, Waiters>,
+}
+
+impl Refresher {
+    /// A scheduler that looks for tokens to refresh every `interval`.
+    pub fn new(
+        db: DatabaseConnection,
+        client: UpstreamClient,
+        pool: TokenPoolHandle,
+        settings: RuntimeSettings,
+        interval: Duration,
+    ) -> Self {
+        Self {
+            db,
+            client,
+            pool,
+            settings,
+            interval,
+            instance: Arc::from(uuid::Uuid::new_v4().to_string()),
+            in_flight: HashMap::new(),
+        }
+    }
+
+    /// Joins the refresh of `token_id` in flight, or starts one. Presence in `in_flight` means
+    /// a refresh is running (a scheduled one may have no waiters).
+    fn join_or_start(
+        &mut self,
+        ctx: &mut Context<Self>,
+        token_id: i32,
+        stale: Option<Arc<str>>,
+        waiter: Option<oneshot::Sender<Result<Refreshed, RefreshFailure>>>,
+    ) {
+        if let Some(waiters) = self.in_flight.get_mut(&token_id) {
+            waiters.extend(waiter);
+            return;
+        }
+        self.in_flight
+            .insert(token_id, waiter.into_iter().collect());
+        let job = RefreshJob {
+            db: self.db.clone(),
+            client: self.client.clone(),
+            pool: self.pool.clone(),
+            instance: self.instance.clone(),
+            token_id,
+            stale,
+        };
+        ctx.spawn(job.run().into_actor(self).map(move |result, act, _| {
+            for tx in act.in_flight.remove(&token_id).unwrap_or_default() {
+                let _ = tx.send(result.clone());
+            }
+        }));
+    }
+}
+
+impl Actor for Refresher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1024);
+        ctx.notify(Tick);
+        ctx.run_interval(self.interval, |_, ctx| ctx.notify(Tick));
+    }
+}
+
+impl Handler<RefreshNow> for Refresher {
+    type Result = ResponseFuture<Result<Refreshed, RefreshFailure>>;
+
+    fn handle(&mut self, msg: RefreshNow, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.join_or_start(ctx, msg.token_id, msg.stale_access_token, Some(tx));
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(RefreshFailure::transient("the refresh was cancelled")))
+        })
+    }
+}
+
+impl Handler<ApplySettings> for Refresher {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplySettings, _: &mut Self::Context) {
+        self.settings = msg.0;
+    }
+}
+
+impl Handler<Tick> for Refresher {
+    type Result = ();
+
+    fn handle(&mut self, _: Tick, ctx: &mut Self::Context) {
+        let db = self.db.clone();
+        let now = Utc::now();
+        let horizon = now + chrono::Duration::seconds(self.settings.refresh_lead_seconds as i64);
+        let due = async move {
+            token::Entity::find()
+                .select_only()
+                .column(token::Column::Id)
+                .filter(token::Column::DeletedAt.is_null())
+                .filter(token::Column::IsActive.eq(true))
+                .filter(token::Column::Status.ne(STATUS_NEEDS_RELOGIN))
+                .filter(
+                    Condition::any()
+                        .add(token::Column::ExpiresAt.lt(horizon))
+                        .add(token::Column::LastRefreshAt.lt(now - MAX_REFRESH_AGE)),
+                )
+                .filter(
+                    Condition::any()
+                        .add(token::Column::Status.ne(STATUS_REFRESH_FAILED))
+                        .add(token::Column::LastErrorAt.is_null())
+                        .add(token::Column::LastErrorAt.lt(now - RETRY_LATER)),
+                )
+                .into_tuple::<i32>()
+                .all(&db)
+                .await
+        };
+        ctx.spawn(due.into_actor(self).map(|due, act, ctx| match due {
+            Ok(ids) => {
+                for id in ids {
+                    act.join_or_start(ctx, id, None, None);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot look for tokens to refresh"),
+        }));
+    }
+}
+
+/// One account's refresh, run outside the actor.
+struct RefreshJob {
+    db: DatabaseConnection,
+    client: UpstreamClient,
+    pool: TokenPoolHandle,
+    instance: Arc<str>,
+    token_id: i32,
+    stale: Option<Arc<str>>,
+}
+
+impl RefreshJob {
+    async fn run(self) -> Result<Refreshed, RefreshFailure> {
+        let id = self.token_id;
+        if !self.acquire_lease().await? {
+            return self.wait_for_other_instance().await;
+        }
+        let result = self.refresh_with_lease().await;
+        if let Err(e) = self.release_lease().await {
+            tracing::error!(token_id = id, error = %e, "cannot release the refresh lease");
+        }
+        match &result {
+            Ok(_) => tracing::info!(token_id = id, "token refreshed"),
+            Err(e) => {
+                tracing::warn!(token_id = id, permanent = e.permanent, reason = %e.message, "token refresh failed")
+            }
+        }
+        result
+    }
+
+    async fn acquire_lease(&self) -> Result<bool, RefreshFailure> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let result = token::Entity::update_many()
+            .col_expr(
+                token::Column::RefreshLockOwner,
+                Expr::value(self.instance.to_string()),
+            )
+            .col_expr(token::Column::RefreshLockUntil, Expr::value(until))
+            .filter(token::Column::Id.eq(self.token_id))
+            .filter(token::Column::DeletedAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(token::Column::RefreshLockUntil.is_null())
+                    .add(token::Column::RefreshLockUntil.lt(now)),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(|e| db_failure(&e))?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn release_lease(&self) -> Result<(), sea_orm::DbErr> {
+        token::Entity::update_many()
+            .col_expr(
+                token::Column::RefreshLockOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                token::Column::RefreshLockUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(token::Column::Id.eq(self.token_id))
+            .filter(token::Column::RefreshLockOwner.eq(self.instance.to_string()))
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+    }
+
+    /// Another instance holds the lease: wait for it to finish and use what it stored.
+    async fn wait_for_other_instance(&self) -> Result<Refreshed, RefreshFailure> {
+        let deadline = tokio::time::Instant::now() + LEASE;
+        loop {
+            let row = self.load().await?;
+            let released = row
+                .refresh_lock_until
+                .is_none_or(|until| until < Utc::now());
+            if released {
+                if row.status == STATUS_NEEDS_RELOGIN {
+                    return Err(RefreshFailure {
+                        permanent: true,
+                        message: row
+                            .last_error
+                            .unwrap_or_else(|| "the account must sign in again".into()),
+                    });
+                }
+                let refreshed = Refreshed {
+                    access_token: Arc::from(row.access_token.as_str()),
+                    expires_at: row.expires_at,
+                };
+                self.pool
+                    .refreshed(
+                        self.token_id,
+                        refreshed.access_token.clone(),
+                        refreshed.expires_at,
+                    )
+                    .await;
+                return Ok(refreshed);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(RefreshFailure::transient(
+                    "another instance is still refreshing this account",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn load(&self) -> Result<token::Model, RefreshFailure> {
+        token::Entity::find_by_id(self.token_id)
+            .one(&self.db)
+            .await
+            .map_err(|e| db_failure(&e))?
+            .filter(|row| row.deleted_at.is_none())
+            .ok_or_else(|| RefreshFailure {
+                permanent: true,
+                message: "the account was deleted".into(),
+            })
+    }
+
+    async fn refresh_with_lease(&self) -> Result<Refreshed, RefreshFailure> {
+        let row = self.load().await?;
+        if let Some(stale) = &self.stale {
+            if row.access_token.as_str() != &**stale {
+                // Someone refreshed since the caller's request left: use that token.
+                let refreshed = Refreshed {
+                    access_token: Arc::from(row.access_token.as_str()),
+                    expires_at: row.expires_at,
+                };
+                self.pool
+                    .refreshed(
+                        self.token_id,
+                        refreshed.access_token.clone(),
+                        refreshed.expires_at,
+                    )
+                    .await;
+                return Ok(refreshed);
+            }
+        }
+        let mut attempt = 0;
+        let tokens = loop {
+            match self
+                .client
+                .refresh(&row.refresh_token, row.proxy_url.as_deref())
+                .await
+            {
+                Ok(tokens) => break tokens,
+                Err(RefreshError::Permanent(code)) => {
+                    let message = format!(
+                        "refresh token rejected ({code}); sign in again and re-import the account"
+                    );
+                    self.store_failure(STATUS_NEEDS_RELOGIN, &message).await;
+                    self.pool
+                        .needs_relogin(self.token_id, message.clone())
+                        .await;
+                    return Err(RefreshFailure {
+                        permanent: true,
+                        message,
+                    });
+                }
+                Err(RefreshError::Transient(reason)) => {
+                    if let Some(wait) = BACKOFF.get(attempt) {
+                        attempt += 1;
+                        tokio::time::sleep(*wait).await;
+                        continue;
+                    }
+                    let message = format!("refresh failed: {reason}");
+                    self.store_failure(STATUS_REFRESH_FAILED, &message).await;
+                    return Err(RefreshFailure::transient(message));
+                }
+            }
+        };
+
+        let now = Utc::now();
+        let expires_at = tokens
+            .expires_in
+            .filter(|s| *s > 0)
+            .map(|s| now + chrono::Duration::seconds(s))
+            .or_else(|| access_token_expiry(&tokens.access_token));
+        let info = tokens
+            .id_token
+            .as_deref()
+            .map(id_token_info)
+            .unwrap_or_default();
+        let refresh_token = tokens
+            .refresh_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| row.refresh_token.clone());
+        let mut update = token::Entity::update_many()
+            .col_expr(
+                token::Column::AccessToken,
+                Expr::value(tokens.access_token.clone()),
+            )
+            .col_expr(token::Column::RefreshToken, Expr::value(refresh_token))
+            .col_expr(token::Column::ExpiresAt, Expr::value(expires_at))
+            .col_expr(token::Column::LastRefreshAt, Expr::value(now))
+            .col_expr(token::Column::Status, Expr::value(STATUS_ACTIVE))
+            .col_expr(token::Column::UpdatedAt, Expr::value(now));
+        if let Some(id_token) = tokens.id_token.clone().filter(|t| !t.is_empty()) {
+            update = update.col_expr(token::Column::IdToken, Expr::value(id_token));
+        }
+        if let Some(email) = info.email {
+            update = update.col_expr(token::Column::Email, Expr::value(email));
+        }
+        if let Some(plan) = info.plan_type {
+            update = update.col_expr(token::Column::PlanType, Expr::value(plan));
+        }
+        let update = update.filter(token::Column::Id.eq(self.token_id));
+        // The old refresh token is spent: the new one must be stored before anything else.
+        let mut stored = update.clone().exec(&self.db).await;
+        for wait in [100u64, 500, 2000] {
+            if stored.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            stored = update.clone().exec(&self.db).await;
+        }
+        if let Err(e) = stored {
+            tracing::error!(token_id = self.token_id, error = %e, "cannot store refreshed tokens; the account may need a new sign-in");
+            return Err(db_failure(&e));
+        }
+        let access_token: Arc<str> = Arc::from(tokens.access_token.as_str());
+        self.pool
+            .refreshed(self.token_id, access_token.clone(), expires_at)
+            .await;
+        Ok(Refreshed {
+            access_token,
+            expires_at,
+        })
+    }
+
+    async fn store_failure(&self, status: &str, message: &str) {
+        let now = Utc::now();
+        let result = token::Entity::update_many()
+            .col_expr(token::Column::Status, Expr::value(status))
+            .col_expr(token::Column::LastError, Expr::value(message))
+            .col_expr(token::Column::LastErrorAt, Expr::value(now))
+            .col_expr(
+                token::Column::ErrorCount,
+                Expr::col(token::Column::ErrorCount).add(1),
+            )
+            .col_expr(token::Column::UpdatedAt, Expr::value(now))
+            .filter(token::Column::Id.eq(self.token_id))
+            .exec(&self.db)
+            .await;
+        if let Err(e) = result {
+            tracing::error!(token_id = self.token_id, error = %e, "cannot store the refresh failure");
+        }
+    }
+}
+
+fn db_failure(e: &sea_orm::DbErr) -> RefreshFailure {
+    tracing::error!(error = %e, "database error during a refresh");
+    RefreshFailure::transient("database error during the refresh")
+}
+
+/// The handlers' way to the refresh scheduler.
+#[derive(Clone)]
+pub struct RefresherHandle {
+    addr: Addr<Refresher>,
+}
+
+/// How long a request may wait for the one refresh it needs (three tries with back-off).
+const REFRESH_WAIT: Duration = Duration::from_secs(100);
+
+impl RefresherHandle {
+    /// Wraps the address of a started scheduler.
+    pub fn new(addr: Addr<Refresher>) -> Self {
+        Self { addr }
+    }
+
+    /// Refreshes an account (or joins the refresh in flight) and waits for the result.
+    pub async fn refresh(
+        &self,
+        token_id: i32,
+        stale_access_token: Option<Arc<str>>,
+    ) -> Result<Result<Refreshed, RefreshFailure>, AppError> {
+        let msg = RefreshNow {
+            token_id,
+            stale_access_token,
+        };
+        super::ask(&self.addr, msg, REFRESH_WAIT, "refresh scheduler").await
+    }
+
+    /// New runtime settings.
+    pub async fn apply_settings(&self, settings: RuntimeSettings) {
+        let _ = super::ask(
+            &self.addr,
+            ApplySettings(settings),
+            Duration::from_secs(5),
+            "refresh scheduler",
+        )
+        .await;
+    }
+
+    /// Whether the actor is running.
+    pub fn connected(&self) -> bool {
+        self.addr.connected()
+    }
+}

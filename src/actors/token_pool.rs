@@ -1,0 +1,633 @@
+//! The token pool: owns the in-memory state of every Codex account (enabled, health, expiry,
+//! cooling-until, requests in flight, consecutive failures, last rate-limit snapshot) and picks
+//! an account for each request by the configured strategy.
+//!
+//! Messages: [`Checkout`] (pick an account, answered with a [`Lease`]), [`Report`] (the outcome
+//! of a request: the pool cools the account down or takes it out), [`Upsert`] / [`Remove`] /
+//! [`Reload`] (keep in step with the database), [`TokenRefreshed`] / [`MarkNeedsRelogin`] (from
+//! the refresh scheduler), [`ApplySettings`], and [`Snapshot`] (for the console). Health changes
+//! are written to the database from spawned futures, so the actor never waits on it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use serde::{Deserialize, Serialize};
+
+use crate::db::token;
+use crate::error::AppError;
+use crate::settings::{RuntimeSettings, Strategy};
+
+/// Stored health values.
+pub const STATUS_ACTIVE: &str = "active";
+/// A refresh token that can never work again: the account needs a new sign-in.
+pub const STATUS_NEEDS_RELOGIN: &str = "needs_relogin";
+/// Refreshing failed for a transient reason; the current access token may still work.
+pub const STATUS_REFRESH_FAILED: &str = "refresh_failed";
+
+/// The last `x-codex-*` rate-limit headers seen for an account.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateLimits {
+    pub primary_used_percent: Option<f64>,
+    pub primary_window_minutes: Option<i64>,
+    pub primary_resets_at: Option<DateTime<Utc>>,
+    pub secondary_used_percent: Option<f64>,
+    pub secondary_window_minutes: Option<i64>,
+    pub secondary_resets_at: Option<DateTime<Utc>>,
+}
+
+impl RateLimits {
+    /// Reads the snapshot from response headers; `None` when there are none.
+    pub fn from_headers(headers: &reqwest::header::HeaderMap) -> Option<Self> {
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let now = Utc::now();
+        let resets = |prefix: &str| {
+            get(&format!("x-codex-{prefix}-reset-at"))
+                .and_then(|v| v.parse::<i64>().ok())
+                .and_then(|s| DateTime::from_timestamp(s, 0))
+                .or_else(|| {
+                    get(&format!("x-codex-{prefix}-reset-after-seconds"))
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .map(|s| now + chrono::Duration::milliseconds((s * 1000.0) as i64))
+                })
+        };
+        let limits = Self {
+            primary_used_percent: get("x-codex-primary-used-percent").and_then(|v| v.parse().ok()),
+            primary_window_minutes: get("x-codex-primary-window-minutes")
+                .and_then(|v| v.parse().ok()),
+            primary_resets_at: resets("primary"),
+            secondary_used_percent: get("x-codex-secondary-used-percent")
+                .and_then(|v| v.parse().ok()),
+            secondary_window_minutes: get("x-codex-secondary-window-minutes")
+                .and_then(|v| v.parse().ok()),
+            secondary_resets_at: resets("secondary"),
+        };
+        (limits != Self::default()).then_some(limits)
+    }
+}
+
+/// An account checked out for one request. Dropping it frees the account's slot, so a
+/// cancelled or disconnected request can never leak capacity.
+#[derive(Debug)]
+pub struct Lease {
+    pub token_id: i32,
+    pub account_id: String,
+    pub access_token: Arc<str>,
+    pub proxy_url: Option<String>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why no account could be handed out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PoolError {
+    /// Every usable account is cooling down; the nearest one is back after this many seconds.
+    AllCooling { retry_after: u64 },
+    /// No account is usable at all (none imported, all disabled, expired or dead).
+    NoAccount,
+}
+
+impl From<PoolError> for AppError {
+    fn from(e: PoolError) -> Self {
+        use actix_web::http::StatusCode;
+        match e {
+            PoolError::AllCooling { retry_after } => AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "all_accounts_cooling",
+                format!("every account is cooling down; retry in {retry_after} seconds"),
+            )
+            .with_retry_after(retry_after),
+            PoolError::NoAccount => AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_available_account",
+                "no upstream account is available",
+            ),
+        }
+    }
+}
+
+/// What became of a request on an account.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The upstream answered; the snapshot of its rate-limit headers, if any.
+    Success(Option<RateLimits>),
+    /// The plan's usage limit: cool down until it resets.
+    UsageLimit {
+        until: DateTime<Utc>,
+        message: String,
+    },
+    /// 5xx, 408, 429 without usage limit, overload, network: short, growing cooldown.
+    Transient(String),
+    /// 402/403: long cooldown.
+    Forbidden(String),
+    /// Still 401 after a refresh: the account is taken out until it signs in again.
+    Unauthorized(String),
+}
+
+/// Picks an account, skipping `exclude` (accounts already tried for this request).
+#[derive(Message)]
+#[rtype(result = "Result<Lease, PoolError>")]
+pub struct Checkout {
+    pub exclude: Vec<i32>,
+}
+
+/// Reports the outcome of a request.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Report {
+    pub token_id: i32,
+    pub outcome: Outcome,
+}
+
+/// Adds or replaces an account from its database row.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Upsert(pub token::Model);
+
+/// Takes an account out of the pool.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Remove(pub i32);
+
+/// Reloads every account from the database (start-up, and to pick up other instances' changes).
+#[derive(Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct Reload;
+
+/// A refresh stored new credentials.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TokenRefreshed {
+    pub token_id: i32,
+    pub access_token: Arc<str>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A permanent refresh failure: the account is out until it signs in again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MarkNeedsRelogin {
+    pub token_id: i32,
+    pub reason: String,
+}
+
+/// New runtime settings.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ApplySettings(pub RuntimeSettings);
+
+/// The live state of every account, for the console.
+#[derive(Message)]
+#[rtype(result = "Vec<AccountView>")]
+pub struct Snapshot;
+
+/// The live state of one account.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountView {
+    pub token_id: i32,
+    pub available: bool,
+    pub in_flight: usize,
+    pub served: u64,
+    pub consecutive_failures: u32,
+    pub cooldown_until: Option<DateTime<Utc>>,
+    pub rate_limits: Option<RateLimits>,
+}
+
+struct Account {
+    id: i32,
+    account_id: String,
+    access_token: Arc<str>,
+    proxy_url: Option<String>,
+    enabled: bool,
+    status: String,
+    expires_at: Option<DateTime<Utc>>,
+    cooldown_until: Option<DateTime<Utc>>,
+    consecutive_failures: u32,
+    served: u64,
+    in_flight: Arc<AtomicUsize>,
+    rate_limits: Option<RateLimits>,
+}
+
+impl Account {
+    fn from_row(row: &token::Model) -> Self {
+        Self {
+            id: row.id,
+            account_id: row.account_id.clone(),
+            access_token: Arc::from(row.access_token.as_str()),
+            proxy_url: row.proxy_url.clone(),
+            enabled: row.is_active && row.deleted_at.is_none(),
+            status: row.status.clone(),
+            expires_at: row.expires_at,
+            cooldown_until: row.cooldown_until,
+            consecutive_failures: 0,
+            served: row.usage_count.max(0) as u64,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            rate_limits: row
+                .rate_limits
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok()),
+        }
+    }
+
+    /// Usable apart from cooling: enabled, signed in, not expired.
+    fn usable(&self, now: DateTime<Utc>) -> bool {
+        self.enabled
+            && self.status != STATUS_NEEDS_RELOGIN
+            && self.expires_at.is_none_or(|at| at > now)
+    }
+
+    fn cooling(&self, now: DateTime<Utc>) -> bool {
+        self.cooldown_until.is_some_and(|until| until > now)
+    }
+}
+
+/// The token pool actor.
+pub struct TokenPool {
+    db: DatabaseConnection,
+    accounts: BTreeMap<i32, Account>,
+    settings: RuntimeSettings,
+    /// The id handed out last by round-robin.
+    cursor: Option<i32>,
+}
+
+impl TokenPool {
+    /// A pool with no accounts yet; send [`Reload`] to fill it.
+    pub fn new(db: DatabaseConnection, settings: RuntimeSettings) -> Self {
+        Self {
+            db,
+            accounts: BTreeMap::new(),
+            settings,
+            cursor: None,
+        }
+    }
+
+    fn pick(&mut self, exclude: &[i32]) -> Result<Lease, PoolError> {
+        let now = Utc::now();
+        let excluded: HashSet<i32> = exclude.iter().copied().collect();
+        let mut nearest_reset: Option<DateTime<Utc>> = None;
+        let mut candidates: Vec<&Account> = Vec::new();
+        for account in self.accounts.values() {
+            if !account.usable(now) {
+                continue;
+            }
+            // Accounts already tried for this request still count for the nearest reset: they
+            // may have just started cooling.
+            if account.cooling(now) {
+                nearest_reset = match (nearest_reset, account.cooldown_until) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                continue;
+            }
+            if excluded.contains(&account.id) {
+                continue;
+            }
+            candidates.push(account);
+        }
+        let chosen = match self.settings.strategy {
+            Strategy::FillFirst => candidates.first().copied(),
+            Strategy::LeastUsed => candidates
+                .iter()
+                .copied()
+                .min_by_key(|a| (a.in_flight.load(Ordering::Acquire), a.served)),
+            Strategy::RoundRobin => {
+                let after = self.cursor;
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|a| after.is_none_or(|c| a.id > c))
+                    .or_else(|| candidates.first().copied())
+            }
+        };
+        let Some(chosen) = chosen else {
+            return Err(match nearest_reset {
+                Some(at) => PoolError::AllCooling {
+                    retry_after: (at - now).num_seconds().max(1) as u64,
+                },
+                None => PoolError::NoAccount,
+            });
+        };
+        chosen.in_flight.fetch_add(1, Ordering::AcqRel);
+        let lease = Lease {
+            token_id: chosen.id,
+            account_id: chosen.account_id.clone(),
+            access_token: chosen.access_token.clone(),
+            proxy_url: chosen.proxy_url.clone(),
+            in_flight: chosen.in_flight.clone(),
+        };
+        self.cursor = Some(chosen.id);
+        Ok(lease)
+    }
+
+    /// Writes an account's health to the database without making the actor wait.
+    fn persist_health(&self, ctx: &mut Context<Self>, id: i32, message: Option<String>) {
+        let Some(account) = self.accounts.get(&id) else {
+            return;
+        };
+        let db = self.db.clone();
+        let cooldown = account.cooldown_until;
+        let status = account.status.clone();
+        let fut = async move {
+            let mut update = token::Entity::update_many()
+                .col_expr(token::Column::CooldownUntil, Expr::value(cooldown))
+                .col_expr(token::Column::Status, Expr::value(status))
+                .col_expr(token::Column::UpdatedAt, Expr::value(Utc::now()));
+            if let Some(message) = message {
+                update = update
+                    .col_expr(token::Column::LastError, Expr::value(message))
+                    .col_expr(token::Column::LastErrorAt, Expr::value(Utc::now()))
+                    .col_expr(
+                        token::Column::ErrorCount,
+                        Expr::col(token::Column::ErrorCount).add(1),
+                    );
+            }
+            if let Err(e) = update.filter(token::Column::Id.eq(id)).exec(&db).await {
+                tracing::error!(token_id = id, error = %e, "cannot store account health");
+            }
+        };
+        ctx.spawn(fut.into_actor(self));
+    }
+}
+
+impl Actor for TokenPool {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+    }
+}
+
+impl Handler<Checkout> for TokenPool {
+    type Result = Result<Lease, PoolError>;
+
+    fn handle(&mut self, msg: Checkout, _: &mut Self::Context) -> Self::Result {
+        self.pick(&msg.exclude)
+    }
+}
+
+impl Handler<Report> for TokenPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: Report, ctx: &mut Self::Context) {
+        let now = Utc::now();
+        let transient_base = self.settings.transient_cooldown_seconds as i64;
+        let forbidden = self.settings.forbidden_cooldown_seconds as i64;
+        let Some(account) = self.accounts.get_mut(&msg.token_id) else {
+            return;
+        };
+        let message = match msg.outcome {
+            Outcome::Success(limits) => {
+                account.consecutive_failures = 0;
+                account.served += 1;
+                if limits.is_some() {
+                    account.rate_limits = limits;
+                }
+                return;
+            }
+            Outcome::UsageLimit { until, message } => {
+                account.cooldown_until = Some(until.max(now + chrono::Duration::seconds(1)));
+                message
+            }
+            Outcome::Transient(message) => {
+                account.consecutive_failures += 1;
+                let factor = 1i64 << account.consecutive_failures.saturating_sub(1).min(6);
+                let seconds = (transient_base * factor).min(3600);
+                account.cooldown_until = Some(now + chrono::Duration::seconds(seconds));
+                message
+            }
+            Outcome::Forbidden(message) => {
+                account.consecutive_failures += 1;
+                account.cooldown_until = Some(now + chrono::Duration::seconds(forbidden));
+                message
+            }
+            Outcome::Unauthorized(message) => {
+                account.status = STATUS_NEEDS_RELOGIN.into();
+                message
+            }
+        };
+        tracing::warn!(token_id = msg.token_id, reason = %message, cooldown_until = ?account.cooldown_until, status = %account.status, "account taken out of rotation for now");
+        self.persist_health(ctx, msg.token_id, Some(message));
+    }
+}
+
+impl Handler<Upsert> for TokenPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: Upsert, _: &mut Self::Context) {
+        let row = msg.0;
+        if row.deleted_at.is_some() {
+            self.accounts.remove(&row.id);
+            return;
+        }
+        let mut fresh = Account::from_row(&row);
+        if let Some(old) = self.accounts.remove(&row.id) {
+            // Keep the live counters: requests in flight still hold the old counter.
+            fresh.in_flight = old.in_flight;
+            fresh.served = fresh.served.max(old.served);
+            fresh.consecutive_failures = old.consecutive_failures;
+            fresh.rate_limits = fresh.rate_limits.or(old.rate_limits);
+        }
+        self.accounts.insert(row.id, fresh);
+    }
+}
+
+impl Handler<Remove> for TokenPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: Remove, _: &mut Self::Context) {
+        self.accounts.remove(&msg.0);
+    }
+}
+
+impl Handler<Reload> for TokenPool {
+    type Result = ResponseActFuture<Self, Result<usize, String>>;
+
+    fn handle(&mut self, _: Reload, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        Box::pin(
+            async move {
+                token::Entity::find()
+                    .filter(token::Column::DeletedAt.is_null())
+                    .all(&db)
+                    .await
+            }
+            .into_actor(self)
+            .map(|rows, act, _| {
+                let rows = rows.map_err(|e| e.to_string())?;
+                let ids: HashSet<i32> = rows.iter().map(|r| r.id).collect();
+                act.accounts.retain(|id, _| ids.contains(id));
+                let count = rows.len();
+                for row in rows {
+                    let mut fresh = Account::from_row(&row);
+                    if let Some(old) = act.accounts.remove(&row.id) {
+                        fresh.in_flight = old.in_flight;
+                        fresh.served = fresh.served.max(old.served);
+                        fresh.consecutive_failures = old.consecutive_failures;
+                        fresh.rate_limits = old.rate_limits.or(fresh.rate_limits);
+                    }
+                    act.accounts.insert(row.id, fresh);
+                }
+                Ok(count)
+            }),
+        )
+    }
+}
+
+impl Handler<TokenRefreshed> for TokenPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: TokenRefreshed, _: &mut Self::Context) {
+        if let Some(account) = self.accounts.get_mut(&msg.token_id) {
+            account.access_token = msg.access_token;
+            account.expires_at = msg.expires_at;
+            account.status = STATUS_ACTIVE.into();
+        }
+    }
+}
+
+impl Handler<MarkNeedsRelogin> for TokenPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: MarkNeedsRelogin, _: &mut Self::Context) {
+        if let Some(account) = self.accounts.get_mut(&msg.token_id) {
+            account.status = STATUS_NEEDS_RELOGIN.into();
+            tracing::warn!(token_id = msg.token_id, reason = %msg.reason, "account needs a new sign-in");
+        }
+    }
+}
+
+impl Handler<ApplySettings> for TokenPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplySettings, _: &mut Self::Context) {
+        self.settings = msg.0;
+    }
+}
+
+impl Handler<Snapshot> for TokenPool {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
+        let now = Utc::now();
+        MessageResult(
+            self.accounts
+                .values()
+                .map(|a| AccountView {
+                    token_id: a.id,
+                    available: a.usable(now) && !a.cooling(now),
+                    in_flight: a.in_flight.load(Ordering::Acquire),
+                    served: a.served,
+                    consecutive_failures: a.consecutive_failures,
+                    cooldown_until: a.cooldown_until.filter(|u| *u > now),
+                    rate_limits: a.rate_limits.clone(),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The handlers' way to the token pool.
+#[derive(Clone)]
+pub struct TokenPoolHandle {
+    addr: Addr<TokenPool>,
+    timeout: Duration,
+}
+
+impl TokenPoolHandle {
+    /// Wraps the address of a started pool.
+    pub fn new(addr: Addr<TokenPool>, timeout: Duration) -> Self {
+        Self { addr, timeout }
+    }
+
+    /// Checks out an account for a request.
+    pub async fn checkout(&self, exclude: Vec<i32>) -> Result<Lease, AppError> {
+        super::ask(&self.addr, Checkout { exclude }, self.timeout, "token pool")
+            .await?
+            .map_err(AppError::from)
+    }
+
+    /// Reports how a request went on an account.
+    pub async fn report(&self, token_id: i32, outcome: Outcome) {
+        let _ = super::ask(
+            &self.addr,
+            Report { token_id, outcome },
+            self.timeout,
+            "token pool",
+        )
+        .await;
+    }
+
+    /// Adds or replaces an account.
+    pub async fn upsert(&self, row: token::Model) -> Result<(), AppError> {
+        super::ask(&self.addr, Upsert(row), self.timeout, "token pool").await
+    }
+
+    /// Removes an account.
+    pub async fn remove(&self, token_id: i32) -> Result<(), AppError> {
+        super::ask(&self.addr, Remove(token_id), self.timeout, "token pool").await
+    }
+
+    /// Reloads every account from the database.
+    pub async fn reload(&self) -> Result<usize, AppError> {
+        super::ask(&self.addr, Reload, self.timeout * 5, "token pool")
+            .await?
+            .map_err(AppError::internal)
+    }
+
+    /// New credentials after a refresh.
+    pub async fn refreshed(
+        &self,
+        token_id: i32,
+        access_token: Arc<str>,
+        expires_at: Option<DateTime<Utc>>,
+    ) {
+        let msg = TokenRefreshed {
+            token_id,
+            access_token,
+            expires_at,
+        };
+        let _ = super::ask(&self.addr, msg, self.timeout, "token pool").await;
+    }
+
+    /// The account must sign in again.
+    pub async fn needs_relogin(&self, token_id: i32, reason: String) {
+        let _ = super::ask(
+            &self.addr,
+            MarkNeedsRelogin { token_id, reason },
+            self.timeout,
+            "token pool",
+        )
+        .await;
+    }
+
+    /// New runtime settings.
+    pub async fn apply_settings(&self, settings: RuntimeSettings) {
+        let _ = super::ask(
+            &self.addr,
+            ApplySettings(settings),
+            self.timeout,
+            "token pool",
+        )
+        .await;
+    }
+
+    /// The live state of every account.
+    pub async fn snapshot(&self) -> Result<Vec<AccountView>, AppError> {
+        super::ask(&self.addr, Snapshot, self.timeout, "token pool").await
+    }
+
+    /// Whether the actor is running.
+    pub fn connected(&self) -> bool {
+        self.addr.connected()
+    }
+}

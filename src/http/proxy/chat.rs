@@ -1,0 +1,129 @@
+//! `POST /v1/chat/completions`: translated to a Codex Responses request, streamed back as
+//! `chat.completion.chunk` events or aggregated into one `chat.completion`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+
+use super::{error_frame, invalid_request, read_body, request_id, ApiKeyAuth};
+use crate::codex::aggregate::ChatAggregator;
+use crate::codex::chat_stream::ChatStream;
+use crate::codex::openai::ChatRequest;
+use crate::codex::sse::{encode_json, DONE_FRAME};
+use crate::codex::translate::chat_to_codex;
+use crate::codex::upstream::StreamEvent;
+use crate::error::{AppError, OpenAiError};
+use crate::proxy::{dispatch, log_error, RequestLog};
+use crate::state::AppState;
+
+/// Handles one chat completion.
+pub async fn completions(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: ApiKeyAuth,
+    payload: web::Payload,
+) -> Result<HttpResponse, OpenAiError> {
+    let body = read_body(payload, state.config.server.body_limit_bytes).await?;
+    let chat = ChatRequest::from_json(&body).map_err(invalid_request)?;
+    key.check_model(&chat.model)?;
+    let codex = chat_to_codex(&chat).map_err(invalid_request)?;
+    let upstream_body = Bytes::from(serde_json::to_vec(&codex).map_err(AppError::internal)?);
+
+    let mut log = RequestLog::start(
+        state.usage.clone(),
+        &key.0,
+        &chat.model,
+        "/v1/chat/completions",
+        chat.stream,
+        request_id(&req),
+    );
+    let dispatched = match dispatch(
+        &state,
+        upstream_body,
+        chat.prompt_cache_key.as_deref(),
+        &mut log,
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let (status, message) = log_error(&e);
+            log.finish(status, message);
+            return Err(e.into());
+        }
+    };
+    log.record.rate_limits = dispatched.rate_limits.clone();
+    let lease = dispatched.lease;
+    let mut events = dispatched.events;
+
+    if !chat.stream {
+        let mut aggregator = ChatAggregator::new(chat.model.clone());
+        while let Some(frame) = events.next_frame().await {
+            if let Ok(event) = StreamEvent::parse(frame.event.as_deref(), &frame.data) {
+                aggregator.on_event(&event);
+                if aggregator.outcome().is_some() {
+                    break;
+                }
+            }
+        }
+        drop(lease);
+        log.usage(aggregator.usage());
+        return match aggregator.finish() {
+            Ok(completion) => {
+                log.finish(200, None);
+                Ok(HttpResponse::Ok().json(completion))
+            }
+            Err(e) => {
+                let message = e.to_string();
+                log.finish(502, Some(message.clone()));
+                Err(AppError::new(
+                    actix_web::http::StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    message,
+                )
+                .into())
+            }
+        };
+    }
+
+    let mut converter = ChatStream::new(chat.model.clone(), chat.include_usage());
+    let stream = async_stream::stream! {
+        // Both guards live as long as the stream: a client that goes away drops them, which
+        // frees the account and still writes the log row.
+        let _lease = lease;
+        let mut log = log;
+        while let Some(frame) = events.next_frame().await {
+            let Ok(event) = StreamEvent::parse(frame.event.as_deref(), &frame.data) else {
+                continue;
+            };
+            let chunks = converter.on_event(&event);
+            log.usage(converter.usage());
+            for chunk in chunks {
+                if let Ok(text) = encode_json(&chunk) {
+                    log.first_token();
+                    yield Ok::<Bytes, actix_web::Error>(Bytes::from(text));
+                }
+            }
+            if converter.outcome().is_some() {
+                break;
+            }
+        }
+        let outcome = converter.finish().clone();
+        log.usage(converter.usage());
+        match outcome {
+            Ok(_) => {
+                yield Ok(Bytes::from_static(DONE_FRAME.as_bytes()));
+                log.finish(200, None);
+            }
+            Err(e) => {
+                let message = e.to_string();
+                yield Ok(error_frame(&message, "upstream_error"));
+                log.finish(502, Some(message));
+            }
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(stream))
+}

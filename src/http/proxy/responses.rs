@@ -1,0 +1,129 @@
+//! `POST /v1/responses`: the Responses API, forwarded nearly as is after normalisation, so
+//! that Responses clients (the Codex CLI among them) can use the gateway as their provider.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::{invalid_request, read_body, request_id, ApiKeyAuth};
+use crate::codex::aggregate::ResponsesAggregator;
+use crate::codex::sse::encode_frame;
+use crate::codex::translate::normalize_responses_request;
+use crate::codex::upstream::StreamEvent;
+use crate::error::{AppError, OpenAiError};
+use crate::proxy::{dispatch, log_error, RequestLog};
+use crate::state::AppState;
+
+/// Handles one Responses API request.
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: ApiKeyAuth,
+    payload: web::Payload,
+) -> Result<HttpResponse, OpenAiError> {
+    let body = read_body(payload, state.config.server.body_limit_bytes).await?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        AppError::bad_request(
+            "invalid_request_error",
+            format!(
+                "malformed JSON body: {}",
+                e.to_string().split(" at line").next().unwrap_or("")
+            ),
+        )
+    })?;
+    let request = normalize_responses_request(value).map_err(invalid_request)?;
+    key.check_model(&request.model)?;
+    let session = request
+        .body
+        .get("prompt_cache_key")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let upstream_body = Bytes::from(serde_json::to_vec(&request.body).map_err(AppError::internal)?);
+
+    let mut log = RequestLog::start(
+        state.usage.clone(),
+        &key.0,
+        &request.model,
+        "/v1/responses",
+        request.stream,
+        request_id(&req),
+    );
+    let dispatched = match dispatch(&state, upstream_body, session.as_deref(), &mut log).await {
+        Ok(d) => d,
+        Err(e) => {
+            let (status, message) = log_error(&e);
+            log.finish(status, message);
+            return Err(e.into());
+        }
+    };
+    log.record.rate_limits = dispatched.rate_limits.clone();
+    let lease = dispatched.lease;
+    let mut events = dispatched.events;
+
+    if !request.stream {
+        let mut aggregator = ResponsesAggregator::new();
+        while let Some(frame) = events.next_frame().await {
+            if let Ok(value) = serde_json::from_str::<Value>(&frame.data) {
+                aggregator.on_event(&value);
+                if aggregator.outcome().is_some() {
+                    break;
+                }
+            }
+        }
+        drop(lease);
+        log.usage(aggregator.usage());
+        return match aggregator.finish() {
+            Ok(response) => {
+                log.finish(200, None);
+                Ok(HttpResponse::Ok().json(response))
+            }
+            Err(e) => {
+                let message = e.to_string();
+                log.finish(502, Some(message.clone()));
+                Err(AppError::new(
+                    actix_web::http::StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    message,
+                )
+                .into())
+            }
+        };
+    }
+
+    let stream = async_stream::stream! {
+        let _lease = lease;
+        let mut log = log;
+        let mut outcome = None;
+        while let Some(frame) = events.next_frame().await {
+            let event = StreamEvent::parse(frame.event.as_deref(), &frame.data).ok();
+            if let Some(event) = &event {
+                if event.carries_output() {
+                    log.first_token();
+                }
+                if let Some(usage) = event.usage() {
+                    log.usage(Some(usage));
+                }
+            }
+            yield Ok::<Bytes, actix_web::Error>(Bytes::from(encode_frame(frame.event.as_deref(), &frame.data)));
+            if let Some(done) = event.and_then(|e| e.outcome()) {
+                outcome = Some(done);
+                break;
+            }
+        }
+        match outcome {
+            Some(Ok(_)) => log.finish(200, None),
+            Some(Err(e)) => log.finish(502, Some(e.to_string())),
+            None => {
+                let message = "stream disconnected before completion";
+                let event = json!({"type": "error", "code": "stream_disconnected", "message": message});
+                yield Ok(Bytes::from(encode_frame(Some("error"), &event.to_string())));
+                log.finish(502, Some(message.to_string()));
+            }
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(stream))
+}

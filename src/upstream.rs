@@ -1,0 +1,220 @@
+//! The HTTP side of the Codex upstream: one shared, pooled client (plus one per distinct proxy),
+//! the `/responses` call with the headers the backend expects, and the OAuth refresh call.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use crate::codex::upstream::UpstreamError;
+use crate::config::CodexConfig;
+
+/// Sends requests upstream; cheap to clone.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    config: std::sync::Arc<CodexConfig>,
+    default: reqwest::Client,
+    /// One client per per-account proxy URL, built on first use.
+    proxied: std::sync::Arc<DashMap<String, reqwest::Client>>,
+}
+
+/// What a refresh answered.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RefreshedTokens {
+    pub access_token: String,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub id_token: Option<String>,
+    #[serde(default)]
+    pub expires_in: Option<i64>,
+}
+
+/// A request that never got an answer (connect, timeout, proxy); the message names no URL.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+/// Why a refresh failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RefreshError {
+    /// The refresh token can never work again (reused, expired, invalidated, invalid_grant):
+    /// the account must sign in again.
+    #[error("refresh token rejected ({0}); the account must sign in again")]
+    Permanent(String),
+    /// Network trouble or a 5xx: try again later.
+    #[error("refresh failed temporarily: {0}")]
+    Transient(String),
+}
+
+/// Codes with which the OAuth endpoint says a refresh token is dead for good.
+const PERMANENT_REFRESH_CODES: &[&str] = &[
+    "refresh_token_reused",
+    "refresh_token_expired",
+    "refresh_token_invalidated",
+    "invalid_grant",
+];
+
+impl UpstreamClient {
+    /// Builds the shared client from the configuration.
+    pub fn new(config: CodexConfig) -> anyhow::Result<Self> {
+        let proxy = config
+            .proxy_url
+            .as_ref()
+            .map(|p| p.expose_secret().to_string())
+            .filter(|p| !p.trim().is_empty());
+        let default = build_client(&config, proxy.as_deref())?;
+        Ok(Self {
+            config: std::sync::Arc::new(config),
+            default,
+            proxied: std::sync::Arc::new(DashMap::new()),
+        })
+    }
+
+    fn client_for(&self, proxy_url: Option<&str>) -> Result<reqwest::Client, TransportError> {
+        let Some(proxy) = proxy_url.filter(|p| !p.trim().is_empty()) else {
+            return Ok(self.default.clone());
+        };
+        if let Some(client) = self.proxied.get(proxy) {
+            return Ok(client.clone());
+        }
+        let client = build_client(&self.config, Some(proxy))
+            .map_err(|_| TransportError("the account's proxy URL is invalid".into()))?;
+        self.proxied.insert(proxy.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// `POST {base_url}/responses` with the account's credentials; the body is already the
+    /// normalised Codex request.
+    pub async fn responses(
+        &self,
+        access_token: &str,
+        account_id: &str,
+        proxy_url: Option<&str>,
+        session_id: Option<&str>,
+        body: Bytes,
+    ) -> Result<reqwest::Response, TransportError> {
+        let client = self.client_for(proxy_url)?;
+        let url = format!("{}/responses", self.config.base_url.trim_end_matches('/'));
+        let mut request = client
+            .post(url)
+            .bearer_auth(access_token)
+            .header("chatgpt-account-id", account_id)
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .header("originator", &self.config.originator)
+            .header("user-agent", &self.config.user_agent)
+            .header("version", &self.config.client_version)
+            .body(body);
+        if let Some(session) = session_id {
+            request = request.header("session_id", session);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| TransportError(describe_transport(&e)))
+    }
+
+    /// Exchanges a refresh token for new tokens at the OAuth endpoint.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        proxy_url: Option<&str>,
+    ) -> Result<RefreshedTokens, RefreshError> {
+        let client = self
+            .client_for(proxy_url)
+            .map_err(|e| RefreshError::Transient(e.0))?;
+        let form = [
+            ("client_id", self.config.client_id.as_str()),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("scope", "openid profile email"),
+        ];
+        let response = client
+            .post(&self.config.oauth_token_url)
+            .header("accept", "application/json")
+            .form(&form)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| RefreshError::Transient(describe_transport(&e)))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| RefreshError::Transient(describe_transport(&e)))?;
+        if status.is_success() {
+            let tokens: RefreshedTokens = serde_json::from_slice(&body).map_err(|_| {
+                RefreshError::Transient("the token endpoint answered an unreadable body".into())
+            })?;
+            if tokens.access_token.is_empty() {
+                return Err(RefreshError::Transient(
+                    "the token endpoint answered without an access token".into(),
+                ));
+            }
+            return Ok(tokens);
+        }
+        let parsed = UpstreamError::from_body(&body);
+        let code = parsed
+            .as_ref()
+            .and_then(|e| e.code.clone().or_else(|| e.kind.clone()))
+            .or_else(|| {
+                // The plain OAuth shape: {"error": "invalid_grant", "error_description": ...}
+                serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            })
+            .unwrap_or_default();
+        let message_code = parsed
+            .as_ref()
+            .map(|e| e.message.clone())
+            .filter(|m| PERMANENT_REFRESH_CODES.iter().any(|c| m.contains(c)));
+        if let Some(code) = PERMANENT_REFRESH_CODES
+            .iter()
+            .find(|c| code == **c || message_code.as_deref().is_some_and(|m| m.contains(**c)))
+        {
+            return Err(RefreshError::Permanent((*code).to_string()));
+        }
+        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+            return Err(RefreshError::Transient(format!(
+                "the token endpoint answered {status}"
+            )));
+        }
+        // Any other 4xx without a known code: the token is not accepted; treat as permanent so
+        // that a dead account does not hammer the endpoint, and keep the status for the admin.
+        Err(RefreshError::Permanent(if code.is_empty() {
+            format!("HTTP {}", status.as_u16())
+        } else {
+            code
+        }))
+    }
+}
+
+fn build_client(config: &CodexConfig, proxy: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(config.connect_timeout_seconds))
+        .read_timeout(Duration::from_secs(config.read_timeout_seconds))
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256);
+    if let Some(proxy) = proxy {
+        builder = builder.proxy(reqwest::Proxy::all(proxy)?);
+    }
+    Ok(builder.build()?)
+}
+
+/// A transport error as a sentence without the URL (which may carry credentials of a proxy).
+fn describe_transport(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "broke off while reading"
+    } else {
+        "failed"
+    };
+    format!("upstream request {what}")
+}

@@ -1,0 +1,512 @@
+//! The OpenAI-compatible API against the mock Codex upstream: translation, streaming,
+//! failover, refresh, usage logging.
+
+use std::time::Duration;
+
+use sea_orm::EntityTrait;
+use serde_json::{json, Value};
+
+use crate::helpers::pool::{
+    account_row, add_account, ask, chat, create_key, log_rows, spawn_with_mock, sse_data,
+};
+use crate::mock_upstream::{
+    Behaviour, MockUpstream, RefreshBehaviour, USAGE_CACHED_TOKENS, USAGE_INPUT_TOKENS,
+    USAGE_OUTPUT_TOKENS,
+};
+
+#[actix_web::test]
+async fn non_streaming_chat_is_translated_both_ways_and_logged() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-a");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    let row = add_account(&app, &account).await;
+    let (key_id, key) = create_key(&app, "client", |_| {}).await;
+
+    let res = chat(&app, &key, &ask("hello there", false)).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["model"], "gpt-5");
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(
+        content.contains("acct-a") && content.contains("hello there"),
+        "{content}"
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(body["usage"]["prompt_tokens"], USAGE_INPUT_TOKENS);
+    assert_eq!(body["usage"]["completion_tokens"], USAGE_OUTPUT_TOKENS);
+    assert_eq!(
+        body["usage"]["prompt_tokens_details"]["cached_tokens"],
+        USAGE_CACHED_TOKENS
+    );
+
+    let sent = mock.last_request().unwrap();
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {}", account.access_token).as_str())
+    );
+    assert_eq!(sent.header("chatgpt-account-id"), Some("acct-a"));
+    assert_eq!(sent.body["stream"], true);
+    assert_eq!(sent.body["store"], false);
+    assert!(sent.body.get("temperature").is_none() && sent.body.get("max_tokens").is_none());
+    assert_eq!(sent.body["input"][0]["role"], "developer");
+
+    let rows = log_rows(&app).await;
+    assert_eq!(rows.len(), 1);
+    let log = &rows[0];
+    assert_eq!((log.api_key_id, log.token_id), (Some(key_id), Some(row.id)));
+    assert_eq!((log.status_code, log.stream), (200, false));
+    assert_eq!(log.input_tokens as u64, USAGE_INPUT_TOKENS);
+    assert_eq!(log.output_tokens as u64, USAGE_OUTPUT_TOKENS);
+    assert_eq!(log.endpoint, "/v1/chat/completions");
+    let stored = account_row(&app, row.id).await;
+    assert_eq!(stored.usage_count, 1);
+}
+
+#[actix_web::test]
+async fn streaming_chat_sends_chunks_with_one_id_usage_and_done() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-s");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+
+    let mut body = ask("stream please", true);
+    body["stream_options"] = json!({"include_usage": true});
+    let res = chat(&app, &key, &body).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = res.text().await.unwrap();
+    let data = sse_data(&text);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(chunks.len() >= 3, "{text}");
+    let id = chunks[0]["id"].clone();
+    assert!(chunks
+        .iter()
+        .all(|c| c["id"] == id && c["object"] == "chat.completion.chunk"));
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(content.contains("stream please"), "{content}");
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        usage["usage"]["total_tokens"],
+        USAGE_INPUT_TOKENS + USAGE_OUTPUT_TOKENS
+    );
+
+    let rows = log_rows(&app).await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].stream && rows[0].ttft_ms.is_some());
+}
+
+#[actix_web::test]
+async fn keys_are_checked_and_errors_take_openais_shape() {
+    let mock = MockUpstream::start();
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    let (_, disabled) = create_key(&app, "off", |k| k.is_active = sea_orm::Set(false)).await;
+    let (_, expired) = create_key(&app, "old", |k| {
+        k.expires_at = sea_orm::Set(Some(chrono::Utc::now() - chrono::Duration::hours(1)))
+    })
+    .await;
+
+    for presented in ["sk-unknown", disabled.as_str(), expired.as_str()] {
+        let res = chat(&app, presented, &ask("hi", false)).await;
+        assert_eq!(res.status(), 401, "{presented}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_api_key");
+        assert_eq!(body["error"]["type"], "authentication_error");
+        assert!(body["error"].get("param").is_some());
+    }
+    let res = reqwest::Client::new()
+        .get(app.url("/v1/models"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let models: Value = res.json().await.unwrap();
+    assert_eq!(models["object"], "list");
+    assert_eq!(models["data"][0]["object"], "model");
+    assert_eq!(models["data"][0]["owned_by"], "openai");
+
+    let bad = chat(&app, &key, &json!({"model": "gpt-5", "messages": []})).await;
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    let bad = chat(&app, &key, &json!({"model": "gpt-5", "messages": "hi"})).await;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        mock.total_requests(),
+        0,
+        "malformed requests never reach the upstream"
+    );
+
+    let none = chat(&app, &key, &ask("hi", false)).await;
+    assert_eq!(none.status(), 503, "no account imported");
+    let body: Value = none.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "no_available_account");
+}
+
+#[actix_web::test]
+async fn usage_limit_fails_over_and_the_cooling_account_is_skipped() {
+    let mock = MockUpstream::start();
+    let a = mock.create_account("acct-1");
+    let b = mock.create_account("acct-2");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    let row_a = add_account(&app, &a).await;
+    add_account(&app, &b).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    mock.set_behaviour(
+        "acct-1",
+        Behaviour::UsageLimit {
+            resets_in_seconds: 600,
+        },
+    );
+
+    for _ in 0..3 {
+        let res = chat(&app, &key, &ask("hi", false)).await;
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert!(body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("acct-2"));
+    }
+    assert_eq!(
+        mock.request_count("acct-1"),
+        1,
+        "the cooling account is skipped after its 429"
+    );
+    let stored = account_row(&app, row_a.id).await;
+    let until = stored.cooldown_until.expect("cooldown stored");
+    assert!(until > chrono::Utc::now() + chrono::Duration::seconds(500));
+
+    mock.set_behaviour(
+        "acct-2",
+        Behaviour::UsageLimit {
+            resets_in_seconds: 120,
+        },
+    );
+    let res = chat(&app, &key, &ask("hi", false)).await;
+    assert_eq!(res.status(), 429, "every account cools down");
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (100..=120).contains(&retry),
+        "Retry-After is the nearest reset: {retry}"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "all_accounts_cooling");
+}
+
+#[actix_web::test]
+async fn server_errors_and_overload_retry_on_another_account() {
+    let mock = MockUpstream::start();
+    let a = mock.create_account("acct-x");
+    let b = mock.create_account("acct-y");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &a).await;
+    add_account(&app, &b).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    mock.set_behaviour("acct-x", Behaviour::ServerError(503));
+    mock.set_behaviour(
+        "acct-y",
+        Behaviour::StreamFailed("server_is_overloaded".into()),
+    );
+    let res = chat(&app, &key, &ask("hi", false)).await;
+    assert_eq!(res.status(), 502, "both failed before content");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_error");
+
+    mock.set_behaviour("acct-y", Behaviour::Ok);
+    let c = mock.create_account("acct-z");
+    add_account(&app, &c).await;
+    let res = chat(&app, &key, &ask("hi", false)).await;
+    assert_eq!(
+        res.status(),
+        200,
+        "the cooled accounts are skipped, the new one answers"
+    );
+}
+
+#[actix_web::test]
+async fn client_errors_go_back_untouched_without_retry() {
+    let mock = MockUpstream::start();
+    let a = mock.create_account("acct-c");
+    let b = mock.create_account("acct-d");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &a).await;
+    add_account(&app, &b).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    let res = chat(&app, &key, &ask("[mock:unsupported_model]", false)).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not supported"));
+    assert_eq!(
+        mock.total_requests(),
+        1,
+        "no retry for the client's own error"
+    );
+    let res = chat(&app, &key, &ask("hi", false)).await;
+    assert_eq!(res.status(), 200, "the account was left in rotation");
+}
+
+#[actix_web::test]
+async fn unauthorized_refreshes_once_and_stores_the_rotated_token() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-r");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    let row = add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    mock.set_behaviour("acct-r", Behaviour::Unauthorized);
+
+    let res = chat(&app, &key, &ask("hi", false)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(mock.refresh_calls("acct-r"), 1);
+    let stored = account_row(&app, row.id).await;
+    let current = mock.account("acct-r").unwrap();
+    assert_eq!(
+        stored.refresh_token, current.refresh_token,
+        "the rotated refresh token is stored"
+    );
+    assert_eq!(stored.access_token, current.access_token);
+    assert_ne!(stored.refresh_token, account.refresh_token);
+    assert!(stored.refresh_lock_owner.is_none(), "the lease is released");
+}
+
+#[actix_web::test]
+async fn twenty_concurrent_401s_cause_exactly_one_refresh() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-c20");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    mock.set_refresh_delay(Duration::from_millis(300));
+    mock.set_behaviour("acct-c20", Behaviour::Unauthorized);
+
+    let requests = (0..20).map(|i| {
+        let key = key.clone();
+        let app = &app;
+        async move {
+            chat(app, &key, &ask(&format!("n{i}"), false))
+                .await
+                .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(mock.refresh_calls("acct-c20"), 1);
+    assert_eq!(mock.total_reuse_errors(), 0);
+}
+
+#[actix_web::test]
+async fn a_permanent_refresh_failure_takes_the_account_out() {
+    let mock = MockUpstream::start();
+    let a = mock.create_account("acct-dead");
+    let b = mock.create_account("acct-live");
+    let app = spawn_with_mock(&mock, |c| c.pool.strategy = "fill_first".into()).await;
+    let dead = add_account(&app, &a).await;
+    add_account(&app, &b).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    mock.set_behaviour("acct-dead", Behaviour::Unauthorized);
+    mock.set_refresh_behaviour("acct-dead", RefreshBehaviour::Reused);
+
+    let res = chat(&app, &key, &ask("hi", false)).await;
+    assert_eq!(res.status(), 200, "served by the other account");
+    let stored = account_row(&app, dead.id).await;
+    assert_eq!(stored.status, "needs_relogin");
+    assert!(stored.last_error.unwrap().contains("refresh_token_reused"));
+    let before = mock.request_count("acct-dead");
+    for _ in 0..3 {
+        assert_eq!(chat(&app, &key, &ask("hi", false)).await.status(), 200);
+    }
+    assert_eq!(mock.request_count("acct-dead"), before, "out of rotation");
+}
+
+#[actix_web::test]
+async fn a_stream_cut_after_content_ends_with_an_error_event() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-cut");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    let text = chat(&app, &key, &ask("[mock:cut]", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let data = sse_data(&text);
+    assert_ne!(data.last().map(String::as_str), Some("[DONE]"), "{text}");
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disconnected"),
+        "{last}"
+    );
+    let rows = log_rows(&app).await;
+    assert_eq!(rows[0].status_code, 502);
+}
+
+#[actix_web::test]
+async fn a_client_that_goes_away_cancels_the_upstream_and_is_still_logged() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-gone");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    let mut res = chat(&app, &key, &ask("[mock:slow]", true)).await;
+    assert_eq!(res.status(), 200);
+    let first = res.chunk().await.unwrap();
+    assert!(first.is_some());
+    drop(res);
+    assert!(
+        mock.wait_until(Duration::from_secs(10), |m| m.dropped_streams() == 1)
+            .await,
+        "the upstream stream was cancelled"
+    );
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = log_rows(&app).await;
+        if !rows.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status_code, 499);
+    let snapshot = app.state.pool.snapshot().await.unwrap();
+    assert_eq!(snapshot[0].in_flight, 0, "the account was released");
+}
+
+#[actix_web::test]
+async fn a_burst_leaves_exactly_that_many_rows_and_counters() {
+    let mock = MockUpstream::start();
+    let a = mock.create_account("acct-b1");
+    let b = mock.create_account("acct-b2");
+    let app = spawn_with_mock(&mock, |c| c.log.batch_size = 7).await;
+    let ra = add_account(&app, &a).await;
+    let rb = add_account(&app, &b).await;
+    let (key_id, key) = create_key(&app, "client", |_| {}).await;
+    let requests = (0..40).map(|i| {
+        let key = key.clone();
+        let app = &app;
+        async move {
+            chat(app, &key, &ask(&format!("m{i}"), i % 2 == 0))
+                .await
+                .text()
+                .await
+                .unwrap()
+        }
+    });
+    futures_util::future::join_all(requests).await;
+    let rows = log_rows(&app).await;
+    assert_eq!(rows.len(), 40);
+    let stored_key = gpt2api::db::api_key::Entity::find_by_id(key_id)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored_key.usage_count, 40);
+    assert_eq!(
+        stored_key.tokens_used as u64,
+        40 * (USAGE_INPUT_TOKENS + USAGE_OUTPUT_TOKENS)
+    );
+    let served =
+        account_row(&app, ra.id).await.usage_count + account_row(&app, rb.id).await.usage_count;
+    assert_eq!(served, 40);
+    assert_eq!(
+        account_row(&app, ra.id).await.usage_count,
+        20,
+        "round robin alternates"
+    );
+    let (_, dropped, failed) = app.state.usage.counts();
+    assert_eq!((dropped, failed), (0, 0));
+}
+
+#[actix_web::test]
+async fn tool_calls_round_trip() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-t");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let body = json!({"model": "gpt-5", "tools": tools, "messages": [{"role": "user", "content": "[mock:tool_call] weather?"}]});
+    let first: Value = chat(&app, &key, &body).await.json().await.unwrap();
+    assert_eq!(first["choices"][0]["finish_reason"], "tool_calls");
+    let call = &first["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["type"], "function");
+    let follow = json!({"model": "gpt-5", "tools": tools, "messages": [
+        {"role": "user", "content": "[mock:tool_call] weather?"},
+        {"role": "assistant", "content": null, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "sunny"}
+    ]});
+    let res = chat(&app, &key, &follow).await;
+    assert_eq!(res.status(), 200);
+    let second: Value = res.json().await.unwrap();
+    assert!(second["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("sunny"));
+}
+
+#[actix_web::test]
+async fn responses_api_streams_and_aggregates() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-resp");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    let client = reqwest::Client::new();
+    let res = client
+        .post(app.url("/v1/responses"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "gpt-5-high", "input": "hello responses", "temperature": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "completed");
+    assert!(body["output"].as_array().is_some_and(|o| !o.is_empty()));
+    let sent = mock.last_request().unwrap();
+    assert_eq!(sent.body["model"], "gpt-5");
+    assert_eq!(sent.body["reasoning"]["effort"], "high");
+
+    let text = client
+        .post(app.url("/v1/responses"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "gpt-5", "stream": true, "input": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("event: response.output_text.delta"), "{text}");
+    assert!(text.contains("event: response.completed"), "{text}");
+    let rows = log_rows(&app).await;
+    assert_eq!(rows.len(), 2);
+    assert!(rows
+        .iter()
+        .all(|r| r.endpoint == "/v1/responses" && r.status_code == 200));
+}
