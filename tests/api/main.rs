@@ -2,6 +2,7 @@
 //! SQLite always; PostgreSQL as well when `TEST_DATABASE_URL` is set.
 
 mod admin_auth;
+mod admin_resources;
 mod cli;
 mod helpers;
 mod migrations;

@@ -1,0 +1,477 @@
+//! `/admin/tokens`: Codex accounts. Import (multipart files or JSON), list with status,
+//! enable/disable/rename, delete, manual refresh, export. Secrets never leave except in the
+//! admin-only export.
+
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::BytesMut;
+use chrono::Utc;
+use futures_util::StreamExt;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    Set,
+};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{page_of, Paging};
+use crate::actors::token_pool::{RateLimits, STATUS_NEEDS_RELOGIN, STATUS_REFRESH_FAILED};
+use crate::codex::credentials::{parse_credentials_file, AccountCredentials};
+use crate::db::token;
+use crate::error::{AppError, AppResult};
+use crate::http::auth::AdminSession;
+use crate::state::AppState;
+
+/// Mounts the account routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/tokens", web::get().to(list))
+        .route("/tokens/import", web::post().to(import))
+        .route("/tokens/export", web::get().to(export))
+        .route("/tokens/{id}", web::patch().to(update))
+        .route("/tokens/{id}", web::delete().to(delete))
+        .route("/tokens/{id}/refresh", web::post().to(refresh));
+}
+
+/// The contract's status of an account, derived from what is stored.
+pub fn status_of(row: &token::Model, lead_seconds: u64) -> &'static str {
+    let now = Utc::now();
+    if !row.is_active {
+        "disabled"
+    } else if row.status == STATUS_NEEDS_RELOGIN {
+        "needs_relogin"
+    } else if row.expires_at.is_some_and(|at| at <= now) {
+        "expired"
+    } else if row.status == STATUS_REFRESH_FAILED {
+        "refresh_failed"
+    } else if row.cooldown_until.is_some_and(|until| until > now) {
+        "cooling_down"
+    } else if row
+        .expires_at
+        .is_some_and(|at| at <= now + chrono::Duration::seconds(lead_seconds as i64))
+    {
+        "expiring"
+    } else {
+        "active"
+    }
+}
+
+/// The API shape of an account: no access, refresh or id token.
+pub fn to_json(row: &token::Model, lead_seconds: u64) -> Value {
+    let rate_limits: Option<RateLimits> = row
+        .rate_limits
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok());
+    json!({
+        "id": row.id,
+        "name": row.name,
+        "email": row.email,
+        "account_id": row.account_id,
+        "plan_type": row.plan_type,
+        "is_active": row.is_active,
+        "status": status_of(row, lead_seconds),
+        "expired_at": row.expires_at,
+        "last_refresh_at": row.last_refresh_at,
+        "last_used_at": row.last_used_at,
+        "usage_count": row.usage_count,
+        "error_count": row.error_count,
+        "last_error": row.last_error,
+        "cooldown_until": row.cooldown_until.filter(|u| *u > Utc::now()),
+        "rate_limits": rate_limits,
+        "created_at": row.created_at,
+    })
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    page: Option<u64>,
+    page_size: Option<u64>,
+    status: Option<String>,
+    q: Option<String>,
+}
+
+const STATUSES: [&str; 7] = [
+    "active",
+    "expiring",
+    "expired",
+    "cooling_down",
+    "refresh_failed",
+    "needs_relogin",
+    "disabled",
+];
+
+async fn list(
+    state: web::Data<AppState>,
+    _admin: AdminSession,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
+    let (page, size) = Paging {
+        page: query.page,
+        page_size: query.page_size,
+    }
+    .resolve()?;
+    let status = query.status.as_deref().filter(|s| !s.is_empty());
+    if let Some(s) = status {
+        if !STATUSES.contains(&s) {
+            return Err(AppError::bad_request(
+                "invalid_request",
+                format!("`status` must be one of {}", STATUSES.join(", ")),
+            ));
+        }
+    }
+    let mut select = token::Entity::find().filter(token::Column::DeletedAt.is_null());
+    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        select = select.filter(
+            Condition::any()
+                .add(token::Column::Email.contains(q))
+                .add(token::Column::Name.contains(q))
+                .add(token::Column::AccountId.contains(q)),
+        );
+    }
+    let lead = state.settings.get().refresh_lead_seconds;
+    let select = select.order_by_asc(token::Column::Id);
+    // The status is derived from several columns and the clock, so a status filter is applied
+    // in memory; an account pool is at most thousands of rows.
+    let (rows, total) = match status {
+        None => {
+            let paginator = select.paginate(&state.db, size);
+            (
+                paginator.fetch_page(page - 1).await?,
+                paginator.num_items().await?,
+            )
+        }
+        Some(wanted) => {
+            let all: Vec<token::Model> = select
+                .all(&state.db)
+                .await?
+                .into_iter()
+                .filter(|row| status_of(row, lead) == wanted)
+                .collect();
+            let total = all.len() as u64;
+            let start = ((page - 1) * size) as usize;
+            (
+                all.into_iter().skip(start).take(size as usize).collect(),
+                total,
+            )
+        }
+    };
+    let data = rows.iter().map(|r| to_json(r, lead)).collect();
+    Ok(HttpResponse::Ok().json(page_of(data, total, page, size)))
+}
+
+async fn find(state: &AppState, id: i32) -> AppResult<token::Model> {
+    token::Entity::find_by_id(id)
+        .filter(token::Column::DeletedAt.is_null())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no account with id {id}")))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    _admin: AdminSession,
+    path: web::Path<i32>,
+    body: web::Json<Map<String, Value>>,
+) -> AppResult<HttpResponse> {
+    let row = find(&state, *path).await?;
+    let mut model: token::ActiveModel = row.into();
+    for (key, value) in body.iter() {
+        match (key.as_str(), value) {
+            ("name", Value::Null) => model.name = Set(None),
+            ("name", Value::String(name)) if name.chars().count() <= 200 => {
+                model.name = Set(Some(name.trim().to_string()).filter(|n| !n.is_empty()))
+            }
+            ("is_active", Value::Bool(active)) => model.is_active = Set(*active),
+            ("name", _) => {
+                return Err(AppError::bad_request(
+                    "invalid_request",
+                    "`name` must be a string of at most 200 characters or null",
+                ))
+            }
+            ("is_active", _) => {
+                return Err(AppError::bad_request(
+                    "invalid_request",
+                    "`is_active` must be true or false",
+                ))
+            }
+            (other, _) => {
+                return Err(AppError::bad_request(
+                    "invalid_request",
+                    format!("`{other}` cannot be changed here"),
+                ))
+            }
+        }
+    }
+    model.updated_at = Set(Utc::now());
+    let row = model.update(&state.db).await?;
+    state.pool.upsert(row.clone()).await?;
+    Ok(HttpResponse::Ok().json(to_json(&row, state.settings.get().refresh_lead_seconds)))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    path: web::Path<i32>,
+) -> AppResult<HttpResponse> {
+    let row = find(&state, *path).await?;
+    let id = row.id;
+    state.pool.remove(id).await?;
+    let mut model: token::ActiveModel = row.into();
+    // The row stays so that past log rows still name the account; its secrets do not.
+    model.deleted_at = Set(Some(Utc::now()));
+    model.access_token = Set(String::new());
+    model.refresh_token = Set(String::new());
+    model.id_token = Set(None);
+    model.update(&state.db).await?;
+    tracing::info!(admin = %admin.0.user.username, token_id = id, "account deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn refresh(
+    state: web::Data<AppState>,
+    _admin: AdminSession,
+    path: web::Path<i32>,
+) -> AppResult<HttpResponse> {
+    let row = find(&state, *path).await?;
+    match state.refresher.refresh(row.id, None).await? {
+        Ok(_) => {
+            let row = find(&state, row.id).await?;
+            Ok(HttpResponse::Ok().json(to_json(&row, state.settings.get().refresh_lead_seconds)))
+        }
+        Err(failure) => Err(AppError::new(
+            StatusCode::BAD_GATEWAY,
+            "refresh_failed",
+            failure.message,
+        )),
+    }
+}
+
+async fn export(state: web::Data<AppState>, admin: AdminSession) -> AppResult<HttpResponse> {
+    let rows = token::Entity::find()
+        .filter(token::Column::DeletedAt.is_null())
+        .order_by_asc(token::Column::Id)
+        .all(&state.db)
+        .await?;
+    let files: Vec<Value> = rows
+        .into_iter()
+        .map(|row| {
+            AccountCredentials {
+                email: row.email,
+                account_id: row.account_id,
+                plan_type: row.plan_type,
+                access_token: row.access_token,
+                refresh_token: row.refresh_token,
+                id_token: row.id_token,
+                expires_at: row.expires_at,
+                last_refresh: row.last_refresh_at,
+                disabled: !row.is_active,
+                label: row.name,
+                proxy_url: row.proxy_url,
+            }
+            .to_cliproxy_json()
+        })
+        .collect();
+    tracing::info!(admin = %admin.0.user.username, accounts = files.len(), "accounts exported");
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            "content-disposition",
+            "attachment; filename=\"gpt2api-accounts.json\"",
+        ))
+        .insert_header(("cache-control", "no-store"))
+        .json(files))
+}
+
+/// One uploaded file or JSON body: its name and bytes.
+struct Upload {
+    source: String,
+    bytes: bytes::Bytes,
+}
+
+async fn import(
+    state: web::Data<AppState>,
+    admin: AdminSession,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> AppResult<HttpResponse> {
+    let limit = state.config.server.import_limit_bytes;
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let uploads = if content_type.starts_with("multipart/form-data") {
+        read_multipart(Multipart::new(req.headers(), payload), limit).await?
+    } else if content_type.starts_with("application/json") {
+        vec![Upload {
+            source: "request body".into(),
+            bytes: read_all(payload, limit).await?,
+        }]
+    } else {
+        return Err(AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send multipart/form-data with parts named `file`, or application/json",
+        ));
+    };
+    if uploads.is_empty() {
+        return Err(AppError::bad_request(
+            "invalid_request",
+            "no file was uploaded (parts must be named `file`)",
+        ));
+    }
+
+    // Parsing thousands of files is CPU work: off the async workers.
+    let entries = web::block(move || {
+        uploads
+            .iter()
+            .flat_map(|u| parse_credentials_file(&u.source, &u.bytes))
+            .collect::<Vec<_>>()
+    })
+    .await?;
+
+    let mut imported = 0u64;
+    let mut updated = 0u64;
+    let mut failed = Vec::new();
+    for entry in entries {
+        let account = match entry.result {
+            Ok(account) => account,
+            Err(reason) => {
+                failed.push(json!({"source": entry.source, "reason": reason.to_string()}));
+                continue;
+            }
+        };
+        match upsert(&state, account).await {
+            Ok((row, created)) => {
+                if created {
+                    imported += 1;
+                } else {
+                    updated += 1;
+                }
+                state.pool.upsert(row).await?;
+            }
+            Err(e) => failed.push(json!({"source": entry.source, "reason": e.message})),
+        }
+    }
+    tracing::info!(admin = %admin.0.user.username, imported, updated, failed = failed.len(), "accounts imported");
+    Ok(
+        HttpResponse::Ok()
+            .json(json!({"imported": imported, "updated": updated, "failed": failed})),
+    )
+}
+
+/// Inserts the account, or refreshes the stored one with the same `account_id` (a deleted one
+/// comes back).
+async fn upsert(state: &AppState, account: AccountCredentials) -> AppResult<(token::Model, bool)> {
+    let now = Utc::now();
+    let existing = token::Entity::find()
+        .filter(token::Column::AccountId.eq(account.account_id.as_str()))
+        .one(&state.db)
+        .await?;
+    let created = existing.is_none();
+    let mut model = match existing {
+        Some(row) => {
+            let revived = row.deleted_at.is_some();
+            let mut model: token::ActiveModel = row.into();
+            if revived {
+                model.deleted_at = Set(None);
+                model.created_at = Set(now);
+            }
+            model
+        }
+        None => token::ActiveModel {
+            account_id: Set(account.account_id.clone()),
+            created_at: Set(now),
+            error_count: Set(0),
+            usage_count: Set(0),
+            input_tokens: Set(0),
+            output_tokens: Set(0),
+            ..Default::default()
+        },
+    };
+    model.email = Set(account.email);
+    model.plan_type = Set(account.plan_type);
+    model.access_token = Set(account.access_token);
+    model.refresh_token = Set(account.refresh_token);
+    model.id_token = Set(account.id_token);
+    model.expires_at = Set(account.expires_at);
+    model.last_refresh_at = Set(account.last_refresh);
+    model.is_active = Set(!account.disabled);
+    model.status = Set("active".into());
+    model.last_error = Set(None);
+    model.cooldown_until = Set(None);
+    if account.label.is_some() {
+        model.name = Set(account.label);
+    }
+    if account.proxy_url.is_some() {
+        model.proxy_url = Set(account.proxy_url);
+    }
+    model.updated_at = Set(now);
+    let row = if created {
+        model.insert(&state.db).await?
+    } else {
+        model.update(&state.db).await?
+    };
+    Ok((row, created))
+}
+
+async fn read_all(mut payload: web::Payload, limit: usize) -> AppResult<bytes::Bytes> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| {
+            AppError::bad_request("invalid_request", "the upload could not be read")
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+async fn read_multipart(mut form: Multipart, limit: usize) -> AppResult<Vec<Upload>> {
+    let mut uploads = Vec::new();
+    let mut total = 0usize;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| {
+            AppError::bad_request("invalid_request", format!("malformed multipart body: {e}"))
+        })?;
+        let disposition = field.content_disposition().cloned();
+        let name = disposition
+            .as_ref()
+            .and_then(|d| d.get_name())
+            .unwrap_or("")
+            .to_string();
+        let source = disposition
+            .as_ref()
+            .and_then(|d| d.get_filename())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("upload {}", uploads.len() + 1));
+        let mut bytes = BytesMut::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| {
+                AppError::bad_request("invalid_request", format!("malformed multipart body: {e}"))
+            })?;
+            total += chunk.len();
+            if total > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if name == "file" || name == "files" || name == "file[]" {
+            uploads.push(Upload {
+                source,
+                bytes: bytes.freeze(),
+            });
+        }
+    }
+    Ok(uploads)
+}
+
+fn too_large() -> AppError {
+    AppError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "the upload is larger than server.import_limit_bytes",
+    )
+}
