@@ -12,7 +12,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
-use crate::actors::key_cache::KeyRecord;
+use crate::actors::key_cache::{KeyCacheHandle, KeyRecord};
 use crate::actors::token_pool::{Lease, Outcome, RateLimits};
 use crate::actors::usage_log::{UsageLogHandle, UsageRecord};
 use crate::codex::sse::{SseDecoder, SseFrame};
@@ -365,13 +365,14 @@ pub struct RequestLog {
     pub record: UsageRecord,
     started: Instant,
     writer: UsageLogHandle,
+    keys: KeyCacheHandle,
     done: bool,
 }
 
 impl RequestLog {
     /// Starts timing a request.
     pub fn start(
-        writer: UsageLogHandle,
+        state: &AppState,
         key: &KeyRecord,
         model: &str,
         endpoint: &'static str,
@@ -398,7 +399,8 @@ impl RequestLog {
                 rate_limits: None,
             },
             started: Instant::now(),
-            writer,
+            writer: state.usage.clone(),
+            keys: state.keys.clone(),
             done: false,
         }
     }
@@ -433,6 +435,10 @@ impl RequestLog {
         }
         self.done = true;
         self.record.latency_ms = self.started.elapsed().as_millis() as u64;
+        if let Some(key_id) = self.record.api_key_id {
+            let tokens = self.record.input_tokens + self.record.output_tokens;
+            self.keys.settle(key_id, tokens as i64);
+        }
         self.writer.record(self.record.clone());
     }
 }

@@ -1,19 +1,25 @@
 //! The key cache: API key hash -> key record, filled from the database on demand and
 //! invalidated at once when a key changes or is deleted.
 //!
+//! It also enforces the keys' limits, because a single actor sees every request in order:
+//! [`Admit`] reserves a request against the per-minute and per-day limits and checks the token
+//! budget before the request is dispatched, so concurrent requests cannot overshoot a request
+//! limit; [`Settle`] adds the tokens a request used once they are known. The counters live in
+//! this process (several instances each enforce the limits on their own traffic).
+//!
 //! Messages: [`Lookup`] (answered from memory, or after one database read on a miss),
-//! [`Invalidate`] (by key id, after any admin change).
+//! [`Invalidate`] (by key id, after any admin change), [`Admit`], [`Settle`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
-use crate::db::api_key;
+use crate::db::{api_key, api_log};
 use crate::error::AppError;
 
 /// What the proxy needs to know about a key.
@@ -85,6 +91,171 @@ pub struct KeyCache {
     entries: HashMap<String, Entry>,
     /// Key id -> hash, for invalidation by id.
     hashes: HashMap<i32, String>,
+    /// Key id -> what it has used, for the limits.
+    usage: HashMap<i32, KeyUsage>,
+}
+
+/// What one key has used recently.
+#[derive(Default)]
+struct KeyUsage {
+    /// Admission times within the last minute.
+    minute: VecDeque<Instant>,
+    /// Requests admitted on `day` (UTC), once loaded from the log.
+    day: Option<(NaiveDate, i64)>,
+    /// Tokens settled since the key record was (re)loaded.
+    tokens_since_load: i64,
+}
+
+/// Why a key may not send another request now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LimitError {
+    /// `rpm_limit` reached; retry after this many seconds.
+    PerMinute { retry_after: u64 },
+    /// `daily_request_limit` reached until UTC midnight.
+    PerDay { retry_after: u64 },
+    /// `total_token_limit` used up.
+    Tokens,
+}
+
+impl From<LimitError> for AppError {
+    fn from(e: LimitError) -> Self {
+        use actix_web::http::StatusCode;
+        match e {
+            LimitError::PerMinute { retry_after } => AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                "this API key's requests-per-minute limit is reached",
+            )
+            .with_retry_after(retry_after),
+            LimitError::PerDay { retry_after } => AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                "this API key's daily request limit is reached",
+            )
+            .with_retry_after(retry_after),
+            LimitError::Tokens => AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                "this API key's token budget is used up",
+            ),
+        }
+    }
+}
+
+/// Reserves one request for a key against its limits.
+#[derive(Message)]
+#[rtype(result = "Result<(), LimitError>")]
+pub struct Admit(pub Arc<KeyRecord>);
+
+/// Adds the tokens a finished request used.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Settle {
+    pub key_id: i32,
+    pub tokens: i64,
+}
+
+impl KeyCache {
+    fn admit_now(&mut self, key: &KeyRecord, today_count: Option<i64>) -> Result<(), LimitError> {
+        let now = Instant::now();
+        let usage = self.usage.entry(key.id).or_default();
+        let today = Utc::now().date_naive();
+        if let Some(loaded) = today_count {
+            if usage.day.is_none_or(|(day, _)| day != today) {
+                usage.day = Some((today, loaded));
+            }
+        }
+        if let Some(limit) = key.total_token_limit {
+            if key.tokens_used + usage.tokens_since_load >= limit {
+                return Err(LimitError::Tokens);
+            }
+        }
+        while usage
+            .minute
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= MINUTE)
+        {
+            usage.minute.pop_front();
+        }
+        if let Some(limit) = key.rpm_limit {
+            if usage.minute.len() >= limit.max(0) as usize {
+                let oldest = usage.minute.front().copied().unwrap_or(now);
+                let wait = MINUTE.saturating_sub(now.duration_since(oldest));
+                return Err(LimitError::PerMinute {
+                    retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+                });
+            }
+        }
+        if let Some(limit) = key.daily_request_limit {
+            let count = match usage.day {
+                Some((day, count)) if day == today => count,
+                _ => 0,
+            };
+            if count >= limit {
+                let midnight = (today + chrono::Days::new(1))
+                    .and_hms_opt(0, 0, 0)
+                    .map(|t| t.and_utc())
+                    .unwrap_or_else(Utc::now);
+                return Err(LimitError::PerDay {
+                    retry_after: (midnight - Utc::now()).num_seconds().max(1) as u64,
+                });
+            }
+            usage.day = Some((today, count + 1));
+        }
+        if key.rpm_limit.is_some() {
+            usage.minute.push_back(now);
+        }
+        Ok(())
+    }
+}
+
+/// The window of `rpm_limit`.
+const MINUTE: Duration = Duration::from_secs(60);
+
+impl Handler<Admit> for KeyCache {
+    type Result = ResponseActFuture<Self, Result<(), LimitError>>;
+
+    fn handle(&mut self, msg: Admit, _: &mut Self::Context) -> Self::Result {
+        let key = msg.0;
+        let today = Utc::now().date_naive();
+        let needs_day = key.daily_request_limit.is_some()
+            && self
+                .usage
+                .get(&key.id)
+                .and_then(|u| u.day)
+                .is_none_or(|(day, _)| day != today);
+        if !needs_day {
+            let result = self.admit_now(&key, None);
+            return Box::pin(fut::ready(result));
+        }
+        // First request of the day in this process: count what the log already holds.
+        let db = self.db.clone();
+        let key_id = key.id;
+        Box::pin(
+            async move {
+                let start = today
+                    .and_hms_opt(0, 0, 0)
+                    .map(|t| t.and_utc())
+                    .unwrap_or_else(Utc::now);
+                api_log::Entity::find()
+                    .filter(api_log::Column::ApiKeyId.eq(key_id))
+                    .filter(api_log::Column::CreatedAt.gte(start))
+                    .count(&db)
+                    .await
+                    .unwrap_or(0) as i64
+            }
+            .into_actor(self)
+            .map(move |count, act, _| act.admit_now(&key, Some(count))),
+        )
+    }
+}
+
+impl Handler<Settle> for KeyCache {
+    type Result = ();
+
+    fn handle(&mut self, msg: Settle, _: &mut Self::Context) {
+        self.usage.entry(msg.key_id).or_default().tokens_since_load += msg.tokens;
+    }
 }
 
 impl KeyCache {
@@ -94,6 +265,7 @@ impl KeyCache {
             db,
             entries: HashMap::new(),
             hashes: HashMap::new(),
+            usage: HashMap::new(),
         }
     }
 }
@@ -143,6 +315,10 @@ impl Handler<Lookup> for KeyCache {
                 Ok(match row {
                     Some(row) => {
                         let record = Arc::new(KeyRecord::from_row(&row));
+                        // The stored total now includes what was settled (up to one flush).
+                        if let Some(usage) = act.usage.get_mut(&record.id) {
+                            usage.tokens_since_load = 0;
+                        }
                         act.hashes.insert(record.id, hash.clone());
                         act.entries.insert(hash, Entry::Found(record.clone()));
                         Some(record)
@@ -188,6 +364,24 @@ impl KeyCacheHandle {
         super::ask(&self.addr, Lookup(hash_key(key)), self.timeout, "key cache")
             .await?
             .map_err(AppError::internal)
+    }
+
+    /// Reserves a request against the key's limits (before dispatch).
+    pub async fn admit(&self, key: Arc<KeyRecord>) -> Result<(), AppError> {
+        super::ask(&self.addr, Admit(key), self.timeout, "key cache")
+            .await?
+            .map_err(AppError::from)
+    }
+
+    /// Adds the tokens a finished request used; never waits (a full mailbox drops it).
+    pub fn settle(&self, key_id: i32, tokens: i64) {
+        if tokens > 0 && self.addr.try_send(Settle { key_id, tokens }).is_err() {
+            tracing::warn!(
+                key_id,
+                tokens,
+                "key cache mailbox full: token usage not settled"
+            );
+        }
     }
 
     /// Forgets a key after it changed.

@@ -347,3 +347,92 @@ async fn json_import_export_round_trip_and_lifecycle() {
     let bad = app.get("/admin/tokens?status=bogus", &admin).await;
     assert_eq!(bad.status(), 400);
 }
+
+#[actix_web::test]
+async fn fifty_concurrent_requests_against_ten_per_minute_let_exactly_ten_through() {
+    let mock = MockUpstream::start();
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    crate::helpers::pool::add_account(&app, &mock.create_account("acct-rpm")).await;
+    let admin = app.admin_token().await;
+    let created: Value = app
+        .post(
+            "/admin/api-keys",
+            &admin,
+            &json!({"name": "limited", "rpm_limit": 10}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let requests = (0..50).map(|_| {
+        let (app, key) = (&app, key.clone());
+        async move {
+            let res = chat(app, &key, &ask("hi", false)).await;
+            let retry = res
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap();
+            (status, retry, body["error"]["code"].clone())
+        }
+    });
+    let results = futures_util::future::join_all(requests).await;
+    assert_eq!(results.iter().filter(|r| r.0 == 200).count(), 10);
+    let limited: Vec<_> = results.iter().filter(|r| r.0 == 429).collect();
+    assert_eq!(limited.len(), 40);
+    assert!(limited
+        .iter()
+        .all(|r| r.2 == "rate_limit_exceeded" && r.1.is_some()));
+    assert_eq!(mock.total_requests(), 10);
+}
+
+#[actix_web::test]
+async fn daily_and_token_limits_answer_insufficient_quota() {
+    let mock = MockUpstream::start();
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    crate::helpers::pool::add_account(&app, &mock.create_account("acct-quota")).await;
+    let admin = app.admin_token().await;
+    let daily: Value = app
+        .post(
+            "/admin/api-keys",
+            &admin,
+            &json!({"name": "daily", "daily_request_limit": 2}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let daily = daily["key"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        assert_eq!(chat(&app, &daily, &ask("hi", false)).await.status(), 200);
+    }
+    let res = chat(&app, &daily, &ask("hi", false)).await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().get("retry-after").is_some());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "insufficient_quota");
+    assert_eq!(body["error"]["type"], "insufficient_quota");
+
+    // Each answer of the mock costs 20 tokens: a budget of 30 allows two requests.
+    let budget: Value = app
+        .post(
+            "/admin/api-keys",
+            &admin,
+            &json!({"name": "budget", "total_token_limit": 30}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let budget = budget["key"].as_str().unwrap().to_string();
+    assert_eq!(chat(&app, &budget, &ask("hi", false)).await.status(), 200);
+    assert_eq!(chat(&app, &budget, &ask("hi", false)).await.status(), 200);
+    let res = chat(&app, &budget, &ask("hi", false)).await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"]["code"],
+        "insufficient_quota"
+    );
+}

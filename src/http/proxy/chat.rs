@@ -28,8 +28,9 @@ pub async fn completions(
     let codex = chat_to_codex(&chat).map_err(invalid_request)?;
     let upstream_body = Bytes::from(serde_json::to_vec(&codex).map_err(AppError::internal)?);
 
+    state.keys.admit(key.0.clone()).await?;
     let mut log = RequestLog::start(
-        state.usage.clone(),
+        &state,
         &key.0,
         &chat.model,
         "/v1/chat/completions",

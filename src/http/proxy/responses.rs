@@ -40,8 +40,9 @@ pub async fn create(
         .map(str::to_string);
     let upstream_body = Bytes::from(serde_json::to_vec(&request.body).map_err(AppError::internal)?);
 
+    state.keys.admit(key.0.clone()).await?;
     let mut log = RequestLog::start(
-        state.usage.clone(),
+        &state,
         &key.0,
         &request.model,
         "/v1/responses",
