@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod proxy;
+pub mod retention;
 pub mod settings;
 pub mod startup;
 pub mod state;

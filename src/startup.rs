@@ -72,6 +72,13 @@ impl Application {
             .context("cannot load the runtime settings")?;
 
         let actors = start_actors(&config, &db, &settings).await?;
+        crate::retention::spawn(
+            db.clone(),
+            settings.clone(),
+            auth.clone(),
+            Duration::from_secs(config.retention.cleanup_interval_seconds.max(1)),
+            config.retention.cleanup_batch_size,
+        );
 
         let state = AppState {
             config: Arc::new(config),

@@ -7,6 +7,7 @@ mod m20261126_000002_create_api_keys;
 mod m20261126_000003_create_tokens;
 mod m20261126_000004_create_api_logs;
 mod m20261126_000005_create_settings;
+mod m20261126_000006_create_usage_hourly;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_create_tokens::Migration),
             Box::new(m20261126_000004_create_api_logs::Migration),
             Box::new(m20261126_000005_create_settings::Migration),
+            Box::new(m20261126_000006_create_usage_hourly::Migration),
         ]
     }
 }

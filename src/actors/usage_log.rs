@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::IdenStatic;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
 
 use super::token_pool::RateLimits;
-use crate::db::{api_key, api_log, token};
+use crate::db::{api_key, api_log, token, usage_hourly};
 
 /// What one proxied request cost and how it went.
 #[derive(Debug, Clone, Message)]
@@ -168,7 +169,63 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
         }
     }
 
+    // Hourly rollups, merged within the batch first.
+    let mut hours: HashMap<(i64, i32, i32, String), [i64; 6]> = HashMap::new();
+    for r in batch {
+        let bucket = r.created_at.timestamp().div_euclid(3600) * 3600;
+        let key = (
+            bucket,
+            r.api_key_id.unwrap_or(0),
+            r.token_id.unwrap_or(0),
+            r.model.clone(),
+        );
+        let sums = hours.entry(key).or_default();
+        sums[0] += 1;
+        sums[1] += i64::from(r.status_code >= 400);
+        sums[2] += r.input_tokens as i64;
+        sums[3] += r.output_tokens as i64;
+        sums[4] += r.cached_tokens as i64;
+        sums[5] += r.reasoning_tokens as i64;
+    }
+
     let txn = db.begin().await?;
+    for ((bucket, key_id, token_id, model), sums) in hours {
+        use usage_hourly::Column as C;
+        let row = usage_hourly::ActiveModel {
+            bucket: Set(bucket),
+            api_key_id: Set(key_id),
+            token_id: Set(token_id),
+            model: Set(model),
+            requests: Set(sums[0]),
+            errors: Set(sums[1]),
+            input_tokens: Set(sums[2]),
+            output_tokens: Set(sums[3]),
+            cached_tokens: Set(sums[4]),
+            reasoning_tokens: Set(sums[5]),
+        };
+        let add = |c: C| {
+            (
+                c,
+                Expr::col((usage_hourly::Entity, c))
+                    .add(Expr::cust(format!("excluded.{}", c.as_str()))),
+            )
+        };
+        usage_hourly::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([C::Bucket, C::ApiKeyId, C::TokenId, C::Model])
+                    .values([
+                        add(C::Requests),
+                        add(C::Errors),
+                        add(C::InputTokens),
+                        add(C::OutputTokens),
+                        add(C::CachedTokens),
+                        add(C::ReasoningTokens),
+                    ])
+                    .to_owned(),
+            )
+            .exec(&txn)
+            .await?;
+    }
     // SQLite limits bound parameters per statement; 15 columns x 500 rows stays well inside.
     let rows: Vec<_> = rows.collect();
     for chunk in rows.chunks(500) {

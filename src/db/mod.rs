@@ -6,6 +6,7 @@ pub mod api_log;
 pub mod login_failure;
 pub mod setting;
 pub mod token;
+pub mod usage_hourly;
 pub mod user;
 
 use std::time::Duration;

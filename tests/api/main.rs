@@ -10,3 +10,4 @@ mod migrations;
 mod mock_upstream;
 mod proxy;
 mod server;
+mod stats;

@@ -4,6 +4,7 @@ pub mod console;
 pub mod keys;
 pub mod session;
 pub mod settings;
+pub mod stats;
 pub mod tokens;
 
 use actix_web::web;
@@ -13,6 +14,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(session::configure)
         .configure(keys::configure)
         .configure(tokens::configure)
+        .configure(stats::configure)
         .configure(settings::configure)
         .configure(console::configure);
 }
