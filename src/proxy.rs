@@ -163,10 +163,7 @@ async fn attempt(
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
-                state
-                    .pool
-                    .report(lease.token_id, Outcome::Transient(e.0.clone()))
-                    .await;
+                report(state, lease.token_id, Outcome::Transient(e.0.clone())).await;
                 return Err(Failure::Retry(upstream_error(
                     StatusCode::BAD_GATEWAY,
                     &e.0,
@@ -179,10 +176,7 @@ async fn attempt(
             let mut events = EventSource::new(Box::pin(response.bytes_stream()));
             return match events.peek_until_output().await {
                 None | Some(Ok(_)) => {
-                    state
-                        .pool
-                        .report(lease.token_id, Outcome::Success(rate_limits.clone()))
-                        .await;
+                    report(state, lease.token_id, Outcome::Success(rate_limits.clone())).await;
                     Ok(Dispatched {
                         lease,
                         events,
@@ -191,10 +185,7 @@ async fn attempt(
                 }
                 Some(Err(crate::codex::upstream::StreamError::Disconnected)) => {
                     let message = "upstream stream ended before any output".to_string();
-                    state
-                        .pool
-                        .report(lease.token_id, Outcome::Transient(message.clone()))
-                        .await;
+                    report(state, lease.token_id, Outcome::Transient(message.clone())).await;
                     Err(Failure::Retry(upstream_error(
                         StatusCode::BAD_GATEWAY,
                         &message,
@@ -230,10 +221,12 @@ async fn attempt(
             401 => {
                 let message =
                     "the upstream refused the account's token even after a refresh".to_string();
-                state
-                    .pool
-                    .report(lease.token_id, Outcome::Unauthorized(message.clone()))
-                    .await;
+                report(
+                    state,
+                    lease.token_id,
+                    Outcome::Unauthorized(message.clone()),
+                )
+                .await;
                 return Err(Failure::Retry(upstream_error(
                     StatusCode::BAD_GATEWAY,
                     &message,
@@ -241,19 +234,15 @@ async fn attempt(
             }
             429 if error.is_usage_limit() => {
                 let until = resets_at(&error);
-                state
-                    .pool
-                    .report(
-                        lease.token_id,
-                        Outcome::UsageLimit {
-                            until,
-                            message: format!(
-                                "usage limit reached; resets at {}",
-                                until.to_rfc3339()
-                            ),
-                        },
-                    )
-                    .await;
+                report(
+                    state,
+                    lease.token_id,
+                    Outcome::UsageLimit {
+                        until,
+                        message: format!("usage limit reached; resets at {}", until.to_rfc3339()),
+                    },
+                )
+                .await;
                 let retry_after = (until - Utc::now()).num_seconds().max(1) as u64;
                 return Err(Failure::Retry(
                     AppError::new(
@@ -266,10 +255,7 @@ async fn attempt(
             }
             402 | 403 => {
                 let message = format!("upstream answered {status}: {}", error.message);
-                state
-                    .pool
-                    .report(lease.token_id, Outcome::Forbidden(message))
-                    .await;
+                report(state, lease.token_id, Outcome::Forbidden(message)).await;
                 return Err(Failure::Retry(upstream_error(
                     StatusCode::BAD_GATEWAY,
                     "the upstream refused the account",
@@ -292,10 +278,7 @@ async fn attempt(
             }
             _ => {
                 let message = format!("upstream answered {status}: {}", error.message);
-                state
-                    .pool
-                    .report(lease.token_id, Outcome::Transient(message))
-                    .await;
+                report(state, lease.token_id, Outcome::Transient(message)).await;
                 return Err(Failure::Retry(upstream_error(
                     StatusCode::BAD_GATEWAY,
                     &format!("upstream answered {status}"),
@@ -309,16 +292,15 @@ async fn attempt(
 async fn classify_failed_stream(state: &AppState, token_id: i32, e: &UpstreamError) -> Failure {
     if e.is_usage_limit() {
         let until = resets_at(e);
-        state
-            .pool
-            .report(
-                token_id,
-                Outcome::UsageLimit {
-                    until,
-                    message: "usage limit reached".into(),
-                },
-            )
-            .await;
+        report(
+            state,
+            token_id,
+            Outcome::UsageLimit {
+                until,
+                message: "usage limit reached".into(),
+            },
+        )
+        .await;
         return Failure::Retry(AppError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_exceeded",
@@ -326,13 +308,12 @@ async fn classify_failed_stream(state: &AppState, token_id: i32, e: &UpstreamErr
         ));
     }
     if e.is_transient() {
-        state
-            .pool
-            .report(
-                token_id,
-                Outcome::Transient(format!("upstream failed: {}", e.message)),
-            )
-            .await;
+        report(
+            state,
+            token_id,
+            Outcome::Transient(format!("upstream failed: {}", e.message)),
+        )
+        .await;
         return Failure::Retry(upstream_error(
             StatusCode::BAD_GATEWAY,
             &format!("upstream failed: {}", e.code.as_deref().unwrap_or("error")),
@@ -343,6 +324,19 @@ async fn classify_failed_stream(state: &AppState, token_id: i32, e: &UpstreamErr
         "invalid_request",
         e.message.clone(),
     ))
+}
+
+/// Tells the pool how an attempt went, and counts it.
+async fn report(state: &AppState, token_id: i32, outcome: Outcome) {
+    let label = match &outcome {
+        Outcome::Success(_) => "success",
+        Outcome::UsageLimit { .. } => "usage_limit",
+        Outcome::Transient(_) => "transient",
+        Outcome::Forbidden(_) => "forbidden",
+        Outcome::Unauthorized(_) => "unauthorized",
+    };
+    state.metrics.upstream(label);
+    state.pool.report(token_id, outcome).await;
 }
 
 fn resets_at(e: &UpstreamError) -> DateTime<Utc> {
@@ -366,6 +360,7 @@ pub struct RequestLog {
     started: Instant,
     writer: UsageLogHandle,
     keys: KeyCacheHandle,
+    metrics: crate::metrics::Metrics,
     done: bool,
 }
 
@@ -401,6 +396,7 @@ impl RequestLog {
             started: Instant::now(),
             writer: state.usage.clone(),
             keys: state.keys.clone(),
+            metrics: state.metrics.clone(),
             done: false,
         }
     }
@@ -439,6 +435,11 @@ impl RequestLog {
             let tokens = self.record.input_tokens + self.record.output_tokens;
             self.keys.settle(key_id, tokens as i64);
         }
+        self.metrics.request(
+            self.record.endpoint,
+            self.record.status_code,
+            self.started.elapsed().as_secs_f64(),
+        );
         self.writer.record(self.record.clone());
     }
 }

@@ -90,6 +90,7 @@ impl Application {
             usage: actors.usage,
             keys: actors.keys,
             upstream: actors.upstream,
+            metrics: crate::metrics::Metrics::new().context("cannot register metrics")?,
             started_at: Instant::now(),
         };
         let server = build_server(listener, state.clone())?;

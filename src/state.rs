@@ -26,5 +26,6 @@ pub struct AppState {
     pub usage: UsageLogHandle,
     pub keys: KeyCacheHandle,
     pub upstream: UpstreamClient,
+    pub metrics: crate::metrics::Metrics,
     pub started_at: Instant,
 }

@@ -19,3 +19,6 @@ else
     exit 1
   fi
 fi
+
+echo "== OpenAI SDK end-to-end tests"
+bash tests/sdk/run.sh

@@ -329,10 +329,11 @@ impl TokenPool {
         Ok(lease)
     }
 
-    /// Writes an account's health to the database without making the actor wait.
-    fn persist_health(&self, ctx: &mut Context<Self>, id: i32, message: Option<String>) {
+    /// Writes an account's health to the database. The actor goes on serving other messages
+    /// meanwhile; only the reporter waits, so the change is stored before it is relied on.
+    fn persist_health(&self, id: i32, message: Option<String>) -> ResponseActFuture<Self, ()> {
         let Some(account) = self.accounts.get(&id) else {
-            return;
+            return Box::pin(fut::ready(()));
         };
         let db = self.db.clone();
         let cooldown = account.cooldown_until;
@@ -355,7 +356,7 @@ impl TokenPool {
                 tracing::error!(token_id = id, error = %e, "cannot store account health");
             }
         };
-        ctx.spawn(fut.into_actor(self));
+        Box::pin(fut.into_actor(self))
     }
 }
 
@@ -376,14 +377,14 @@ impl Handler<Checkout> for TokenPool {
 }
 
 impl Handler<Report> for TokenPool {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, msg: Report, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Report, _: &mut Self::Context) -> Self::Result {
         let now = Utc::now();
         let transient_base = self.settings.transient_cooldown_seconds as i64;
         let forbidden = self.settings.forbidden_cooldown_seconds as i64;
         let Some(account) = self.accounts.get_mut(&msg.token_id) else {
-            return;
+            return Box::pin(fut::ready(()));
         };
         let message = match msg.outcome {
             Outcome::Success(limits) => {
@@ -392,7 +393,7 @@ impl Handler<Report> for TokenPool {
                 if limits.is_some() {
                     account.rate_limits = limits;
                 }
-                return;
+                return Box::pin(fut::ready(()));
             }
             Outcome::UsageLimit { until, message } => {
                 account.cooldown_until = Some(until.max(now + chrono::Duration::seconds(1)));
@@ -416,7 +417,7 @@ impl Handler<Report> for TokenPool {
             }
         };
         tracing::warn!(token_id = msg.token_id, reason = %message, cooldown_until = ?account.cooldown_until, status = %account.status, "account taken out of rotation for now");
-        self.persist_health(ctx, msg.token_id, Some(message));
+        self.persist_health(msg.token_id, Some(message))
     }
 }
 

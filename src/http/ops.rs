@@ -8,17 +8,44 @@ use crate::state::AppState;
 /// Mounts `/healthz` and `/readyz`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
 }
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready when the database answers.
+/// Prometheus text format.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let accounts = state.pool.snapshot().await.unwrap_or_default();
+    let available = accounts.iter().filter(|a| a.available).count() as i64;
+    let in_flight = accounts.iter().map(|a| a.in_flight as i64).sum();
+    let text = state.metrics.render(
+        available,
+        accounts.len() as i64 - available,
+        in_flight,
+        state.usage.counts(),
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
+}
+
+/// Ready when the database answers and the actors run.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let actors = state.pool.connected()
+        && state.refresher.connected()
+        && state.usage.connected()
+        && state.keys.connected();
+    if !actors {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "not_ready", "actors": "stopped"}));
+    }
     match state.db.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})),
+        Ok(()) => {
+            HttpResponse::Ok().json(json!({"status": "ready", "database": "ok", "actors": "ok"}))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: database does not answer");
             HttpResponse::ServiceUnavailable()

@@ -19,6 +19,7 @@ pub struct TestApp {
     pub first_admin_password: Option<String>,
     pub config: Config,
     handle: ServerHandle,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
     pub dir: std::sync::Arc<tempfile::TempDir>,
     _db: std::sync::Arc<TestDatabase>,
 }
@@ -137,13 +138,14 @@ pub async fn start(
     let state = app.state().clone();
     let handle = app.handle();
     let first_admin_password = app.first_admin_password().map(str::to_string);
-    actix_web::rt::spawn(app.run_until_stopped(false));
+    let running = actix_web::rt::spawn(app.run_until_stopped(false));
     TestApp {
         address,
         state,
         first_admin_password,
         config,
         handle,
+        running,
         dir,
         _db: db,
     }
@@ -159,6 +161,8 @@ impl TestApp {
         std::sync::Arc<TestDatabase>,
     ) {
         self.handle.stop(true).await;
+        // Shutdown drains the log writer after the server stops.
+        let _ = self.running.await;
         (self.config, self.dir, self._db)
     }
 

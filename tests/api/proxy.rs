@@ -188,7 +188,15 @@ async fn usage_limit_fails_over_and_the_cooling_account_is_skipped() {
         1,
         "the cooling account is skipped after its 429"
     );
-    let stored = account_row(&app, row_a.id).await;
+    // The pool writes health changes in the background: wait for it.
+    let mut stored = account_row(&app, row_a.id).await;
+    for _ in 0..100 {
+        if stored.cooldown_until.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stored = account_row(&app, row_a.id).await;
+    }
     let until = stored.cooldown_until.expect("cooldown stored");
     assert!(until > chrono::Utc::now() + chrono::Duration::seconds(500));
 
@@ -509,4 +517,135 @@ async fn responses_api_streams_and_aggregates() {
     assert!(rows
         .iter()
         .all(|r| r.endpoint == "/v1/responses" && r.status_code == 200));
+}
+
+#[actix_web::test]
+async fn shutdown_writes_every_buffered_log_row() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-drain");
+    let app = spawn_with_mock(&mock, |c| {
+        c.log.flush_interval_ms = 600_000;
+        c.log.batch_size = 10_000;
+    })
+    .await;
+    add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    for _ in 0..5 {
+        assert_eq!(chat(&app, &key, &ask("hi", false)).await.status(), 200);
+    }
+    let db = app.state.db.clone();
+    let buffered = gpt2api::db::api_log::Entity::find().all(&db).await.unwrap();
+    assert!(buffered.is_empty(), "rows wait in the writer's buffer");
+    let _database = app.stop().await;
+    let rows = gpt2api::db::api_log::Entity::find().all(&db).await.unwrap();
+    assert_eq!(rows.len(), 5, "shutdown drained the buffer");
+}
+
+#[actix_web::test]
+async fn tokens_are_refreshed_ahead_of_expiry_without_any_request() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-soon");
+    let app = spawn_with_mock(&mock, |c| c.pool.refresh_check_interval_seconds = 1).await;
+    let row = add_account(&app, &account).await;
+    let mut soon: gpt2api::db::token::ActiveModel = row.clone().into();
+    soon.expires_at = sea_orm::Set(Some(chrono::Utc::now() + chrono::Duration::hours(1)));
+    sea_orm::ActiveModelTrait::update(soon, &app.state.db)
+        .await
+        .unwrap();
+    assert!(
+        mock.wait_until(Duration::from_secs(10), |m| m
+            .refresh_successes("acct-soon")
+            == 1)
+            .await
+    );
+    let mut stored = account_row(&app, row.id).await;
+    for _ in 0..50 {
+        if stored.refresh_token != account.refresh_token {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stored = account_row(&app, row.id).await;
+    }
+    assert_eq!(
+        stored.refresh_token,
+        mock.current_refresh_token("acct-soon").unwrap()
+    );
+    assert!(stored.expires_at.unwrap() > chrono::Utc::now() + chrono::Duration::days(1));
+}
+
+#[actix_web::test]
+async fn a_strategy_change_applies_without_restart() {
+    let mock = MockUpstream::start();
+    let a = mock.create_account("acct-s1");
+    let b = mock.create_account("acct-s2");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &a).await;
+    add_account(&app, &b).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    for _ in 0..4 {
+        chat(&app, &key, &ask("hi", false)).await;
+    }
+    assert_eq!(
+        (mock.request_count("acct-s1"), mock.request_count("acct-s2")),
+        (2, 2),
+        "round robin"
+    );
+    let admin = app.admin_token().await;
+    let res = reqwest::Client::new()
+        .patch(app.url("/admin/settings"))
+        .bearer_auth(&admin)
+        .json(&json!({"strategy": "fill_first"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The change reaches the pool as a message; wait until it shows.
+    let mut served = (0, 0);
+    for _ in 0..50 {
+        mock.reset_records();
+        for _ in 0..4 {
+            chat(&app, &key, &ask("hi", false)).await;
+        }
+        served = (mock.request_count("acct-s1"), mock.request_count("acct-s2"));
+        if served == (4, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(served, (4, 0), "fill_first uses the first account");
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_attempts_and_accounts() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-m");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    assert_eq!(chat(&app, &key, &ask("hi", false)).await.status(), 200);
+    log_rows(&app).await;
+    let text = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"gpt2api_proxy_requests_total{endpoint="/v1/chat/completions",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"gpt2api_upstream_attempts_total{outcome="success"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"gpt2api_pool_accounts{state="available"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"gpt2api_usage_log_rows{result="written"} 1"#),
+        "{text}"
+    );
 }

@@ -1,0 +1,112 @@
+//! Prometheus metrics: request counts and latencies per endpoint and status, upstream attempts
+//! by outcome, and, computed when scraped, the pool's accounts by state and the usage-log
+//! writer's rows written, dropped and failed.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The metrics of one gateway instance (its own registry, so tests can run several).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    upstream: IntCounterVec,
+    accounts: IntGaugeVec,
+    usage_rows: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("gpt2api".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "proxy_requests_total",
+                "Proxied requests by endpoint and status",
+            ),
+            &["endpoint", "status"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new("proxy_request_duration_seconds", "Proxied request duration")
+                .buckets(vec![
+                    0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+                ]),
+            &["endpoint"],
+        )?;
+        let upstream = IntCounterVec::new(
+            Opts::new("upstream_attempts_total", "Upstream attempts by outcome"),
+            &["outcome"],
+        )?;
+        let accounts = IntGaugeVec::new(
+            Opts::new("pool_accounts", "Accounts in the pool by state"),
+            &["state"],
+        )?;
+        let usage_rows = IntGaugeVec::new(
+            Opts::new("usage_log_rows", "Usage-log rows since start by result"),
+            &["result"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(upstream.clone()))?;
+        registry.register(Box::new(accounts.clone()))?;
+        registry.register(Box::new(usage_rows.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            duration,
+            upstream,
+            accounts,
+            usage_rows,
+        })
+    }
+
+    /// Counts a finished proxied request.
+    pub fn request(&self, endpoint: &str, status: u16, seconds: f64) {
+        self.requests
+            .with_label_values(&[endpoint, &status.to_string()])
+            .inc();
+        self.duration
+            .with_label_values(&[endpoint])
+            .observe(seconds);
+    }
+
+    /// Counts an upstream attempt (`success`, `usage_limit`, `transient`, `unauthorized`, ...).
+    pub fn upstream(&self, outcome: &str) {
+        self.upstream.with_label_values(&[outcome]).inc();
+    }
+
+    /// Renders the text format, after setting the gauges computed at scrape time.
+    pub fn render(
+        &self,
+        available: i64,
+        unavailable: i64,
+        in_flight: i64,
+        rows: (u64, u64, u64),
+    ) -> String {
+        self.accounts
+            .with_label_values(&["available"])
+            .set(available);
+        self.accounts
+            .with_label_values(&["unavailable"])
+            .set(unavailable);
+        self.accounts
+            .with_label_values(&["in_flight_requests"])
+            .set(in_flight);
+        self.usage_rows
+            .with_label_values(&["written"])
+            .set(rows.0 as i64);
+        self.usage_rows
+            .with_label_values(&["dropped"])
+            .set(rows.1 as i64);
+        self.usage_rows
+            .with_label_values(&["failed"])
+            .set(rows.2 as i64);
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
