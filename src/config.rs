@@ -197,6 +197,7 @@ pub struct PoolConfig {
     pub transient_cooldown_seconds: u64,
     pub forbidden_cooldown_seconds: u64,
     pub actor_timeout_ms: u64,
+    pub reload_interval_seconds: u64,
 }
 
 impl Default for PoolConfig {
@@ -209,6 +210,7 @@ impl Default for PoolConfig {
             transient_cooldown_seconds: 60,
             forbidden_cooldown_seconds: 1800,
             actor_timeout_ms: 2000,
+            reload_interval_seconds: 30,
         }
     }
 }

@@ -160,7 +160,15 @@ async fn start_actors(
     let timeout = Duration::from_millis(config.pool.actor_timeout_ms.max(1));
     let upstream = UpstreamClient::new(config.codex.clone())
         .context("cannot build the upstream HTTP client")?;
-    let pool = TokenPoolHandle::new(TokenPool::new(db.clone(), settings.get()).start(), timeout);
+    let pool = TokenPoolHandle::new(
+        TokenPool::new(
+            db.clone(),
+            settings.get(),
+            Duration::from_secs(config.pool.reload_interval_seconds.max(1)),
+        )
+        .start(),
+        timeout,
+    );
     let loaded = pool
         .reload()
         .await

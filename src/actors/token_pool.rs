@@ -254,6 +254,7 @@ impl Account {
 /// The token pool actor.
 pub struct TokenPool {
     db: DatabaseConnection,
+    reload_every: Duration,
     accounts: BTreeMap<i32, Account>,
     settings: RuntimeSettings,
     /// The id handed out last by round-robin.
@@ -262,9 +263,10 @@ pub struct TokenPool {
 
 impl TokenPool {
     /// A pool with no accounts yet; send [`Reload`] to fill it.
-    pub fn new(db: DatabaseConnection, settings: RuntimeSettings) -> Self {
+    pub fn new(db: DatabaseConnection, settings: RuntimeSettings, reload_every: Duration) -> Self {
         Self {
             db,
+            reload_every,
             accounts: BTreeMap::new(),
             settings,
             cursor: None,
@@ -365,6 +367,8 @@ impl Actor for TokenPool {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
+        // Other instances sharing the database change accounts too.
+        ctx.run_interval(self.reload_every, |_, ctx| ctx.notify(Reload));
     }
 }
 

@@ -436,3 +436,41 @@ async fn daily_and_token_limits_answer_insufficient_quota() {
         "insufficient_quota"
     );
 }
+
+#[actix_web::test]
+async fn a_thousand_accounts_import_in_one_request() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.admin_token().await;
+    let accounts: Vec<Value> = (0..1000)
+        .map(|i| {
+            json!({
+                "type": "codex",
+                "email": format!("user{i}@example.com"),
+                "account_id": format!("bulk-{i:04}"),
+                "access_token": format!("at-{i}"),
+                "refresh_token": format!("rt-{i}"),
+                "expired": "2030-01-01T00:00:00Z",
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let res = app
+        .post("/admin/tokens/import", &admin, &Value::Array(accounts))
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    eprintln!("imported 1000 accounts in {:?}", started.elapsed());
+    assert_eq!(body["imported"], 1000, "{body}");
+    let list: Value = app
+        .get("/admin/tokens?page_size=1", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1000);
+    assert_eq!(
+        app.state.pool.snapshot().await.unwrap().len(),
+        1000,
+        "all joined the pool"
+    );
+}

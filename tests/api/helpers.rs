@@ -166,6 +166,11 @@ impl TestApp {
         (self.config, self.dir, self._db)
     }
 
+    /// The database, shared with another instance started on it.
+    pub fn database(&self) -> std::sync::Arc<TestDatabase> {
+        self._db.clone()
+    }
+
     /// A URL on this app.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)

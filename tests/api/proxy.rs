@@ -649,3 +649,43 @@ async fn metrics_count_requests_attempts_and_accounts() {
         "{text}"
     );
 }
+
+#[actix_web::test]
+async fn two_instances_on_one_database_share_accounts_and_refresh_once() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-shared");
+    let first = spawn_with_mock(&mock, |c| c.pool.reload_interval_seconds = 1).await;
+    let second =
+        crate::helpers::start(first.config.clone(), first.dir.clone(), first.database()).await;
+    let (_, key) = create_key(&first, "client", |_| {}).await;
+    add_account(&first, &account).await;
+    // The second instance learns of the account from the database.
+    let mut status = 0;
+    for _ in 0..100 {
+        status = chat(&second, &key, &ask("hi", false))
+            .await
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200);
+
+    mock.set_refresh_delay(Duration::from_millis(300));
+    mock.set_behaviour("acct-shared", Behaviour::Unauthorized);
+    let requests = (0..10).map(|i| {
+        let app = if i % 2 == 0 { &first } else { &second };
+        let key = key.clone();
+        async move { chat(app, &key, &ask("hi", false)).await.status() }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        mock.refresh_calls("acct-shared"),
+        1,
+        "one refresh across both instances"
+    );
+    assert_eq!(mock.total_reuse_errors(), 0);
+}

@@ -9,8 +9,8 @@ use bytes::BytesMut;
 use chrono::Utc;
 use futures_util::StreamExt;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -333,6 +333,10 @@ async fn import(
     let mut imported = 0u64;
     let mut updated = 0u64;
     let mut failed = Vec::new();
+    let mut stored = Vec::new();
+    // One transaction for the whole upload: fast for thousands of accounts, and a database
+    // failure leaves nothing half-imported.
+    let txn = state.db.begin().await?;
     for entry in entries {
         let account = match entry.result {
             Ok(account) => account,
@@ -341,17 +345,17 @@ async fn import(
                 continue;
             }
         };
-        match upsert(&state, account).await {
-            Ok((row, created)) => {
-                if created {
-                    imported += 1;
-                } else {
-                    updated += 1;
-                }
-                state.pool.upsert(row).await?;
-            }
-            Err(e) => failed.push(json!({"source": entry.source, "reason": e.message})),
+        let (row, created) = upsert(&txn, account).await?;
+        if created {
+            imported += 1;
+        } else {
+            updated += 1;
         }
+        stored.push(row);
+    }
+    txn.commit().await?;
+    for row in stored {
+        state.pool.upsert(row).await?;
     }
     tracing::info!(admin = %admin.0.user.username, imported, updated, failed = failed.len(), "accounts imported");
     Ok(
@@ -362,11 +366,14 @@ async fn import(
 
 /// Inserts the account, or refreshes the stored one with the same `account_id` (a deleted one
 /// comes back).
-async fn upsert(state: &AppState, account: AccountCredentials) -> AppResult<(token::Model, bool)> {
+async fn upsert(
+    db: &impl ConnectionTrait,
+    account: AccountCredentials,
+) -> AppResult<(token::Model, bool)> {
     let now = Utc::now();
     let existing = token::Entity::find()
         .filter(token::Column::AccountId.eq(account.account_id.as_str()))
-        .one(&state.db)
+        .one(db)
         .await?;
     let created = existing.is_none();
     let mut model = match existing {
@@ -408,9 +415,9 @@ async fn upsert(state: &AppState, account: AccountCredentials) -> AppResult<(tok
     }
     model.updated_at = Set(now);
     let row = if created {
-        model.insert(&state.db).await?
+        model.insert(db).await?
     } else {
-        model.update(&state.db).await?
+        model.update(db).await?
     };
     Ok((row, created))
 }
