@@ -1,0 +1,252 @@
+// Settings: runtime settings (applied by the server at once, no restart),
+// system information, and the admin's password.
+
+import { api } from './api.js';
+import { t, fmtDuration } from './i18n.js';
+import { h, icon, setChildren, pageHeader, loadingBlock, errorBlock, toast, busy, field } from './ui.js';
+import { passwordForm } from './page-password.js';
+
+const STRATEGIES = ['round_robin', 'least_used', 'fill_first'];
+const KNOWN = ['strategy', 'max_retries', 'refresh_lead_seconds', 'log_retention_days'];
+
+export function mount(el) {
+  let disposed = false;
+  let original = null;
+  const controls = new Map(); // key -> {el, read(), type}
+
+  const settingsBody = h('div', null, loadingBlock());
+  const systemBody = h('div', null, loadingBlock());
+
+  setChildren(
+    el,
+    pageHeader(t('nav.settings'), t('settings.subtitle')),
+    h(
+      'div',
+      { class: 'grid grid-cols-1 gap-6 lg:grid-cols-3' },
+      h(
+        'section',
+        { class: 'card bg-base-100 shadow-sm border border-base-300 lg:col-span-2 self-start', testid: 'settings-card' },
+        h('div', { class: 'card-body' }, h('h2', { class: 'card-title text-base' }, icon('settings', 'h-5 w-5'), t('settings.runtime')), h('p', { class: 'text-sm text-base-content/60 -mt-1' }, t('settings.runtimeHint')), settingsBody),
+      ),
+      h(
+        'div',
+        { class: 'flex flex-col gap-6' },
+        h('section', { class: 'card bg-base-100 shadow-sm border border-base-300', testid: 'system-card' }, h('div', { class: 'card-body' }, h('h2', { class: 'card-title text-base' }, icon('server', 'h-5 w-5'), t('settings.system')), systemBody)),
+        h(
+          'section',
+          { class: 'card bg-base-100 shadow-sm border border-base-300', testid: 'password-card' },
+          h('div', { class: 'card-body' }, h('h2', { class: 'card-title text-base' }, icon('lock', 'h-5 w-5'), t('password.title')), passwordForm({})),
+        ),
+      ),
+    ),
+  );
+
+  // ---- runtime settings ---------------------------------------------------
+  function numberInput(key, value, attrs = {}) {
+    return h('input', { type: 'number', class: 'input w-full', step: '1', min: '0', inputmode: 'numeric', value: value === null || value === undefined ? '' : String(value), testid: `setting-${key}`, name: key, ...attrs });
+  }
+
+  function buildForm(s) {
+    controls.clear();
+    const rows = [];
+    const errorBox = h('div', { role: 'alert', class: 'alert alert-error alert-soft hidden text-sm', testid: 'settings-error' });
+
+    // strategy
+    const options = STRATEGIES.includes(s.strategy) || s.strategy === undefined ? STRATEGIES : [...STRATEGIES, s.strategy];
+    const strategyHint = h('p', { class: 'label whitespace-normal' });
+    const strategy = h('select', { class: 'select w-full', testid: 'setting-strategy', name: 'strategy' }, options.map((o) => h('option', { value: o, selected: o === s.strategy }, STRATEGIES.includes(o) ? t(`strategy.${o}`) : o)));
+    const describe = () => (strategyHint.textContent = STRATEGIES.includes(strategy.value) ? t(`strategy.${strategy.value}.hint`) : '');
+    strategy.addEventListener('change', describe);
+    describe();
+    controls.set('strategy', { el: strategy, read: () => strategy.value });
+    rows.push(h('fieldset', { class: 'fieldset sm:col-span-2' }, h('legend', { class: 'fieldset-legend' }, t('settings.strategy')), strategy, strategyHint));
+
+    const retries = numberInput('max_retries', s.max_retries, { max: '20' });
+    controls.set('max_retries', { el: retries, read: () => intOrRaw(retries.value) });
+    rows.push(field(t('settings.maxRetries'), retries, t('settings.maxRetriesHint')));
+
+    const lead = numberInput('refresh_lead_seconds', s.refresh_lead_seconds);
+    const leadHint = h('p', { class: 'label whitespace-normal' });
+    const describeLead = () => (leadHint.textContent = t('settings.refreshLeadHint', { d: lead.value === '' ? '—' : fmtDuration(Number(lead.value)) }));
+    lead.addEventListener('input', describeLead);
+    describeLead();
+    controls.set('refresh_lead_seconds', { el: lead, read: () => intOrRaw(lead.value) });
+    rows.push(h('fieldset', { class: 'fieldset' }, h('legend', { class: 'fieldset-legend' }, t('settings.refreshLead')), lead, leadHint));
+
+    const retention = numberInput('log_retention_days', s.log_retention_days);
+    controls.set('log_retention_days', { el: retention, read: () => intOrRaw(retention.value) });
+    rows.push(field(t('settings.retention'), retention, t('settings.retentionHint')));
+
+    // Any further settings the server offers, shown by their JSON type.
+    const extras = Object.keys(s).filter((k) => !KNOWN.includes(k)).sort();
+    const extraRows = extras.map((key) => {
+      const v = s[key];
+      let control;
+      let read;
+      if (typeof v === 'boolean') {
+        const state = h('span', { class: 'text-sm' }, v ? t('common.on') : t('common.off'));
+        control = h('input', { type: 'checkbox', class: 'toggle toggle-primary', checked: v, testid: `setting-${key}`, name: key, onchange: () => (state.textContent = control.checked ? t('common.on') : t('common.off')) });
+        read = () => control.checked;
+        controls.set(key, { el: control, read });
+        return h('label', { class: 'fieldset' }, h('span', { class: 'fieldset-legend font-mono' }, key), h('span', { class: 'flex items-center gap-3' }, control, state));
+      }
+      if (typeof v === 'number') {
+        control = numberInput(key, v, { step: 'any', min: null });
+        read = () => (control.value.trim() === '' ? null : Number(control.value));
+      } else if (typeof v === 'string' || v === null) {
+        control = h('input', { class: 'input w-full', value: v ?? '', testid: `setting-${key}`, name: key });
+        read = () => control.value;
+      } else {
+        control = h('textarea', { class: 'textarea w-full font-mono text-xs', rows: '3', testid: `setting-${key}`, name: key }, JSON.stringify(v, null, 2));
+        read = () => {
+          try {
+            return JSON.parse(control.value);
+          } catch {
+            return control.value;
+          }
+        };
+      }
+      controls.set(key, { el: control, read });
+      return h('fieldset', { class: 'fieldset' }, h('legend', { class: 'fieldset-legend font-mono' }, key), control);
+    });
+
+    const save = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'settings-save', disabled: true }, icon('check', 'h-4 w-4'), t('common.save'));
+    const resetBtn = h('button', { type: 'button', class: 'btn btn-ghost', testid: 'settings-reset', disabled: true, onclick: () => { setChildren(settingsBody, buildForm(original)); } }, t('settings.discard'));
+
+    const form = h(
+      'form',
+      {
+        testid: 'settings-form',
+        novalidate: true,
+        oninput: () => refreshDirty(),
+        onchange: () => refreshDirty(),
+        onsubmit: async (e) => {
+          e.preventDefault();
+          errorBox.classList.add('hidden');
+          const patch = diff();
+          if (!Object.keys(patch).length) return;
+          for (const [k, v] of Object.entries(patch)) {
+            if (typeof v === 'string' && ['max_retries', 'refresh_lead_seconds', 'log_retention_days'].includes(k)) {
+              return showError(t('settings.badNumber', { field: k }), k);
+            }
+          }
+          const done = busy(save);
+          try {
+            const updated = await api.patch('/settings', patch);
+            if (disposed) return;
+            original = updated && typeof updated === 'object' ? updated : { ...original, ...patch };
+            setChildren(settingsBody, buildForm(original));
+            toast(t('settings.saved'));
+          } catch (err) {
+            done();
+            if (err.status !== 401) showError(err.message, Object.keys(patch).find((k) => err.message.includes(k)));
+          }
+        },
+      },
+      errorBox,
+      h('div', { class: 'grid grid-cols-1 gap-x-6 sm:grid-cols-2' }, rows),
+      extraRows.length ? h('div', { class: 'divider text-xs text-base-content/50' }, t('settings.more')) : null,
+      extraRows.length ? h('div', { class: 'grid grid-cols-1 gap-x-6 sm:grid-cols-2', testid: 'settings-extra' }, extraRows) : null,
+      h('div', { class: 'mt-4 flex flex-wrap items-center justify-end gap-2' }, resetBtn, save),
+    );
+
+    function showError(msg, key) {
+      errorBox.replaceChildren(icon('alert', 'h-4 w-4'), h('span', { class: 'break-words min-w-0' }, msg));
+      errorBox.classList.remove('hidden');
+      const c = key && controls.get(key);
+      if (c && c.el) {
+        c.el.classList.add('input-error', 'select-error');
+        c.el.focus();
+      }
+    }
+
+    function refreshDirty() {
+      const dirty = Object.keys(diff()).length > 0;
+      save.disabled = !dirty;
+      resetBtn.disabled = !dirty;
+      for (const c of controls.values()) if (c.el) c.el.classList.remove('input-error', 'select-error');
+    }
+    return form;
+  }
+
+  function intOrRaw(v) {
+    const s = String(v).trim();
+    if (s === '') return null;
+    return /^\d+$/.test(s) ? Number(s) : s;
+  }
+
+  function diff() {
+    const out = {};
+    for (const [key, c] of controls) {
+      const v = c.read();
+      if (JSON.stringify(v) !== JSON.stringify(original[key])) out[key] = v;
+    }
+    return out;
+  }
+
+  async function loadSettings() {
+    setChildren(settingsBody, loadingBlock());
+    try {
+      const s = await api.get('/settings');
+      if (disposed) return;
+      original = s || {};
+      setChildren(settingsBody, buildForm(original));
+    } catch (err) {
+      if (disposed || err.status === 401) return;
+      setChildren(settingsBody, errorBlock(err, loadSettings));
+    }
+  }
+
+  // ---- system information -------------------------------------------------
+  let uptimeBase = null;
+  const uptimeEl = h('span', { testid: 'system-uptime' }, '—');
+  const tickUptime = () => {
+    if (uptimeBase) uptimeEl.textContent = fmtDuration(uptimeBase.seconds + (Date.now() - uptimeBase.at) / 1000);
+  };
+  const uptimeTimer = setInterval(tickUptime, 1000);
+
+  function infoRow(ic, label, value) {
+    return h('div', { class: 'flex items-start gap-3 py-2' }, h('span', { class: 'mt-0.5 text-base-content/50' }, icon(ic, 'h-4 w-4')), h('div', { class: 'min-w-0 flex-1' }, h('div', { class: 'text-xs text-base-content/60' }, label), h('div', { class: 'font-medium break-all' }, value)));
+  }
+
+  async function loadSystem() {
+    setChildren(systemBody, loadingBlock());
+    let sys;
+    try {
+      sys = await api.get('/system');
+    } catch (err) {
+      if (disposed || err.status === 401) return;
+      // Older servers without /admin/system: take what the overview has.
+      try {
+        const o = await api.get('/stats/overview');
+        sys = { version: o.version, uptime_seconds: o.uptime_seconds };
+      } catch {
+        if (!disposed) setChildren(systemBody, errorBlock(err, loadSystem));
+        return;
+      }
+    }
+    if (disposed) return;
+    uptimeBase = Number.isFinite(Number(sys.uptime_seconds)) ? { seconds: Number(sys.uptime_seconds), at: Date.now() } : null;
+    tickUptime();
+    const db = sys.database ? h('span', { class: 'badge badge-outline', testid: 'system-database' }, sys.database === 'sqlite' ? 'SQLite' : sys.database === 'postgres' ? 'PostgreSQL' : String(sys.database)) : h('span', { testid: 'system-database' }, '—');
+    setChildren(
+      systemBody,
+      h(
+        'div',
+        { class: 'divide-y divide-base-300' },
+        infoRow('info', t('settings.version'), h('span', { testid: 'system-version' }, sys.version ? `v${sys.version}` : '—')),
+        infoRow('database', t('settings.database'), db),
+        infoRow('clock', t('settings.uptime'), uptimeEl),
+        infoRow('link', t('settings.upstream'), h('code', { class: 'text-sm', testid: 'system-upstream' }, sys.upstream_base_url || '—')),
+      ),
+    );
+  }
+
+  loadSettings();
+  loadSystem();
+
+  return () => {
+    disposed = true;
+    clearInterval(uptimeTimer);
+  };
+}
