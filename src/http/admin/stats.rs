@@ -7,8 +7,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -111,14 +110,22 @@ struct UsageQuery {
     range: Option<String>,
 }
 
-#[derive(FromQueryResult)]
-struct Group {
-    id: i64,
-    model: Option<String>,
-    requests: Option<i64>,
-    errors: Option<i64>,
-    input_tokens: Option<i64>,
-    output_tokens: Option<i64>,
+/// Sums of one group of rollup rows.
+#[derive(Default, Clone, Copy)]
+struct Totals {
+    requests: i64,
+    errors: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+}
+
+impl Totals {
+    fn add(&mut self, row: &usage_hourly::Model) {
+        self.requests += row.requests;
+        self.errors += row.errors;
+        self.input_tokens += row.input_tokens;
+        self.output_tokens += row.output_tokens;
+    }
 }
 
 async fn usage(
@@ -141,94 +148,74 @@ async fn usage(
     let now = Utc::now().timestamp();
     let last = now.div_euclid(bucket_seconds) * bucket_seconds;
     let first = last - (buckets - 1) * bucket_seconds;
-    let db = &state.db;
-    let in_range = Condition::all().add(usage_hourly::Column::Bucket.gte(first));
 
-    let sums = |group: sea_orm::sea_query::SimpleExpr| {
-        usage_hourly::Entity::find()
-            .select_only()
-            .column_as(group, "id")
-            .column_as(total("requests"), "requests")
-            .column_as(total("errors"), "errors")
-            .column_as(total("input_tokens"), "input_tokens")
-            .column_as(total("output_tokens"), "output_tokens")
-            .filter(in_range.clone())
-    };
-    let bucket_expr = Expr::cust(format!("(bucket / {bucket_seconds}) * {bucket_seconds}"));
-    let series_rows = sums(bucket_expr.clone())
-        .column_as(Expr::cust("NULL"), "model")
-        .group_by(bucket_expr)
-        .into_model::<Group>()
-        .all(db)
+    // One range scan of the rollups (at most hours x keys x accounts x models rows), summed
+    // here in every grouping at once.
+    let rows = usage_hourly::Entity::find()
+        .filter(usage_hourly::Column::Bucket.gte(first))
+        .all(&state.db)
         .await?;
-    let by_bucket: HashMap<i64, &Group> = series_rows.iter().map(|g| (g.id, g)).collect();
+    let mut series: HashMap<i64, Totals> = HashMap::new();
+    let mut models: HashMap<String, Totals> = HashMap::new();
+    let mut keys: HashMap<i32, Totals> = HashMap::new();
+    let mut accounts: HashMap<i32, Totals> = HashMap::new();
+    for row in &rows {
+        series
+            .entry(row.bucket.div_euclid(bucket_seconds) * bucket_seconds)
+            .or_default()
+            .add(row);
+        models.entry(row.model.clone()).or_default().add(row);
+        if row.api_key_id != 0 {
+            keys.entry(row.api_key_id).or_default().add(row);
+        }
+        if row.token_id != 0 {
+            accounts.entry(row.token_id).or_default().add(row);
+        }
+    }
+    let key_names = key_names(&state, keys.keys().copied().collect()).await?;
+    let token_emails = token_emails(&state, accounts.keys().copied().collect()).await?;
+
     let series: Vec<Value> = (0..buckets)
         .map(|i| {
             let ts = first + i * bucket_seconds;
-            let g = by_bucket.get(&ts);
+            let t = series.get(&ts).copied().unwrap_or_default();
             json!({
                 "ts": DateTime::from_timestamp(ts, 0),
-                "requests": g.and_then(|g| g.requests).unwrap_or(0),
-                "errors": g.and_then(|g| g.errors).unwrap_or(0),
-                "input_tokens": g.and_then(|g| g.input_tokens).unwrap_or(0),
-                "output_tokens": g.and_then(|g| g.output_tokens).unwrap_or(0),
+                "requests": t.requests,
+                "errors": t.errors,
+                "input_tokens": t.input_tokens,
+                "output_tokens": t.output_tokens,
             })
         })
         .collect();
-
-    let by_model = usage_hourly::Entity::find()
-        .select_only()
-        .column_as(Expr::val(0i64), "id")
-        .column(usage_hourly::Column::Model)
-        .column_as(total("requests"), "requests")
-        .column_as(total("errors"), "errors")
-        .column_as(total("input_tokens"), "input_tokens")
-        .column_as(total("output_tokens"), "output_tokens")
-        .filter(in_range.clone())
-        .group_by(usage_hourly::Column::Model)
-        .into_model::<Group>()
-        .all(db)
-        .await?;
-    let by_key = sums(Expr::cust("CAST(api_key_id AS BIGINT)"))
-        .column_as(Expr::cust("NULL"), "model")
-        .group_by(usage_hourly::Column::ApiKeyId)
-        .into_model::<Group>()
-        .all(db)
-        .await?;
-    let by_token = sums(Expr::cust("CAST(token_id AS BIGINT)"))
-        .column_as(Expr::cust("NULL"), "model")
-        .group_by(usage_hourly::Column::TokenId)
-        .into_model::<Group>()
-        .all(db)
-        .await?;
-    let key_names = key_names(&state, by_key.iter().map(|g| g.id as i32).collect()).await?;
-    let token_emails = token_emails(&state, by_token.iter().map(|g| g.id as i32).collect()).await?;
-
-    let mut by_model: Vec<Value> = by_model
-        .iter()
-        .map(|g| json!({"model": g.model, "requests": g.requests.unwrap_or(0), "input_tokens": g.input_tokens.unwrap_or(0), "output_tokens": g.output_tokens.unwrap_or(0)}))
-        .collect();
-    by_model.sort_by_key(|v| std::cmp::Reverse(v["requests"].as_i64()));
-    let mut by_api_key: Vec<Value> = by_key
-        .iter()
-        .filter(|g| g.id != 0)
-        .map(|g| json!({"api_key_id": g.id, "name": key_names.get(&(g.id as i32)), "requests": g.requests.unwrap_or(0)}))
-        .collect();
-    by_api_key.sort_by_key(|v| std::cmp::Reverse(v["requests"].as_i64()));
-    let mut by_token: Vec<Value> = by_token
-        .iter()
-        .filter(|g| g.id != 0)
-        .map(|g| json!({"token_id": g.id, "email": token_emails.get(&(g.id as i32)), "requests": g.requests.unwrap_or(0), "errors": g.errors.unwrap_or(0)}))
-        .collect();
-    by_token.sort_by_key(|v| std::cmp::Reverse(v["requests"].as_i64()));
+    let mut by_model: Vec<(String, Totals)> = models.into_iter().collect();
+    by_model.sort_by_key(|(name, t)| (std::cmp::Reverse(t.requests), name.clone()));
+    let mut by_key: Vec<(i32, Totals)> = keys.into_iter().collect();
+    by_key.sort_by_key(|(id, t)| (std::cmp::Reverse(t.requests), *id));
+    let mut by_token: Vec<(i32, Totals)> = accounts.into_iter().collect();
+    by_token.sort_by_key(|(id, t)| (std::cmp::Reverse(t.requests), *id));
 
     Ok(HttpResponse::Ok().json(json!({
         "range": range,
         "bucket": bucket_name,
         "series": series,
-        "by_model": by_model,
-        "by_api_key": by_api_key,
-        "by_token": by_token,
+        "by_model": by_model.iter().map(|(model, t)| json!({
+            "model": model,
+            "requests": t.requests,
+            "input_tokens": t.input_tokens,
+            "output_tokens": t.output_tokens,
+        })).collect::<Vec<_>>(),
+        "by_api_key": by_key.iter().map(|(id, t)| json!({
+            "api_key_id": id,
+            "name": key_names.get(id),
+            "requests": t.requests,
+        })).collect::<Vec<_>>(),
+        "by_token": by_token.iter().map(|(id, t)| json!({
+            "token_id": id,
+            "email": token_emails.get(id),
+            "requests": t.requests,
+            "errors": t.errors,
+        })).collect::<Vec<_>>(),
     })))
 }
 
