@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
                 let key = (i % KEYS as u64) as i32 + 1;
                 let account = (i % ACCOUNTS as u64) as i32 + 1;
                 let model = MODELS[(i % MODELS.len() as u64) as usize];
-                let status = if i % 50 == 0 { 502 } else { 200 };
+                let status = if i.is_multiple_of(50) { 502 } else { 200 };
                 let bucket = at.timestamp().div_euclid(3600) * 3600;
                 let sums = hours.entry((bucket, key, account, model)).or_default();
                 sums[0] += 1;
@@ -87,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
                     token_id: Set(Some(account)),
                     model: Set(model.into()),
                     endpoint: Set("/v1/chat/completions".into()),
-                    stream: Set(i % 2 == 0),
+                    stream: Set(i.is_multiple_of(2)),
                     status_code: Set(status),
                     error_message: Set(
                         (status >= 400).then(|| "upstream_error: upstream answered 500".into())
