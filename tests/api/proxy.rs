@@ -689,3 +689,43 @@ async fn two_instances_on_one_database_share_accounts_and_refresh_once() {
     );
     assert_eq!(mock.total_reuse_errors(), 0);
 }
+
+#[actix_web::test]
+async fn upstream_traffic_goes_through_the_account_or_global_proxy() {
+    let mock = MockUpstream::start();
+    let proxied = mock.create_account("acct-proxied");
+    // The upstream's host does not resolve: only a request sent through a proxy (the mock,
+    // which answers absolute-form requests) can reach it.
+    let app = spawn_with_mock(&mock, |c| {
+        c.codex.base_url = "http://codex-upstream.invalid/backend-api/codex".into();
+        c.pool.strategy = "fill_first".into();
+        c.pool.max_retries = 0;
+    })
+    .await;
+    let row = add_account(&app, &proxied).await;
+    let mut with_proxy: gpt2api::db::token::ActiveModel = row.into();
+    with_proxy.proxy_url = sea_orm::Set(Some(mock.root_url()));
+    let row = sea_orm::ActiveModelTrait::update(with_proxy, &app.state.db)
+        .await
+        .unwrap();
+    app.state.pool.upsert(row).await.unwrap();
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    let res = chat(&app, &key, &ask("via proxy", false)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(mock.request_count("acct-proxied"), 1);
+
+    let global = spawn_with_mock(&mock, |c| {
+        c.codex.base_url = "http://codex-upstream.invalid/backend-api/codex".into();
+        c.codex.proxy_url = Some(mock.root_url().into());
+    })
+    .await;
+    add_account(&global, &mock.create_account("acct-global")).await;
+    let (_, key) = create_key(&global, "client", |_| {}).await;
+    assert_eq!(
+        chat(&global, &key, &ask("via global proxy", false))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(mock.request_count("acct-global"), 1);
+}
