@@ -729,3 +729,72 @@ async fn upstream_traffic_goes_through_the_account_or_global_proxy() {
     );
     assert_eq!(mock.request_count("acct-global"), 1);
 }
+
+#[actix_web::test]
+async fn reasoning_and_an_empty_completed_output_are_rebuilt() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-rebuild");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+
+    let body: Value = chat(
+        &app,
+        &key,
+        &ask("[mock:reasoning] [mock:empty_output] think", false),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let message = &body["choices"][0]["message"];
+    assert!(
+        message["content"].as_str().unwrap().contains("think"),
+        "{body}"
+    );
+    assert!(
+        !message["reasoning_content"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{body}"
+    );
+    assert!(
+        body["usage"]["completion_tokens_details"]["reasoning_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+
+    let text = chat(&app, &key, &ask("[mock:reasoning] think", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let reasoning: String = sse_data(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["reasoning_content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(!reasoning.is_empty(), "{text}");
+
+    let res: Value = reqwest::Client::new()
+        .post(app.url("/v1/responses"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "gpt-5", "input": "[mock:empty_output] rebuild me"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        res["output"].as_array().is_some_and(|o| !o.is_empty()),
+        "{res}"
+    );
+    assert!(res.to_string().contains("rebuild me"));
+}
