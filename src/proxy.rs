@@ -94,6 +94,36 @@ pub struct Dispatched {
     pub rate_limits: Option<RateLimits>,
 }
 
+/// [`dispatch`] that also ends the request's log row when no account could answer, and sets
+/// the rate-limit snapshot on it when one did.
+pub async fn dispatch_logged(
+    state: &AppState,
+    body: Bytes,
+    session_id: Option<&str>,
+    mut log: RequestLog,
+) -> Result<(Dispatched, RequestLog), AppError> {
+    match dispatch(state, body, session_id, &mut log).await {
+        Ok(dispatched) => {
+            log.record.rate_limits = dispatched.rate_limits.clone();
+            Ok((dispatched, log))
+        }
+        Err(e) => {
+            log.finish(
+                e.status.as_u16(),
+                Some(format!("{}: {}", e.code, e.message)),
+            );
+            Err(e)
+        }
+    }
+}
+
+/// Ends the log row of an answer that failed after dispatch and returns the client's 502.
+pub fn failed_after_dispatch(log: RequestLog, error: &impl std::fmt::Display) -> AppError {
+    let message = error.to_string();
+    log.finish(502, Some(message.clone()));
+    AppError::new(StatusCode::BAD_GATEWAY, "upstream_error", message)
+}
+
 /// Sends `body` to the upstream for the client's request, retrying on other accounts within
 /// the configured budget. `log` learns which account served (or failed) the request.
 pub async fn dispatch(

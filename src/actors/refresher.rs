@@ -302,18 +302,7 @@ impl RefreshJob {
                             .unwrap_or_else(|| "the account must sign in again".into()),
                     });
                 }
-                let refreshed = Refreshed {
-                    access_token: Arc::from(row.access_token.as_str()),
-                    expires_at: row.expires_at,
-                };
-                self.pool
-                    .refreshed(
-                        self.token_id,
-                        refreshed.access_token.clone(),
-                        refreshed.expires_at,
-                    )
-                    .await;
-                return Ok(refreshed);
+                return Ok(self.adopt_stored(&row).await);
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(RefreshFailure::transient(
@@ -336,23 +325,28 @@ impl RefreshJob {
             })
     }
 
+    /// Uses the credentials already stored (refreshed by someone else) and tells the pool.
+    async fn adopt_stored(&self, row: &token::Model) -> Refreshed {
+        let refreshed = Refreshed {
+            access_token: Arc::from(row.access_token.as_str()),
+            expires_at: row.expires_at,
+        };
+        self.pool
+            .refreshed(
+                self.token_id,
+                refreshed.access_token.clone(),
+                refreshed.expires_at,
+            )
+            .await;
+        refreshed
+    }
+
     async fn refresh_with_lease(&self) -> Result<Refreshed, RefreshFailure> {
         let row = self.load().await?;
         if let Some(stale) = &self.stale {
             if row.access_token.as_str() != &**stale {
                 // Someone refreshed since the caller's request left: use that token.
-                let refreshed = Refreshed {
-                    access_token: Arc::from(row.access_token.as_str()),
-                    expires_at: row.expires_at,
-                };
-                self.pool
-                    .refreshed(
-                        self.token_id,
-                        refreshed.access_token.clone(),
-                        refreshed.expires_at,
-                    )
-                    .await;
-                return Ok(refreshed);
+                return Ok(self.adopt_stored(&row).await);
             }
         }
         let mut attempt = 0;

@@ -102,3 +102,26 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> String {
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// Reads a request body up to `limit` bytes; beyond it, 413 (in the caller's error shape).
+pub async fn read_limited(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<bytes::Bytes, AppError> {
+    use futures_util::StreamExt;
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| {
+            AppError::bad_request("invalid_request", "the request body could not be read")
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}

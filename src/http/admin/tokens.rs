@@ -305,7 +305,7 @@ async fn import(
     } else if content_type.starts_with("application/json") {
         vec![Upload {
             source: "request body".into(),
-            bytes: read_all(payload, limit).await?,
+            bytes: crate::http::read_limited(payload, limit).await?,
         }]
     } else {
         return Err(AppError::new(
@@ -420,20 +420,6 @@ async fn upsert(
         model.update(db).await?
     };
     Ok((row, created))
-}
-
-async fn read_all(mut payload: web::Payload, limit: usize) -> AppResult<bytes::Bytes> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| {
-            AppError::bad_request("invalid_request", "the upload could not be read")
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 async fn read_multipart(mut form: Multipart, limit: usize) -> AppResult<Vec<Upload>> {

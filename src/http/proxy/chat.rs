@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
-use super::{error_frame, invalid_request, read_body, request_id, ApiKeyAuth};
+use super::{error_frame, event_stream, invalid_request, read_body, request_id, ApiKeyAuth};
 use crate::codex::aggregate::ChatAggregator;
 use crate::codex::chat_stream::ChatStream;
 use crate::codex::openai::ChatRequest;
@@ -12,7 +12,7 @@ use crate::codex::sse::{encode_json, DONE_FRAME};
 use crate::codex::translate::chat_to_codex;
 use crate::codex::upstream::StreamEvent;
 use crate::error::{AppError, OpenAiError};
-use crate::proxy::{dispatch, log_error, RequestLog};
+use crate::proxy::{dispatch_logged, failed_after_dispatch, RequestLog};
 use crate::state::AppState;
 
 /// Handles one chat completion.
@@ -29,7 +29,7 @@ pub async fn completions(
     let upstream_body = Bytes::from(serde_json::to_vec(&codex).map_err(AppError::internal)?);
 
     state.keys.admit(key.0.clone()).await?;
-    let mut log = RequestLog::start(
+    let log = RequestLog::start(
         &state,
         &key.0,
         &chat.model,
@@ -37,22 +37,8 @@ pub async fn completions(
         chat.stream,
         request_id(&req),
     );
-    let dispatched = match dispatch(
-        &state,
-        upstream_body,
-        chat.prompt_cache_key.as_deref(),
-        &mut log,
-    )
-    .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            let (status, message) = log_error(&e);
-            log.finish(status, message);
-            return Err(e.into());
-        }
-    };
-    log.record.rate_limits = dispatched.rate_limits.clone();
+    let (dispatched, mut log) =
+        dispatch_logged(&state, upstream_body, chat.prompt_cache_key.as_deref(), log).await?;
     let lease = dispatched.lease;
     let mut events = dispatched.events;
 
@@ -73,16 +59,7 @@ pub async fn completions(
                 log.finish(200, None);
                 Ok(HttpResponse::Ok().json(completion))
             }
-            Err(e) => {
-                let message = e.to_string();
-                log.finish(502, Some(message.clone()));
-                Err(AppError::new(
-                    actix_web::http::StatusCode::BAD_GATEWAY,
-                    "upstream_error",
-                    message,
-                )
-                .into())
-            }
+            Err(e) => Err(failed_after_dispatch(log, &e).into()),
         };
     }
 
@@ -122,9 +99,5 @@ pub async fn completions(
             }
         }
     };
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("cache-control", "no-cache"))
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(stream))
+    Ok(event_stream(stream))
 }

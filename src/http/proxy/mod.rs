@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use bytes::Bytes;
 use serde_json::json;
 
 use crate::actors::key_cache::KeyRecord;
@@ -111,26 +110,8 @@ pub fn invalid_request(e: TranslateError) -> OpenAiError {
 }
 
 /// Reads the request body up to `limit` bytes, answering 413 in OpenAI's shape beyond it.
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, OpenAiError> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| {
-            AppError::bad_request(
-                "invalid_request_error",
-                "the request body could not be read",
-            )
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(AppError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body is too large",
-            )
-            .into());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+pub async fn read_body(payload: web::Payload, limit: usize) -> Result<Bytes, OpenAiError> {
+    Ok(crate::http::read_limited(payload, limit).await?)
 }
 
 /// The request id assigned by the tracing middleware.
@@ -144,4 +125,16 @@ pub fn request_id(req: &HttpRequest) -> Option<String> {
 pub fn error_frame(message: &str, code: &str) -> Bytes {
     let body = json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": code}});
     Bytes::from(format!("data: {body}\n\n"))
+}
+
+/// A `text/event-stream` answer that proxies in front of the gateway must not buffer.
+pub fn event_stream<S>(stream: S) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
+{
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(stream)
 }

@@ -5,13 +5,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::{invalid_request, read_body, request_id, ApiKeyAuth};
+use super::{event_stream, invalid_request, read_body, request_id, ApiKeyAuth};
 use crate::codex::aggregate::ResponsesAggregator;
 use crate::codex::sse::encode_frame;
 use crate::codex::translate::normalize_responses_request;
 use crate::codex::upstream::StreamEvent;
 use crate::error::{AppError, OpenAiError};
-use crate::proxy::{dispatch, log_error, RequestLog};
+use crate::proxy::{dispatch_logged, failed_after_dispatch, RequestLog};
 use crate::state::AppState;
 
 /// Handles one Responses API request.
@@ -41,7 +41,7 @@ pub async fn create(
     let upstream_body = Bytes::from(serde_json::to_vec(&request.body).map_err(AppError::internal)?);
 
     state.keys.admit(key.0.clone()).await?;
-    let mut log = RequestLog::start(
+    let log = RequestLog::start(
         &state,
         &key.0,
         &request.model,
@@ -49,15 +49,8 @@ pub async fn create(
         request.stream,
         request_id(&req),
     );
-    let dispatched = match dispatch(&state, upstream_body, session.as_deref(), &mut log).await {
-        Ok(d) => d,
-        Err(e) => {
-            let (status, message) = log_error(&e);
-            log.finish(status, message);
-            return Err(e.into());
-        }
-    };
-    log.record.rate_limits = dispatched.rate_limits.clone();
+    let (dispatched, mut log) =
+        dispatch_logged(&state, upstream_body, session.as_deref(), log).await?;
     let lease = dispatched.lease;
     let mut events = dispatched.events;
 
@@ -78,16 +71,7 @@ pub async fn create(
                 log.finish(200, None);
                 Ok(HttpResponse::Ok().json(response))
             }
-            Err(e) => {
-                let message = e.to_string();
-                log.finish(502, Some(message.clone()));
-                Err(AppError::new(
-                    actix_web::http::StatusCode::BAD_GATEWAY,
-                    "upstream_error",
-                    message,
-                )
-                .into())
-            }
+            Err(e) => Err(failed_after_dispatch(log, &e).into()),
         };
     }
 
@@ -122,9 +106,5 @@ pub async fn create(
             }
         }
     };
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("cache-control", "no-cache"))
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(stream))
+    Ok(event_stream(stream))
 }
