@@ -22,3 +22,6 @@ fi
 
 echo "== OpenAI SDK end-to-end tests"
 bash tests/sdk/run.sh
+
+echo "== console end-to-end tests in headless Chromium"
+bash tests/e2e/run.sh

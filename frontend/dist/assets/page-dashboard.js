@@ -114,7 +114,7 @@ export function mount(el, { params }) {
         t('stats.requests24h'),
         fmtNum(rq.last_24h),
         [
-          h('span', { class: rq.errors_24h ? 'text-error font-medium' : '', testid: 'stat-errors-value' }, t('stats.errors', { n: fmtNum(rq.errors_24h || 0) })),
+          h('span', { class: rq.errors_24h ? 'text-error font-medium' : '', testid: 'stat-errors-value' }, t('stats.errors', { n: fmtNum(rq.errors_24h || 0), count: rq.errors_24h || 0 })),
           errRate !== null ? h('span', null, `(${fmtPercent(errRate)})`) : null,
           h('span', null, '·'),
           h('span', null, t('stats.allTime', { n: fmtNum(rq.total) })),
@@ -376,11 +376,11 @@ export function mount(el, { params }) {
       charts.push(
         new Chart(canvas, {
           type: 'bar',
-          data: { labels: byToken.map((x) => x.email || `#${x.token_id}`), datasets: [{ label: t('chart.requestsLabel'), data: byToken.map((x) => x.requests), backgroundColor: themeColor('accent', 0.8), borderRadius: 3 }] },
+          data: { labels: byToken.map((x) => x.email || `#${x.token_id}`), datasets: [{ label: t('chart.requestsLabel'), data: byToken.map((x) => x.requests), backgroundColor: themeColor('accent', 0.8), borderRadius: 3, maxBarThickness: 28 }] },
           options: {
             indexAxis: 'y',
             plugins: { legend: { display: false } },
-            scales: { x: { beginAtZero: true, ticks: { precision: 0, ...compactTicks } }, y: { grid: { display: false }, ticks: { callback: function (v) { const s = this.getLabelForValue(v); return s.length > 24 ? `${s.slice(0, 23)}…` : s; } } } },
+            scales: { x: { beginAtZero: true, ticks: { precision: 0, ...compactTicks } }, y: { grid: { display: false }, ticks: { callback: function (v) { const s = this.getLabelForValue(v); const max = this.chart.width < 420 ? 16 : 24; return s.length > max ? `${s.slice(0, max - 1)}…` : s; } } } },
           },
         }),
       );

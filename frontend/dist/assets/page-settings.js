@@ -7,7 +7,9 @@ import { h, icon, setChildren, pageHeader, loadingBlock, errorBlock, toast, busy
 import { passwordForm } from './page-password.js';
 
 const STRATEGIES = ['round_robin', 'least_used', 'fill_first'];
-const KNOWN = ['strategy', 'max_retries', 'refresh_lead_seconds', 'log_retention_days'];
+const KNOWN = ['strategy', 'max_retries', 'refresh_lead_seconds', 'log_retention_days', 'transient_cooldown_seconds', 'forbidden_cooldown_seconds'];
+// Whole-number settings: checked in the form before they are sent.
+const INTEGERS = ['max_retries', 'refresh_lead_seconds', 'log_retention_days', 'transient_cooldown_seconds', 'forbidden_cooldown_seconds'];
 
 export function mount(el) {
   let disposed = false;
@@ -65,13 +67,22 @@ export function mount(el) {
     controls.set('max_retries', { el: retries, read: () => intOrRaw(retries.value) });
     rows.push(field(t('settings.maxRetries'), retries, t('settings.maxRetriesHint')));
 
-    const lead = numberInput('refresh_lead_seconds', s.refresh_lead_seconds);
-    const leadHint = h('p', { class: 'label whitespace-normal' });
-    const describeLead = () => (leadHint.textContent = t('settings.refreshLeadHint', { d: lead.value === '' ? '—' : fmtDuration(Number(lead.value)) }));
-    lead.addEventListener('input', describeLead);
-    describeLead();
-    controls.set('refresh_lead_seconds', { el: lead, read: () => intOrRaw(lead.value) });
-    rows.push(h('fieldset', { class: 'fieldset' }, h('legend', { class: 'fieldset-legend' }, t('settings.refreshLead')), lead, leadHint));
+    // A number of seconds, with a hint that reads it as a duration.
+    const seconds = (key, label, hintKey) => {
+      const input = numberInput(key, s[key]);
+      const hint = h('p', { class: 'label whitespace-normal' });
+      const describe = () => (hint.textContent = t(hintKey, { d: input.value === '' ? '—' : fmtDuration(Number(input.value)) }));
+      input.addEventListener('input', describe);
+      describe();
+      controls.set(key, { el: input, read: () => intOrRaw(input.value) });
+      return h('fieldset', { class: 'fieldset' }, h('legend', { class: 'fieldset-legend' }, label), input, hint);
+    };
+
+    rows.push(seconds('refresh_lead_seconds', t('settings.refreshLead'), 'settings.refreshLeadHint'));
+
+    // The cooldowns are offered by newer servers only.
+    if (s.transient_cooldown_seconds !== undefined) rows.push(seconds('transient_cooldown_seconds', t('settings.transientCooldown'), 'settings.transientCooldownHint'));
+    if (s.forbidden_cooldown_seconds !== undefined) rows.push(seconds('forbidden_cooldown_seconds', t('settings.forbiddenCooldown'), 'settings.forbiddenCooldownHint'));
 
     const retention = numberInput('log_retention_days', s.log_retention_days);
     controls.set('log_retention_days', { el: retention, read: () => intOrRaw(retention.value) });
@@ -126,7 +137,7 @@ export function mount(el) {
           const patch = diff();
           if (!Object.keys(patch).length) return;
           for (const [k, v] of Object.entries(patch)) {
-            if (typeof v === 'string' && ['max_retries', 'refresh_lead_seconds', 'log_retention_days'].includes(k)) {
+            if (typeof v === 'string' && INTEGERS.includes(k)) {
               return showError(t('settings.badNumber', { field: k }), k);
             }
           }

@@ -11,7 +11,7 @@ import {
 import { replaceParams } from './router.js';
 import { TOKEN_STATUSES, statusBadge, statusLabel, tokenTitle } from './status.js';
 
-const COLS = 7;
+const COLS = 6;
 
 /** Human label of a rate-limit window from its length in minutes. */
 function windowLabel(minutes, fallbackKey) {
@@ -26,7 +26,7 @@ function usageBar(testid, label, percent, resetsAt) {
   const tone = p >= 90 ? 'progress-error' : p >= 70 ? 'progress-warning' : 'progress-success';
   return h(
     'div',
-    { class: 'w-36', testid, dataset: { percent: String(p) }, title: resetsAt ? t('tokens.resets', { rel: fmtRelative(resetsAt), when: fmtDateTime(resetsAt) }) : '' },
+    { class: 'w-32', testid, dataset: { percent: String(p) }, title: resetsAt ? t('tokens.resets', { rel: fmtRelative(resetsAt), when: fmtDateTime(resetsAt) }) : '' },
     h('div', { class: 'flex justify-between text-xs' }, h('span', { class: 'text-base-content/60' }, label), h('span', { class: 'tabular-nums font-medium' }, `${Math.round(p)}%`)),
     h('progress', { class: `progress h-1.5 ${tone}`, value: String(p), max: '100' }),
     resetsAt ? h('div', { class: 'text-[11px] text-base-content/50 whitespace-nowrap' }, t('tokens.resetsShort', { rel: fmtRelative(resetsAt) })) : null,
@@ -84,7 +84,7 @@ export function mount(el, { params }) {
   async function upload(files) {
     if (!files.length) return;
     result.classList.remove('hidden');
-    setChildren(result, h('div', { class: 'flex items-center gap-3 text-sm' }, spinner('loading-sm'), t('tokens.importing', { n: files.length })));
+    setChildren(result, h('div', { class: 'flex items-center gap-3 text-sm' }, spinner('loading-sm'), t('tokens.importing', { n: files.length, count: files.length })));
     const form = new FormData();
     for (const f of files) form.append('file', f, f.name);
     try {
@@ -218,7 +218,7 @@ export function mount(el, { params }) {
         h(
           'table',
           { class: 'table table-sm', testid: 'tokens-table' },
-          h('thead', null, h('tr', null, [t('tokens.col.account'), t('tokens.col.status'), t('tokens.col.plan'), t('tokens.col.expiry'), t('tokens.col.limits'), t('tokens.col.activity'), ''].map((c, i) => h('th', { class: i === COLS - 1 ? 'text-right' : '' }, c)))),
+          h('thead', null, h('tr', null, [t('tokens.col.account'), t('tokens.col.status'), t('tokens.col.expiry'), t('tokens.col.limits'), t('tokens.col.activity'), ''].map((c, i) => h('th', { class: i === COLS - 1 ? 'text-right' : '' }, c)))),
           tbody,
         ),
       ),
@@ -289,21 +289,26 @@ export function mount(el, { params }) {
       { class: 'hover:bg-base-200/50 align-top', testid: 'token-row', dataset: { id: String(tok.id), name: String(tok.name ?? ''), email: String(tok.email ?? ''), status: String(tok.status ?? '') } },
       h(
         'td',
-        { class: 'min-w-44 max-w-64' },
-        h('div', { class: 'font-medium break-words', testid: 'token-name' }, title),
+        { class: 'min-w-44 max-w-56' },
+        // The plan rides beside the name, so the table fits a 1280 px screen.
+        h(
+          'div',
+          { class: 'flex items-start justify-between gap-2' },
+          h('div', { class: 'min-w-0 font-medium break-words', testid: 'token-name' }, title),
+          tok.plan_type ? h('span', { class: 'badge badge-sm badge-outline capitalize shrink-0', title: t('tokens.col.plan'), testid: 'token-plan' }, tok.plan_type) : null,
+        ),
         tok.email && tok.email !== title ? h('div', { class: 'text-xs text-base-content/60 break-words', testid: 'token-email' }, tok.email) : null,
         tok.account_id ? h('div', { class: 'text-[11px] font-mono text-base-content/40 truncate', title: tok.account_id }, tok.account_id) : null,
       ),
       h(
         'td',
-        { class: 'min-w-32 max-w-56' },
+        { class: 'min-w-28 max-w-56' },
         statusBadge(tok.status),
         tok.status === 'cooling_down' && tok.cooldown_until ? h('div', { class: 'text-[11px] text-base-content/60 mt-1 whitespace-nowrap' }, t('tokens.until', { rel: fmtRelative(tok.cooldown_until) })) : null,
         tok.last_error
           ? h('button', { type: 'button', class: 'mt-1 text-left text-xs text-error line-clamp-2 break-words hover:underline cursor-pointer', testid: 'token-last-error', title: t('tokens.showError'), onclick: () => showError(tok) }, tok.last_error)
           : null,
       ),
-      h('td', null, tok.plan_type ? h('span', { class: 'badge badge-sm badge-outline capitalize', testid: 'token-plan' }, tok.plan_type) : h('span', { class: 'text-base-content/40' }, '—')),
       h(
         'td',
         { class: 'whitespace-nowrap text-sm' },
@@ -325,8 +330,8 @@ export function mount(el, { params }) {
       h(
         'td',
         { class: 'text-sm whitespace-nowrap' },
-        h('div', null, t('tokens.requests', { n: fmtNum(tok.usage_count || 0) })),
-        tok.error_count ? h('div', { class: 'text-xs text-error' }, t('tokens.errors', { n: fmtNum(tok.error_count) })) : null,
+        h('div', null, t('tokens.requests', { n: fmtNum(tok.usage_count || 0), count: tok.usage_count || 0 })),
+        tok.error_count ? h('div', { class: 'text-xs text-error' }, t('tokens.errors', { n: fmtNum(tok.error_count), count: tok.error_count })) : null,
         h('div', { class: 'text-xs text-base-content/50' }, tok.last_used_at ? t('tokens.usedAgo', { rel: fmtRelative(tok.last_used_at) }) : t('tokens.neverUsed')),
       ),
       h(
@@ -370,7 +375,7 @@ export function mount(el, { params }) {
       content: h(
         'div',
         { class: 'flex flex-col gap-3' },
-        h('div', { class: 'flex items-center gap-2' }, statusBadge(tok.status), h('span', { class: 'text-sm text-base-content/60' }, t('tokens.errors', { n: fmtNum(tok.error_count || 0) }))),
+        h('div', { class: 'flex items-center gap-2' }, statusBadge(tok.status), h('span', { class: 'text-sm text-base-content/60' }, t('tokens.errors', { n: fmtNum(tok.error_count || 0), count: tok.error_count || 0 }))),
         h('pre', { class: 'whitespace-pre-wrap break-all rounded-box bg-base-200 p-3 text-sm max-h-96 overflow-auto' }, tok.last_error || ''),
       ),
     });
@@ -430,7 +435,7 @@ export function mount(el, { params }) {
       a.click();
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
-      toast(t('tokens.exported', { n: Array.isArray(data) ? data.length : 0 }));
+      toast(t('tokens.exported', { n: Array.isArray(data) ? data.length : 0, count: Array.isArray(data) ? data.length : 0 }));
     } catch (err) {
       toastError(err);
     } finally {

@@ -57,5 +57,7 @@ export function applyChartTheme(Chart) {
   Chart.defaults.plugins.tooltip.titleColor = themeColor('neutral-content');
   Chart.defaults.plugins.tooltip.bodyColor = themeColor('neutral-content');
   Chart.defaults.maintainAspectRatio = false;
-  Chart.defaults.animation.duration = 300;
+  // No animation for people who asked their system for less motion.
+  const reduced = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+  Chart.defaults.animation.duration = reduced ? 0 : 300;
 }

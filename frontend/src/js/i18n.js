@@ -65,9 +65,22 @@ export async function setLang(code) {
   window.dispatchEvent(new CustomEvent('langchange', { detail: code }));
 }
 
-/** Looks up a key and fills `{name}` placeholders from params. */
+function lookup(key) {
+  return Object.prototype.hasOwnProperty.call(dict, key) ? dict[key] : fallback[key];
+}
+
+/**
+ * Looks up a key and fills `{name}` placeholders from params. With a numeric
+ * `params.count`, the plural form `<key>.<category>` (e.g. `.one`, from
+ * Intl.PluralRules) is used when the dictionary has one: "1 error", "2 errors".
+ */
 export function t(key, params) {
-  let s = Object.prototype.hasOwnProperty.call(dict, key) ? dict[key] : fallback[key];
+  let s;
+  if (params && typeof params.count === 'number') {
+    const form = `${key}.${new Intl.PluralRules(lang).select(params.count)}`;
+    if (Object.prototype.hasOwnProperty.call(dict, form)) s = dict[form];
+  }
+  if (s === undefined) s = lookup(key);
   if (s === undefined) return key;
   if (params) {
     s = s.replace(/\{(\w+)\}/g, (m, name) => (params[name] === undefined || params[name] === null ? m : String(params[name])));

@@ -121,20 +121,23 @@ export function buildShell(profile, { onLogout }) {
 
   const main = h('main', { class: 'mx-auto w-full max-w-7xl p-4 sm:p-6 lg:p-8', id: 'main', testid: 'main' });
 
+  // On wide screens the menu column spans the whole page height (its
+  // background and border reach the bottom of long pages) while the menu
+  // itself stays in view, sticky under the top bar.
   const side = h(
     'div',
-    { class: 'drawer-side z-40 lg:top-16 lg:h-[calc(100dvh-4rem)]' },
+    { class: 'drawer-side z-40 lg:static lg:h-auto lg:overflow-visible lg:border-r lg:border-base-300 lg:bg-base-100', testid: 'nav-side' },
     h('label', { for: DRAWER_ID, 'aria-label': t('topbar.closeMenu'), class: 'drawer-overlay' }),
     h(
       'aside',
-      { class: 'flex min-h-full w-64 flex-col border-r border-base-300 bg-base-100' },
+      { class: 'flex min-h-full w-64 flex-col border-r border-base-300 bg-base-100 lg:sticky lg:top-16 lg:h-[calc(100dvh-4rem)] lg:min-h-0 lg:overflow-y-auto lg:border-r-0', testid: 'nav-panel' },
       h('div', { class: 'flex h-16 items-center border-b border-base-300 px-5 lg:hidden' }, logo('text-lg')),
       h('div', { class: 'px-4 pt-4 pb-1 text-xs font-semibold uppercase tracking-wider text-base-content/50 sm:hidden' }, t('topbar.signedInAs'), ' ', h('span', { class: 'normal-case' }, profile.username)),
       menu,
     ),
   );
 
-  const root = h('div', { class: 'min-h-screen', testid: 'shell' }, topbar, h('div', { class: 'drawer lg:drawer-open' }, toggle, h('div', { class: 'drawer-content min-w-0' }, main), side));
+  const root = h('div', { class: 'min-h-screen', testid: 'shell' }, topbar, h('div', { class: 'drawer lg:drawer-open min-h-[calc(100dvh-4rem)]' }, toggle, h('div', { class: 'drawer-content min-w-0' }, main), side));
 
   function setActive(name) {
     for (const [n, a] of links) {

@@ -140,7 +140,7 @@ export function mount(el, { params }) {
       h(
         'td',
         { class: 'text-sm' },
-        h('div', { class: 'whitespace-nowrap' }, t('keys.requests', { n: fmtNum(k.usage_count || 0) })),
+        h('div', { class: 'whitespace-nowrap' }, t('keys.requests', { n: fmtNum(k.usage_count || 0), count: k.usage_count || 0 })),
         h('div', { class: 'text-xs text-base-content/60 whitespace-nowrap' }, t('keys.tokensUsed', { used: fmtCompact(k.tokens_used || 0), limit: k.total_token_limit ? fmtCompact(k.total_token_limit) : '∞' })),
         tokenBar,
         h('div', { class: 'text-xs text-base-content/60 whitespace-nowrap' }, k.last_used_at ? t('keys.lastUsed', { rel: fmtRelative(k.last_used_at) }) : t('keys.neverUsed')),
