@@ -75,6 +75,7 @@ enum AdminAction {
 }
 
 fn main() -> std::process::ExitCode {
+    limit_retained_heap();
     let cli = Cli::parse();
     let system = actix_web::rt::System::new();
     match system.block_on(run(cli)) {
@@ -197,4 +198,15 @@ async fn reset_password(config: Config, username: &str, from_stdin: bool) -> any
         println!("it must be changed at the next sign-in; all sessions were revoked");
     }
     Ok(())
+}
+
+/// Large allocations (an argon2 hash takes 19 MiB) go straight to `mmap` and back to the system
+/// when freed; otherwise glibc keeps them in each thread's arena and the resident size grows by
+/// that much for every thread that ever hashed a password.
+fn limit_retained_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator tunable; it runs before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }

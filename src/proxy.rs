@@ -366,7 +366,11 @@ async fn report(state: &AppState, token_id: i32, outcome: Outcome) {
         Outcome::Unauthorized(_) => "unauthorized",
     };
     state.metrics.upstream(label);
-    state.pool.report(token_id, outcome).await;
+    match outcome {
+        // Failures change health and are stored before the retry; successes only count.
+        Outcome::Success(limits) => state.pool.succeeded(token_id, limits),
+        failure => state.pool.report(token_id, failure).await,
+    }
 }
 
 fn resets_at(e: &UpstreamError) -> DateTime<Utc> {

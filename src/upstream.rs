@@ -4,21 +4,35 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use dashmap::DashMap;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::codex::upstream::UpstreamError;
 use crate::config::CodexConfig;
 
 /// Sends requests upstream; cheap to clone.
+///
+/// Each thread gets its own pooled client (per proxy URL): a connection is then driven by the
+/// worker that uses it, instead of waking another worker's runtime for every read and write.
 #[derive(Clone)]
 pub struct UpstreamClient {
     config: std::sync::Arc<CodexConfig>,
-    default: reqwest::Client,
-    /// One client per per-account proxy URL, built on first use.
-    proxied: std::sync::Arc<DashMap<String, reqwest::Client>>,
+    /// The global proxy, if any.
+    proxy: Option<String>,
+    /// Tells this client's entries apart from another instance's in the thread-local map.
+    id: usize,
 }
+
+thread_local! {
+    /// Clients of this thread, by (instance, proxy URL).
+    static CLIENTS: RefCell<HashMap<(usize, Option<String>), reqwest::Client>> =
+        RefCell::new(HashMap::new());
+}
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
 /// What a refresh answered.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,25 +79,31 @@ impl UpstreamClient {
             .as_ref()
             .map(|p| p.expose_secret().to_string())
             .filter(|p| !p.trim().is_empty());
-        let default = build_client(&config, proxy.as_deref())?;
+        // Fail at start-up, not at the first request, when the global proxy URL is invalid.
+        build_client(&config, proxy.as_deref())?;
         Ok(Self {
             config: std::sync::Arc::new(config),
-            default,
-            proxied: std::sync::Arc::new(DashMap::new()),
+            proxy,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
     fn client_for(&self, proxy_url: Option<&str>) -> Result<reqwest::Client, TransportError> {
-        let Some(proxy) = proxy_url.filter(|p| !p.trim().is_empty()) else {
-            return Ok(self.default.clone());
-        };
-        if let Some(client) = self.proxied.get(proxy) {
-            return Ok(client.clone());
-        }
-        let client = build_client(&self.config, Some(proxy))
-            .map_err(|_| TransportError("the account's proxy URL is invalid".into()))?;
-        self.proxied.insert(proxy.to_string(), client.clone());
-        Ok(client)
+        let proxy = proxy_url
+            .filter(|p| !p.trim().is_empty())
+            .map(str::to_string)
+            .or_else(|| self.proxy.clone());
+        CLIENTS.with(|clients| {
+            let mut clients = clients.borrow_mut();
+            let key = (self.id, proxy);
+            if let Some(client) = clients.get(&key) {
+                return Ok(client.clone());
+            }
+            let client = build_client(&self.config, key.1.as_deref())
+                .map_err(|_| TransportError("the account's proxy URL is invalid".into()))?;
+            clients.insert(key, client.clone());
+            Ok(client)
+        })
     }
 
     /// `POST {base_url}/responses` with the account's credentials; the body is already the

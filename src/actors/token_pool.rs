@@ -572,6 +572,17 @@ impl TokenPoolHandle {
         .await;
     }
 
+    /// Records a success without waiting: it only moves counters, so a full mailbox may drop it.
+    pub fn succeeded(&self, token_id: i32, limits: Option<RateLimits>) {
+        let report = Report {
+            token_id,
+            outcome: Outcome::Success(limits),
+        };
+        if self.addr.try_send(report).is_err() {
+            tracing::debug!(token_id, "token pool mailbox full: success report dropped");
+        }
+    }
+
     /// Adds or replaces an account.
     pub async fn upsert(&self, row: token::Model) -> Result<(), AppError> {
         super::ask(&self.addr, Upsert(row), self.timeout, "token pool").await
