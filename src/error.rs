@@ -171,32 +171,38 @@ impl ResponseError for OpenAiError {
     }
 }
 
-/// Maps a failed extractor (JSON body, query, path, form) to a 400/413/415 with a clear message
-/// that never echoes the request body back.
-pub fn extractor_error(err: &dyn std::fmt::Display, kind: ExtractorKind) -> AppError {
-    let text = err.to_string();
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("overflow") || lower.contains("too large") || lower.contains("limit") {
-        return AppError::new(
+/// Maps a failed JSON body to 413 (too large), 415 (not JSON) or 400, with a message that never
+/// echoes the request body back.
+pub fn json_error(err: &actix_web::error::JsonPayloadError) -> AppError {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => AppError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             "request body is too large",
-        );
-    }
-    if lower.contains("content type") {
-        return AppError::new(
+        ),
+        E::ContentType => AppError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "expected Content-Type: application/json",
-        );
+        ),
+        other => extractor_error(other, ExtractorKind::Json),
     }
+}
+
+/// Maps a failed extractor (JSON body, query, path) to a 400 with a clear message that never
+/// echoes the input back.
+pub fn extractor_error(err: &dyn std::fmt::Display, kind: ExtractorKind) -> AppError {
     let what = match kind {
         ExtractorKind::Json => "malformed JSON body",
         ExtractorKind::Query => "invalid query parameters",
         ExtractorKind::Path => "invalid path parameter",
     };
-    // serde's messages name fields and types, not values, so they are safe to pass on.
-    AppError::bad_request("invalid_request", format!("{what}: {}", safe_detail(&text)))
+    // serde's messages name fields and types; quoted input values are cut out.
+    AppError::bad_request(
+        "invalid_request",
+        format!("{what}: {}", safe_detail(&err.to_string())),
+    )
 }
 
 /// Which extractor failed.

@@ -28,8 +28,9 @@ use crate::error::AppError;
 use crate::settings::RuntimeSettings;
 use crate::upstream::{RefreshError, UpstreamClient};
 
-/// How long one instance may hold an account's refresh lease.
-const LEASE: Duration = Duration::from_secs(90);
+/// How long one instance may hold an account's refresh lease: longer than three tries of 30 s
+/// each with their back-off.
+const LEASE: Duration = Duration::from_secs(150);
 /// Back-off between transient failures within one refresh.
 const BACKOFF: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 /// After a transient failure, the scheduler leaves the account alone this long.

@@ -11,7 +11,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
-use crate::error::{extractor_error, AppError, ExtractorKind};
+use crate::error::{extractor_error, json_error, AppError, ExtractorKind};
 use crate::state::AppState;
 
 /// The response header that carries the request id.
@@ -45,7 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
 pub fn admin_json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(limit)
-        .error_handler(|err, _req| extractor_error(&err, ExtractorKind::Json).into())
+        .error_handler(|err, _req| json_error(&err).into())
 }
 
 fn admin_query_config() -> web::QueryConfig {

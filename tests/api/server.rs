@@ -185,3 +185,24 @@ async fn system_information() {
     assert!(body["uptime_seconds"].is_u64());
     assert_eq!(body["upstream_base_url"], app.config.codex.base_url);
 }
+
+#[actix_web::test]
+async fn missing_fields_and_bad_query_parameters_answer_400_naming_them() {
+    let app = spawn_app().await;
+    let res = reqwest::Client::new()
+        .post(app.url("/admin/login"))
+        .header("content-type", "application/json")
+        .body(r#"{"username": "admin"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("password"),
+        "{body}"
+    );
+}
