@@ -58,87 +58,27 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   cargo build --release --quiet --bin gpt2api --example mock_upstream --example loadgen
 fi
 
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/gpt2api-bench.XXXXXX")"
+# --- The mock upstream and the gateway ---------------------------------------------------------
+source "$repo/tests/support/stack.sh"
+sampler_pid=""
+stack_pid_vars=(sampler_pid gateway_pid mock_pid)
+# On failure: keep all the files (the raw results are in $tmp/out unless BENCH_OUT is set).
+stack_on_failure() {
+  echo "== failed; files kept in $tmp" >&2
+  [ -f "$tmp/gateway.log" ] && tail -n 30 "$tmp/gateway.log" >&2
+  return 0
+}
+stack_init bench
 out="${BENCH_OUT:-$tmp/out}"
 mkdir -p "$out"
 rm -f "$out"/*.json "$out"/*.err "$out"/*.trace "$out"/perf-*
-mock_pid=""
-gateway_pid=""
-sampler_pid=""
-cleanup() {
-  local status=$?
-  for pid in "$sampler_pid" "$gateway_pid" "$mock_pid"; do
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-    fi
-  done
-  for pid in "$sampler_pid" "$gateway_pid" "$mock_pid"; do
-    if [ -n "$pid" ]; then
-      wait "$pid" 2>/dev/null || true
-    fi
-  done
-  if [ "$status" -ne 0 ]; then
-    echo "== failed; files kept in $tmp" >&2
-    [ -f "$tmp/gateway.log" ] && tail -n 30 "$tmp/gateway.log" >&2
-  else
-    rm -rf "$tmp"
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
-wait_for() {
-  local check="$1" seconds="$2" pid="$3" what="$4"
-  local deadline=$((SECONDS + seconds))
-  until eval "$check"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "$what exited before it was ready" >&2
-      return 1
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "$what not ready after ${seconds}s" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
-}
-
-# --- The mock upstream ------------------------------------------------------------------------
-"$bin/examples/mock_upstream" --port 0 --fast --accounts 4 --workers "$mock_workers" \
-  --accounts-out "$tmp/accounts.json" >"$tmp/mock.out" 2>"$tmp/mock.log" &
-mock_pid=$!
-wait_for 'grep -q "^MOCK_UPSTREAM " "$tmp/mock.out"' 30 "$mock_pid" "the mock upstream"
-mock_line="$(grep -m1 '^MOCK_UPSTREAM ' "$tmp/mock.out")"
-field() { tr ' ' '\n' <<<"$mock_line" | sed -n "s/^$1=//p"; }
-mock_base_url="$(field base_url)"
-mock_oauth_url="$(field oauth_url)"
+# Their progress lines would land in the report on stdout.
+stack_start_mock "$bin" 4 --fast --workers "$mock_workers" >/dev/null
 echo "== $mock_line" >&2
-
-# --- The gateway ------------------------------------------------------------------------------
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-admin_password="$(python3 -c 'import secrets; print("Bench-" + secrets.token_urlsafe(18) + "-9aZ")')"
-gateway_url="http://127.0.0.1:$port"
-mkdir -p "$tmp/run"
-: >"$tmp/empty.toml"
-(
-  cd "$tmp/run"
-  exec env \
-    -u DATABASE_URL -u PORT -u JWT_SECRET -u ADMIN_USERNAME -u GPT2API_CONFIG -u RUST_LOG \
-    GPT2API__SERVER__HOST=127.0.0.1 \
-    GPT2API__SERVER__PORT="$port" \
-    GPT2API__SERVER__WORKERS="$gateway_workers" \
-    GPT2API__SERVER__DATA_DIR="$tmp/data" \
-    DATABASE_PATH="$tmp/gw.db" \
-    ADMIN_PASSWORD="$admin_password" \
-    GPT2API__CODEX__BASE_URL="$mock_base_url" \
-    GPT2API__CODEX__OAUTH_TOKEN_URL="$mock_oauth_url" \
-    ${BENCH_GATEWAY_ENV:-} \
-    "$bin/gpt2api" --config "$tmp/empty.toml"
-) >"$tmp/gateway.log" 2>&1 &
-gateway_pid=$!
-wait_for 'curl -fsS -o /dev/null "$gateway_url/readyz" 2>/dev/null' 60 "$gateway_pid" "the gateway"
+read -r -a gateway_env <<<"${BENCH_GATEWAY_ENV:-}"
+stack_start_gateway "$bin" -u RUST_LOG GPT2API__SERVER__WORKERS="$gateway_workers" \
+  "${gateway_env[@]}" >/dev/null
 rss_started_kb="$(awk '/^VmRSS/ {print $2}' "/proc/$gateway_pid/status")"
 echo "== gateway on $gateway_url (pid $gateway_pid, RSS after start-up $rss_started_kb kB)" >&2
 
@@ -147,7 +87,7 @@ admin_token="$(curl -fsS "$gateway_url/admin/login" -H 'content-type: applicatio
   -d "$(python3 -c 'import json, sys; print(json.dumps({"username": "admin", "password": sys.argv[1]}))' "$admin_password")" |
   json_field token)"
 import_answer="$(curl -fsS "$gateway_url/admin/tokens/import" -H "authorization: Bearer $admin_token" \
-  -H 'content-type: application/json' --data-binary "@$tmp/accounts.json")"
+  -H 'content-type: application/json' --data-binary "@$accounts_file")"
 echo "== import: $import_answer" >&2
 api_key="$(curl -fsS "$gateway_url/admin/api-keys" -H "authorization: Bearer $admin_token" \
   -H 'content-type: application/json' -d '{"name":"bench"}' | json_field key)"
@@ -213,7 +153,7 @@ run() {
   if [ "$target" = direct ]; then
     # The mock answers every Codex request with a stream: non-streaming clients of the gateway
     # cost the same upstream answer, so both rows compare with the same direct request.
-    args+=(--url "$mock_base_url/responses" --codex --accounts "$tmp/accounts.json")
+    args+=(--url "$mock_base_url/responses" --codex --accounts "$accounts_file")
   else
     args+=(--url "$gateway_url/v1/chat/completions" --key "$api_key")
     [ "$stream" = 1 ] && args+=(--stream)
