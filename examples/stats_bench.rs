@@ -84,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
                 batch.push(api_log::ActiveModel {
                     created_at: Set(at),
                     api_key_id: Set(Some(key)),
-                    token_id: Set(Some(account)),
+                    account_id: Set(Some(account)),
                     model: Set(model.into()),
                     endpoint: Set("/v1/chat/completions".into()),
                     stream: Set(i.is_multiple_of(2)),
@@ -119,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
             |((bucket, key, account, model), s)| usage_hourly::ActiveModel {
                 bucket: Set(bucket),
                 api_key_id: Set(key),
-                token_id: Set(account),
+                account_id: Set(account),
                 model: Set(model.into()),
                 requests: Set(s[0]),
                 errors: Set(s[1]),

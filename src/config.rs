@@ -186,11 +186,23 @@ impl Default for CodexConfig {
     }
 }
 
+/// How the account pool picks an account for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Each request goes to the next available account in turn.
+    RoundRobin,
+    /// The available account with the fewest requests in flight, then the fewest served.
+    LeastUsed,
+    /// The first available account until it cools down, then the next.
+    FillFirst,
+}
+
 /// Account selection, retries, refresh timing: the start-up values of the runtime settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
-    pub strategy: String,
+    pub strategy: Strategy,
     pub max_retries: u32,
     pub refresh_lead_seconds: u64,
     pub refresh_check_interval_seconds: u64,
@@ -203,7 +215,7 @@ pub struct PoolConfig {
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
-            strategy: "round_robin".into(),
+            strategy: Strategy::RoundRobin,
             max_retries: 3,
             refresh_lead_seconds: 5 * 24 * 3600,
             refresh_check_interval_seconds: 60,
@@ -367,12 +379,6 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("`{key}` {why}")));
-        if crate::settings::Strategy::parse(&self.pool.strategy).is_none() {
-            return bad(
-                "pool.strategy",
-                "must be one of round_robin, least_used, fill_first",
-            );
-        }
         if self.log.batch_size == 0 {
             return bad("log.batch_size", "must be at least 1");
         }

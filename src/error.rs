@@ -1,83 +1,300 @@
-//! One error type for the whole service, rendered in two shapes.
+//! One error type for the HTTP surface, rendered in two shapes.
 //!
+//! Every error the gateway answers carries an [`ErrorCode`]: the stable snake_case name a client
+//! matches on, the HTTP status and the OpenAI `type`, all declared once in [`ErrorCode::spec`].
 //! `/admin/*` answers `{"error":{"code","message"}}`; `/v1/*` answers OpenAI's
 //! `{"error":{"message","type","param","code"}}` so that OpenAI SDKs raise the right exception.
-//! The shape is chosen by wrapping: handlers under `/v1` return [`OpenAiError`]. Internal causes
-//! are logged once, server-side; a client never sees them.
+//! The shape is chosen by wrapping: handlers under `/v1` return [`OpenAiError`].
+//!
+//! The actors and services report domain errors (`PoolError`, `LimitError`, `ActorError`,
+//! `SettingsError`, ...); the `From` impls at the end of this module are the one place where
+//! they become statuses. Internal causes are logged once, server-side; a client never sees them.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
-/// A failure with a stable code, a status and a message that is safe to show to the client.
+use crate::actors::account_pool::PoolError;
+use crate::actors::key_cache::LimitError;
+use crate::actors::ActorError;
+use crate::settings::SettingsError;
+
+/// Every error code the gateway answers with. Each exists exactly once; the HTTP contract
+/// (`API.md`) lists the ones clients rely on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
+pub enum ErrorCode {
+    // The request itself.
+    /// A malformed or invalid request.
+    InvalidRequest,
+    /// The body is larger than the configured limit.
+    PayloadTooLarge,
+    /// The body is not JSON where JSON is expected.
+    UnsupportedMediaType,
+    /// No such resource or route.
+    NotFound,
+    /// An import holds more accounts than one upload may.
+    TooManyAccounts,
+    /// A runtime setting with a wrong value.
+    InvalidSetting,
+
+    // Admin sign-in.
+    /// No admin session, or an invalid one.
+    Unauthorized,
+    /// Wrong username or password.
+    InvalidCredentials,
+    /// Too many failed sign-in attempts.
+    TooManyAttempts,
+    /// A new password that breaks the rules.
+    WeakPassword,
+    /// The first sign-in must change the generated password first.
+    PasswordChangeRequired,
+    /// A cookie-authenticated unsafe request from another origin.
+    CrossSiteRequest,
+
+    // Account sign-in flows.
+    /// Too many sign-in flows at once.
+    TooManyFlows,
+    /// The pasted URL's `state` is not the flow's.
+    OauthStateMismatch,
+    /// The upstream refused the sign-in.
+    OauthDenied,
+    /// Exchanging the code for tokens failed.
+    OauthExchangeFailed,
+    /// The flow expired.
+    OauthFlowExpired,
+
+    // API keys and their limits.
+    /// A missing, unknown, disabled or expired `sk-` key.
+    InvalidApiKey,
+    /// The key may not do this.
+    PermissionDenied,
+    /// The key may not use this model.
+    ModelNotAllowed,
+    /// The model is not served.
+    ModelNotFound,
+    /// Too many requests for now (the key's rpm, or an account's limit upstream).
+    RateLimitExceeded,
+    /// The key's daily requests or token budget are used up.
+    InsufficientQuota,
+
+    // The pool and the upstream.
+    /// Every account's usage limit is spent (the upstream's own shape).
+    UsageLimitReached,
+    /// Every usable account is cooling down.
+    AllAccountsCooling,
+    /// No account can serve at all.
+    NoAvailableAccount,
+    /// The upstream failed.
+    UpstreamError,
+    /// The upstream is overloaded.
+    ServerOverloaded,
+    /// Refreshing an account's tokens failed.
+    RefreshFailed,
+
+    // The gateway itself.
+    /// An actor is not answering (full mailbox, stopped, too slow).
+    ServiceUnavailable,
+    /// A failure whose cause is only in the server log.
+    InternalError,
+}
+
+/// What an [`ErrorCode`] stands for on the wire.
+struct CodeSpec {
+    status: StatusCode,
+    openai_type: &'static str,
+    name: &'static str,
+}
+
+const fn spec(status: StatusCode, openai_type: &'static str, name: &'static str) -> CodeSpec {
+    CodeSpec {
+        status,
+        openai_type,
+        name,
+    }
+}
+
+const INVALID: &str = "invalid_request_error";
+const AUTH: &str = "authentication_error";
+const PERMISSION: &str = "permission_error";
+const RATE_LIMIT: &str = "rate_limit_error";
+const API: &str = "api_error";
+
+impl ErrorCode {
+    fn spec(self) -> CodeSpec {
+        use ErrorCode as C;
+        use StatusCode as S;
+        match self {
+            C::InvalidRequest => spec(S::BAD_REQUEST, INVALID, "invalid_request"),
+            C::PayloadTooLarge => spec(S::PAYLOAD_TOO_LARGE, INVALID, "payload_too_large"),
+            C::UnsupportedMediaType => {
+                spec(S::UNSUPPORTED_MEDIA_TYPE, INVALID, "unsupported_media_type")
+            }
+            C::NotFound => spec(S::NOT_FOUND, INVALID, "not_found"),
+            C::TooManyAccounts => spec(S::PAYLOAD_TOO_LARGE, INVALID, "too_many_accounts"),
+            C::InvalidSetting => spec(S::BAD_REQUEST, INVALID, "invalid_setting"),
+            C::Unauthorized => spec(S::UNAUTHORIZED, AUTH, "unauthorized"),
+            C::InvalidCredentials => spec(S::UNAUTHORIZED, AUTH, "invalid_credentials"),
+            C::TooManyAttempts => spec(S::TOO_MANY_REQUESTS, RATE_LIMIT, "too_many_attempts"),
+            C::WeakPassword => spec(S::BAD_REQUEST, INVALID, "weak_password"),
+            C::PasswordChangeRequired => spec(S::FORBIDDEN, PERMISSION, "password_change_required"),
+            C::CrossSiteRequest => spec(S::FORBIDDEN, PERMISSION, "cross_site_request"),
+            C::TooManyFlows => spec(S::TOO_MANY_REQUESTS, RATE_LIMIT, "too_many_flows"),
+            C::OauthStateMismatch => spec(S::BAD_REQUEST, INVALID, "oauth_state_mismatch"),
+            C::OauthDenied => spec(S::BAD_REQUEST, INVALID, "oauth_denied"),
+            C::OauthExchangeFailed => spec(S::BAD_REQUEST, INVALID, "oauth_exchange_failed"),
+            C::OauthFlowExpired => spec(S::GONE, INVALID, "oauth_flow_expired"),
+            C::InvalidApiKey => spec(S::UNAUTHORIZED, AUTH, "invalid_api_key"),
+            C::PermissionDenied => spec(S::FORBIDDEN, PERMISSION, "permission_denied"),
+            C::ModelNotAllowed => spec(S::FORBIDDEN, PERMISSION, "model_not_allowed"),
+            C::ModelNotFound => spec(S::NOT_FOUND, INVALID, "model_not_found"),
+            C::RateLimitExceeded => spec(S::TOO_MANY_REQUESTS, RATE_LIMIT, "rate_limit_exceeded"),
+            C::InsufficientQuota => spec(
+                S::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                "insufficient_quota",
+            ),
+            C::UsageLimitReached => spec(
+                S::TOO_MANY_REQUESTS,
+                "usage_limit_reached",
+                "usage_limit_reached",
+            ),
+            C::AllAccountsCooling => spec(S::TOO_MANY_REQUESTS, RATE_LIMIT, "all_accounts_cooling"),
+            C::NoAvailableAccount => spec(S::SERVICE_UNAVAILABLE, API, "no_available_account"),
+            C::UpstreamError => spec(S::BAD_GATEWAY, API, "upstream_error"),
+            C::ServerOverloaded => spec(S::SERVICE_UNAVAILABLE, API, "server_overloaded"),
+            C::RefreshFailed => spec(S::BAD_GATEWAY, API, "refresh_failed"),
+            C::ServiceUnavailable => spec(S::SERVICE_UNAVAILABLE, API, "service_unavailable"),
+            C::InternalError => spec(S::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
+        }
+    }
+
+    /// The HTTP status this code answers with.
+    pub fn status(self) -> StatusCode {
+        self.spec().status
+    }
+
+    /// The stable snake_case name clients match on.
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// OpenAI's `type`, chosen so that SDKs raise the right exception class.
+    pub fn openai_type(self) -> &'static str {
+        self.spec().openai_type
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failure with a stable code and a message that is safe to show to the client.
 #[derive(Debug, Clone)]
 pub struct AppError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub param: Option<String>,
-    pub retry_after: Option<u64>,
+    code: ErrorCode,
+    /// The code's status, unless the upstream's own status is passed on (see [`Self::with_status`]).
+    status: StatusCode,
+    message: String,
+    param: Option<String>,
+    retry_after: Option<u64>,
 }
 
 /// The result type of handlers and services.
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
-    /// An error with the given status, code and client-facing message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with the given code and client-facing message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
+            status: code.status(),
             message: message.into(),
             param: None,
             retry_after: None,
         }
     }
 
-    /// 400 with a code.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    /// 400 `invalid_request`.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     /// 401 for a missing or invalid admin session.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(ErrorCode::Unauthorized, message)
     }
 
     /// 404 for a missing resource.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// 502 for an upstream failure.
+    pub fn upstream(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::UpstreamError, message)
     }
 
     /// 503 when an actor's mailbox is full or it did not answer in time.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            message,
-        )
+        Self::new(ErrorCode::ServiceUnavailable, message)
     }
 
     /// 500 for a failure whose cause is only logged; the client sees a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "internal error; see the server log",
         )
     }
 
     /// Adds a `Retry-After` header (seconds).
+    #[must_use]
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds.max(1));
         self
     }
 
     /// Names the request parameter at fault (OpenAI's `param`).
+    #[must_use]
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
         self.param = Some(param.into());
         self
+    }
+
+    /// Answers with another status than the code's own: only for passing on the upstream's
+    /// verdict on a client's request (a 413 or 422 the backend gave).
+    #[must_use]
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The client-facing message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The `Retry-After` seconds, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// The status and `code: message` line a usage-log row keeps for this error.
+    pub fn log_line(&self) -> String {
+        format!("{}: {}", self.code, self.message)
     }
 
     fn base_response(&self) -> actix_web::HttpResponseBuilder {
@@ -86,19 +303,6 @@ impl AppError {
             builder.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         builder
-    }
-
-    /// OpenAI's `type` for this error, chosen so SDKs map it to the right exception class.
-    fn openai_type(&self) -> &'static str {
-        match self.status.as_u16() {
-            400 | 404 | 413 | 422 => "invalid_request_error",
-            401 => "authentication_error",
-            403 => "permission_error",
-            429 if self.code == "insufficient_quota" => "insufficient_quota",
-            429 => "rate_limit_error",
-            500 => "server_error",
-            _ => "api_error",
-        }
     }
 }
 
@@ -117,25 +321,7 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         self.base_response()
-            .json(json!({"error": {"code": self.code, "message": self.message}}))
-    }
-}
-
-impl From<sea_orm::DbErr> for AppError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        AppError::internal(format_args!("database: {e}"))
-    }
-}
-
-impl From<sea_orm::TransactionError<sea_orm::DbErr>> for AppError {
-    fn from(e: sea_orm::TransactionError<sea_orm::DbErr>) -> Self {
-        AppError::internal(format_args!("database transaction: {e}"))
-    }
-}
-
-impl From<actix_web::error::BlockingError> for AppError {
-    fn from(e: actix_web::error::BlockingError) -> Self {
-        AppError::internal(format_args!("blocking task: {e}"))
+            .json(json!({"error": {"code": self.code.name(), "message": self.message}}))
     }
 }
 
@@ -143,9 +329,9 @@ impl From<actix_web::error::BlockingError> for AppError {
 #[derive(Debug, Clone)]
 pub struct OpenAiError(pub AppError);
 
-impl From<AppError> for OpenAiError {
-    fn from(e: AppError) -> Self {
-        OpenAiError(e)
+impl<E: Into<AppError>> From<E> for OpenAiError {
+    fn from(e: E) -> Self {
+        OpenAiError(e.into())
     }
 }
 
@@ -164,9 +350,9 @@ impl ResponseError for OpenAiError {
         let e = &self.0;
         e.base_response().json(json!({"error": {
             "message": e.message,
-            "type": e.openai_type(),
+            "type": e.code.openai_type(),
             "param": e.param,
-            "code": e.code,
+            "code": e.code.name(),
         }}))
     }
 }
@@ -176,14 +362,11 @@ impl ResponseError for OpenAiError {
 pub fn json_error(err: &actix_web::error::JsonPayloadError) -> AppError {
     use actix_web::error::JsonPayloadError as E;
     match err {
-        E::Overflow { .. } | E::OverflowKnownLength { .. } => AppError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "request body is too large",
-        ),
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => {
+            AppError::new(ErrorCode::PayloadTooLarge, "request body is too large")
+        }
         E::ContentType => AppError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "expected Content-Type: application/json",
         ),
         other => extractor_error(other, ExtractorKind::Json),
@@ -199,10 +382,7 @@ pub fn extractor_error(err: &dyn std::fmt::Display, kind: ExtractorKind) -> AppE
         ExtractorKind::Path => "invalid path parameter",
     };
     // serde's messages name fields and types; quoted input values are cut out.
-    AppError::bad_request(
-        "invalid_request",
-        format!("{what}: {}", safe_detail(&err.to_string())),
-    )
+    AppError::invalid_request(format!("{what}: {}", safe_detail(&err.to_string())))
 }
 
 /// Which extractor failed.
@@ -230,6 +410,85 @@ fn safe_detail(text: &str) -> String {
     out.chars().take(300).collect()
 }
 
+// Domain errors -> HTTP. The only place where they meet a status.
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        AppError::internal(format_args!("database: {e}"))
+    }
+}
+
+impl From<sea_orm::TransactionError<sea_orm::DbErr>> for AppError {
+    fn from(e: sea_orm::TransactionError<sea_orm::DbErr>) -> Self {
+        AppError::internal(format_args!("database transaction: {e}"))
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        AppError::internal(format_args!("blocking task: {e}"))
+    }
+}
+
+impl From<ActorError> for AppError {
+    fn from(e: ActorError) -> Self {
+        match e {
+            ActorError::Storage(e) => e.into(),
+            other => AppError::unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<PoolError> for AppError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::AllCooling { retry_after } => AppError::new(
+                ErrorCode::AllAccountsCooling,
+                format!("every account is cooling down; retry in {retry_after} seconds"),
+            )
+            .with_retry_after(retry_after),
+            PoolError::NoAccount => AppError::new(
+                ErrorCode::NoAvailableAccount,
+                "no upstream account is available",
+            ),
+            PoolError::Actor(e) => e.into(),
+        }
+    }
+}
+
+impl From<LimitError> for AppError {
+    fn from(e: LimitError) -> Self {
+        match e {
+            LimitError::PerMinute { retry_after } => AppError::new(
+                ErrorCode::RateLimitExceeded,
+                "this API key's requests-per-minute limit is reached",
+            )
+            .with_retry_after(retry_after),
+            LimitError::PerDay { retry_after } => AppError::new(
+                ErrorCode::InsufficientQuota,
+                "this API key's daily request limit is reached",
+            )
+            .with_retry_after(retry_after),
+            LimitError::Tokens => AppError::new(
+                ErrorCode::InsufficientQuota,
+                "this API key's token budget is used up",
+            ),
+            LimitError::Actor(e) => e.into(),
+        }
+    }
+}
+
+impl From<SettingsError> for AppError {
+    fn from(e: SettingsError) -> Self {
+        match e {
+            SettingsError::Invalid { .. } => {
+                AppError::new(ErrorCode::InvalidSetting, e.to_string())
+            }
+            SettingsError::Database(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,10 +501,40 @@ mod tests {
     }
 
     #[test]
-    fn openai_types_follow_status() {
-        let e = AppError::new(StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", "x");
-        assert_eq!(e.openai_type(), "insufficient_quota");
-        let e = AppError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "x");
-        assert_eq!(e.openai_type(), "authentication_error");
+    fn openai_types_follow_the_code() {
+        assert_eq!(
+            ErrorCode::InsufficientQuota.openai_type(),
+            "insufficient_quota"
+        );
+        assert_eq!(
+            ErrorCode::InvalidApiKey.openai_type(),
+            "authentication_error"
+        );
+        assert_eq!(
+            ErrorCode::InvalidRequest.openai_type(),
+            "invalid_request_error"
+        );
+    }
+
+    #[test]
+    fn every_code_has_one_name() {
+        use strum::IntoEnumIterator;
+        let all: Vec<ErrorCode> = ErrorCode::iter().collect();
+        let names: std::collections::HashSet<_> = all.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), all.len(), "two codes share a name");
+        for code in all {
+            assert_eq!(code.to_string(), code.name());
+            assert!(code
+                .name()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_'));
+        }
+    }
+
+    #[test]
+    fn passing_on_an_upstream_status_keeps_the_code() {
+        let e = AppError::invalid_request("too big").with_status(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
     }
 }

@@ -6,16 +6,16 @@ pub mod auth;
 pub mod codex;
 pub mod config;
 pub mod db;
+pub mod dispatch;
 pub mod error;
 pub mod http;
 pub mod metrics;
-pub mod proxy;
+pub mod request_log;
 pub mod retention;
 pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
-pub mod upstream;
 
 /// The version shown by `--version`, the console and the statistics.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

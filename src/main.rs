@@ -3,10 +3,10 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gpt2api::config::{Config, Overrides};
-use gpt2api::startup::Application;
+use gpt2api::config::{Config, ConfigError, Overrides};
+use gpt2api::error::AppError;
+use gpt2api::startup::{Application, StartupError};
 use migration::{Migrator, MigratorTrait};
 
 #[derive(Parser)]
@@ -74,6 +74,38 @@ enum AdminAction {
     },
 }
 
+/// Why a command failed; printed as one line with its cause chain.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("the server stopped with an error")]
+    Serve(#[source] std::io::Error),
+    #[error("database")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("cannot load the session signing secret")]
+    Secret(#[source] std::io::Error),
+    #[error("cannot read the new password from standard input")]
+    Stdin(#[source] std::io::Error),
+    /// A refusal with a message meant for the operator (a weak password, an unknown admin).
+    #[error("{}", .0.message())]
+    Refused(#[from] AppError),
+}
+
+/// The error and its causes, joined as one line.
+fn describe(error: &CliError) -> String {
+    let mut line = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 fn main() -> std::process::ExitCode {
     limit_retained_heap();
     let cli = Cli::parse();
@@ -82,13 +114,13 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One readable line with the cause chain; no backtrace for an operator's mistake.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             std::process::ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> Result<(), CliError> {
     let overrides = match &cli.command {
         Some(Command::Serve {
             host,
@@ -117,7 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config) -> Result<(), CliError> {
     tracing::info!(
         version = gpt2api::VERSION,
         database = %config.database.redacted_url(),
@@ -136,11 +168,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "listening on http://{host}:{}; console at /admin/",
         app.port()
     );
-    app.run_until_stopped(true).await?;
-    Ok(())
+    app.run_until_stopped(true).await.map_err(CliError::Serve)
 }
 
-async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
+async fn migrate(config: &Config, action: MigrateAction) -> Result<(), CliError> {
     let db = gpt2api::db::connect(&config.database).await?;
     match action {
         MigrateAction::Up => {
@@ -164,33 +195,30 @@ async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn reset_password(config: Config, username: &str, from_stdin: bool) -> anyhow::Result<()> {
+async fn reset_password(config: Config, username: &str, from_stdin: bool) -> Result<(), CliError> {
     let db = gpt2api::db::connect(&config.database).await?;
     gpt2api::db::migrate_up(&db).await?;
     let secret = gpt2api::auth::jwt::load_or_create_secret(
         config.auth.jwt_secret.as_ref(),
         &config.server.data_dir,
-    )?;
+    )
+    .map_err(CliError::Secret)?;
     let auth = gpt2api::auth::AuthService::new(
         db,
         gpt2api::auth::jwt::JwtKeys::new(&secret),
         config.auth.clone(),
     )
-    .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    .await?;
     let given = if from_stdin {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .context("cannot read the new password from standard input")?;
+            .map_err(CliError::Stdin)?;
         Some(text.trim_end_matches(['\r', '\n']).to_string())
     } else {
         None
     };
-    let password = auth
-        .reset_password(username, given.as_deref())
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let password = auth.reset_password(username, given.as_deref()).await?;
     if from_stdin {
         println!("password of '{username}' changed; its sessions were revoked");
     } else {

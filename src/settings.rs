@@ -11,31 +11,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::Config;
+pub use crate::config::Strategy;
 use crate::db::setting;
-use crate::error::AppError;
 
-/// How the token pool picks an account for a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// Each request goes to the next available account in turn.
-    RoundRobin,
-    /// The available account with the fewest requests in flight, then the fewest served.
-    LeastUsed,
-    /// The first available account until it cools down, then the next.
-    FillFirst,
-}
-
-impl Strategy {
-    /// Parses the configuration spelling.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "round_robin" => Some(Self::RoundRobin),
-            "least_used" => Some(Self::LeastUsed),
-            "fill_first" => Some(Self::FillFirst),
-            _ => None,
-        }
-    }
+/// Why a settings change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A key that is unknown or whose value is wrong; nothing changed.
+    #[error("`{key}` {why}")]
+    Invalid { key: String, why: String },
+    /// Storing the settings failed; nothing changed.
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
 }
 
 /// The live settings, as `GET /admin/settings` shows them.
@@ -54,8 +41,7 @@ impl RuntimeSettings {
     /// The start-up values from the configuration.
     pub fn from_config(config: &Config) -> Self {
         Self {
-            // Validated when the configuration was loaded.
-            strategy: Strategy::parse(&config.pool.strategy).unwrap_or(Strategy::RoundRobin),
+            strategy: config.pool.strategy,
             max_retries: config.pool.max_retries,
             refresh_lead_seconds: config.pool.refresh_lead_seconds,
             log_retention_days: config.retention.log_retention_days,
@@ -86,18 +72,15 @@ impl RuntimeSettings {
     }
 
     /// Applies a partial update: every key must be known and valid, or nothing changes.
-    pub fn patched(&self, patch: &Map<String, Value>) -> Result<Self, AppError> {
-        let mut merged = serde_json::to_value(self).map_err(AppError::internal)?;
-        let fields = merged
-            .as_object_mut()
-            .ok_or_else(|| AppError::internal("settings are not an object"))?;
+    pub fn patched(&self, patch: &Map<String, Value>) -> Result<Self, SettingsError> {
+        let mut fields = self.to_map();
         for (key, value) in patch {
             if !fields.contains_key(key) {
                 return Err(invalid(key, "is not a runtime setting"));
             }
             fields.insert(key.clone(), value.clone());
         }
-        let next: Self = serde_json::from_value(merged).map_err(|e| {
+        let next: Self = serde_json::from_value(Value::Object(fields)).map_err(|e| {
             let key = patch
                 .keys()
                 .next()
@@ -117,7 +100,7 @@ impl RuntimeSettings {
         Ok(next)
     }
 
-    fn validate(&self) -> Result<(), AppError> {
+    fn validate(&self) -> Result<(), SettingsError> {
         if self.max_retries > 10 {
             return Err(invalid("max_retries", "must be between 0 and 10"));
         }
@@ -145,16 +128,23 @@ impl RuntimeSettings {
         Ok(())
     }
 
+    /// Every setting by its key, as the console shows them.
+    fn to_map(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            // A struct of plain fields always serialises to an object.
+            _ => Map::new(),
+        }
+    }
+
     /// Writes every setting to the database.
     pub async fn save(&self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
-        let value = serde_json::to_value(self).map_err(|e| DbErr::Custom(e.to_string()))?;
         let now = Utc::now();
-        let rows: Vec<setting::ActiveModel> = value
-            .as_object()
+        let rows: Vec<setting::ActiveModel> = self
+            .to_map()
             .into_iter()
-            .flatten()
             .map(|(key, value)| setting::ActiveModel {
-                key: Set(key.clone()),
+                key: Set(key),
                 value: Set(value.to_string()),
                 updated_at: Set(now),
             })
@@ -171,8 +161,11 @@ impl RuntimeSettings {
     }
 }
 
-fn invalid(key: &str, why: &str) -> AppError {
-    AppError::bad_request("invalid_setting", format!("`{key}` {why}"))
+fn invalid(key: &str, why: &str) -> SettingsError {
+    SettingsError::Invalid {
+        key: key.to_owned(),
+        why: why.to_owned(),
+    }
 }
 
 fn first_clause(text: &str) -> &str {
@@ -205,12 +198,8 @@ mod tests {
             (json!({"log_retention_days": "ten"}), "log_retention_days"),
         ] {
             let err = base().patched(patch.as_object().unwrap()).unwrap_err();
-            assert_eq!(err.code, "invalid_setting");
-            assert!(
-                err.message.contains(key),
-                "{} should name {key}",
-                err.message
-            );
+            assert!(matches!(err, SettingsError::Invalid { .. }), "{err}");
+            assert!(err.to_string().contains(key), "{err} should name {key}");
         }
     }
 }
@@ -247,7 +236,10 @@ impl SettingsStore {
     }
 
     /// Validates and applies a partial update; on any error nothing changes.
-    pub async fn update(&self, patch: &Map<String, Value>) -> Result<RuntimeSettings, AppError> {
+    pub async fn update(
+        &self,
+        patch: &Map<String, Value>,
+    ) -> Result<RuntimeSettings, SettingsError> {
         let _guard = self.update.lock().await;
         let next = self.get().patched(patch)?;
         next.save(&self.db).await?;

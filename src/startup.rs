@@ -9,22 +9,66 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
-use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use actix::Actor;
 use sea_orm::DatabaseConnection;
 
+use crate::actors::account_pool::{AccountPool, AccountPoolHandle};
 use crate::actors::key_cache::{KeyCache, KeyCacheHandle};
 use crate::actors::refresher::{Refresher, RefresherHandle};
-use crate::actors::token_pool::{TokenPool, TokenPoolHandle};
 use crate::actors::usage_log::{UsageLogHandle, UsageLogWriter};
+use crate::actors::ActorError;
 use crate::auth::{jwt, AuthService};
+use crate::codex::client::CodexClient;
 use crate::config::Config;
+use crate::error::AppError;
 use crate::settings::SettingsStore;
 use crate::state::AppState;
-use crate::upstream::UpstreamClient;
 use crate::{db, http};
+
+/// Why the gateway could not start. Each variant says which step failed; the cause follows.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened (the URL is shown without its password).
+    #[error("cannot open the database {url}")]
+    Database {
+        url: String,
+        #[source]
+        source: sea_orm::DbErr,
+    },
+    /// Migrations failed.
+    #[error("cannot apply migrations")]
+    Migrations(#[source] sea_orm::DbErr),
+    /// The session signing secret could not be read or created.
+    #[error("cannot load the session signing secret")]
+    Secret(#[source] std::io::Error),
+    /// Preparing the admin sign-in failed.
+    #[error("cannot prepare the admin sign-in")]
+    Auth(#[source] AppError),
+    /// The runtime settings could not be read.
+    #[error("cannot load the runtime settings")]
+    Settings(#[source] sea_orm::DbErr),
+    /// The upstream HTTP client could not be built (an invalid proxy URL, say).
+    #[error("cannot build the upstream HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// The accounts could not be loaded into the pool.
+    #[error("cannot load accounts")]
+    Accounts(#[source] ActorError),
+    /// The metrics registry refused a metric.
+    #[error("cannot register metrics")]
+    Metrics(#[source] prometheus::Error),
+    /// The HTTP server could not start on the listener.
+    #[error("cannot start the HTTP server")]
+    Server(#[source] std::io::Error),
+}
 
 /// A built, not yet running, gateway.
 pub struct Application {
@@ -36,40 +80,36 @@ pub struct Application {
 
 impl Application {
     /// Binds, migrates, creates the first admin if needed and starts the services.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let bind_error = |source| StartupError::Bind {
+            addr: format!("{}:{}", config.server.host, config.server.port),
+            source,
+        };
         let listener = TcpListener::bind((config.server.host.as_str(), config.server.port))
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}:{}",
-                    config.server.host, config.server.port
-                )
-            })?;
-        let port = listener.local_addr()?.port();
+            .map_err(bind_error)?;
+        let port = listener.local_addr().map_err(bind_error)?.port();
 
-        let db = db::connect(&config.database).await.with_context(|| {
-            format!(
-                "cannot open the database {}",
-                config.database.redacted_url()
-            )
-        })?;
+        let db = db::connect(&config.database)
+            .await
+            .map_err(|source| StartupError::Database {
+                url: config.database.redacted_url(),
+                source,
+            })?;
         db::migrate_up(&db)
             .await
-            .context("cannot apply migrations")?;
+            .map_err(StartupError::Migrations)?;
 
         let secret =
             jwt::load_or_create_secret(config.auth.jwt_secret.as_ref(), &config.server.data_dir)
-                .context("cannot load the session signing secret")?;
+                .map_err(StartupError::Secret)?;
         let auth = AuthService::new(db.clone(), jwt::JwtKeys::new(&secret), config.auth.clone())
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let first_admin_password = auth
-            .ensure_admin()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(StartupError::Auth)?;
+        let first_admin_password = auth.ensure_admin().await.map_err(StartupError::Auth)?;
 
         let settings = SettingsStore::load(db.clone(), &config)
             .await
-            .context("cannot load the runtime settings")?;
+            .map_err(StartupError::Settings)?;
 
         let actors = start_actors(&config, &db, &settings).await?;
         crate::retention::spawn(
@@ -90,7 +130,7 @@ impl Application {
             usage: actors.usage,
             keys: actors.keys,
             upstream: actors.upstream,
-            metrics: crate::metrics::Metrics::new().context("cannot register metrics")?,
+            metrics: crate::metrics::Metrics::new().map_err(StartupError::Metrics)?,
             started_at: Instant::now(),
         };
         let server = build_server(listener, state.clone())?;
@@ -144,11 +184,11 @@ impl Application {
 }
 
 struct Actors {
-    pool: TokenPoolHandle,
+    pool: AccountPoolHandle,
     refresher: RefresherHandle,
     usage: UsageLogHandle,
     keys: KeyCacheHandle,
-    upstream: UpstreamClient,
+    upstream: CodexClient,
 }
 
 /// Starts every actor once and forwards settings changes to them as messages.
@@ -156,12 +196,11 @@ async fn start_actors(
     config: &Config,
     db: &DatabaseConnection,
     settings: &SettingsStore,
-) -> anyhow::Result<Actors> {
+) -> Result<Actors, StartupError> {
     let timeout = Duration::from_millis(config.pool.actor_timeout_ms.max(1));
-    let upstream = UpstreamClient::new(config.codex.clone())
-        .context("cannot build the upstream HTTP client")?;
-    let pool = TokenPoolHandle::new(
-        TokenPool::new(
+    let upstream = CodexClient::new(config.codex.clone()).map_err(StartupError::Client)?;
+    let pool = AccountPoolHandle::new(
+        AccountPool::new(
             db.clone(),
             settings.get(),
             Duration::from_secs(config.pool.reload_interval_seconds.max(1)),
@@ -169,11 +208,8 @@ async fn start_actors(
         .start(),
         timeout,
     );
-    let loaded = pool
-        .reload()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot load accounts: {e}"))?;
-    tracing::info!(accounts = loaded, "token pool loaded");
+    let loaded = pool.reload().await.map_err(StartupError::Accounts)?;
+    tracing::info!(accounts = loaded, "account pool loaded");
     let refresher = RefresherHandle::new(
         Refresher::new(
             db.clone(),
@@ -210,7 +246,7 @@ async fn start_actors(
     })
 }
 
-fn build_server(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
+fn build_server(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
     let workers = match state.config.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -235,7 +271,8 @@ fn build_server(listener: TcpListener, state: AppState) -> anyhow::Result<Server
     .shutdown_timeout(shutdown)
     .disable_signals()
     .client_request_timeout(Duration::from_secs(60))
-    .listen(listener)?
+    .listen(listener)
+    .map_err(StartupError::Server)?
     .run();
     Ok(server)
 }

@@ -5,14 +5,14 @@ use std::time::Instant;
 
 use sea_orm::DatabaseConnection;
 
+use crate::actors::account_pool::AccountPoolHandle;
 use crate::actors::key_cache::KeyCacheHandle;
 use crate::actors::refresher::RefresherHandle;
-use crate::actors::token_pool::TokenPoolHandle;
 use crate::actors::usage_log::UsageLogHandle;
 use crate::auth::AuthService;
+use crate::codex::client::CodexClient;
 use crate::config::Config;
 use crate::settings::SettingsStore;
-use crate::upstream::UpstreamClient;
 
 /// Cloned into every worker; everything inside is cheap to clone or behind an `Arc`.
 #[derive(Clone)]
@@ -21,11 +21,11 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub auth: AuthService,
     pub settings: SettingsStore,
-    pub pool: TokenPoolHandle,
+    pub pool: AccountPoolHandle,
     pub refresher: RefresherHandle,
     pub usage: UsageLogHandle,
     pub keys: KeyCacheHandle,
-    pub upstream: UpstreamClient,
+    pub upstream: CodexClient,
     pub metrics: crate::metrics::Metrics,
     pub started_at: Instant,
 }

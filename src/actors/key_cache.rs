@@ -19,8 +19,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
+use super::ActorError;
 use crate::db::{api_key, api_log};
-use crate::error::AppError;
 
 /// What the proxy needs to know about a key.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ pub fn hash_key(key: &str) -> String {
 
 /// Finds a key by its hash; `None` when there is no such key (deleted keys included).
 #[derive(Message)]
-#[rtype(result = "Result<Option<Arc<KeyRecord>>, String>")]
+#[rtype(result = "Result<Option<Arc<KeyRecord>>, sea_orm::DbErr>")]
 pub struct Lookup(pub String);
 
 /// Forgets a key so that its next use reads the database.
@@ -107,39 +107,20 @@ struct KeyUsage {
 }
 
 /// Why a key may not send another request now.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum LimitError {
     /// `rpm_limit` reached; retry after this many seconds.
+    #[error("requests-per-minute limit reached")]
     PerMinute { retry_after: u64 },
     /// `daily_request_limit` reached until UTC midnight.
+    #[error("daily request limit reached")]
     PerDay { retry_after: u64 },
     /// `total_token_limit` used up.
+    #[error("token budget used up")]
     Tokens,
-}
-
-impl From<LimitError> for AppError {
-    fn from(e: LimitError) -> Self {
-        use actix_web::http::StatusCode;
-        match e {
-            LimitError::PerMinute { retry_after } => AppError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_exceeded",
-                "this API key's requests-per-minute limit is reached",
-            )
-            .with_retry_after(retry_after),
-            LimitError::PerDay { retry_after } => AppError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "insufficient_quota",
-                "this API key's daily request limit is reached",
-            )
-            .with_retry_after(retry_after),
-            LimitError::Tokens => AppError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "insufficient_quota",
-                "this API key's token budget is used up",
-            ),
-        }
-    }
+    /// The key cache did not answer.
+    #[error(transparent)]
+    Actor(#[from] ActorError),
 }
 
 /// Reserves one request for a key against its limits.
@@ -279,7 +260,7 @@ impl Actor for KeyCache {
 }
 
 impl Handler<Lookup> for KeyCache {
-    type Result = ResponseActFuture<Self, Result<Option<Arc<KeyRecord>>, String>>;
+    type Result = ResponseActFuture<Self, Result<Option<Arc<KeyRecord>>, sea_orm::DbErr>>;
 
     fn handle(&mut self, msg: Lookup, _: &mut Self::Context) -> Self::Result {
         match self.entries.get(&msg.0) {
@@ -307,7 +288,7 @@ impl Handler<Lookup> for KeyCache {
             }
             .into_actor(self)
             .map(move |row, act, _| {
-                let row = row.map_err(|e| e.to_string())?;
+                let row = row?;
                 if act.entries.len() >= MAX_ENTRIES {
                     act.entries.clear();
                     act.hashes.clear();
@@ -360,17 +341,13 @@ impl KeyCacheHandle {
     }
 
     /// The record of a presented key, if it exists.
-    pub async fn lookup(&self, key: &str) -> Result<Option<Arc<KeyRecord>>, AppError> {
-        super::ask(&self.addr, Lookup(hash_key(key)), self.timeout, "key cache")
-            .await?
-            .map_err(AppError::internal)
+    pub async fn lookup(&self, key: &str) -> Result<Option<Arc<KeyRecord>>, ActorError> {
+        Ok(super::ask(&self.addr, Lookup(hash_key(key)), self.timeout, "key cache").await??)
     }
 
     /// Reserves a request against the key's limits (before dispatch).
-    pub async fn admit(&self, key: Arc<KeyRecord>) -> Result<(), AppError> {
-        super::ask(&self.addr, Admit(key), self.timeout, "key cache")
-            .await?
-            .map_err(AppError::from)
+    pub async fn admit(&self, key: Arc<KeyRecord>) -> Result<(), LimitError> {
+        super::ask(&self.addr, Admit(key), self.timeout, "key cache").await?
     }
 
     /// Adds the tokens a finished request used; never waits (a full mailbox drops it).
@@ -385,7 +362,7 @@ impl KeyCacheHandle {
     }
 
     /// Forgets a key after it changed.
-    pub async fn invalidate(&self, key_id: i32) -> Result<(), AppError> {
+    pub async fn invalidate(&self, key_id: i32) -> Result<(), ActorError> {
         super::ask(&self.addr, Invalidate { key_id }, self.timeout, "key cache").await
     }
 

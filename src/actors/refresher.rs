@@ -19,14 +19,13 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::oneshot;
 
-use super::token_pool::{
-    TokenPoolHandle, STATUS_ACTIVE, STATUS_NEEDS_RELOGIN, STATUS_REFRESH_FAILED,
-};
+use super::account_pool::AccountPoolHandle;
+use super::ActorError;
+use crate::codex::client::{CodexClient, RefreshError};
 use crate::codex::credentials::{access_token_expiry, id_token_info};
-use crate::db::token;
-use crate::error::AppError;
+use crate::db::account;
+use crate::db::account::AccountStatus;
 use crate::settings::RuntimeSettings;
-use crate::upstream::{RefreshError, UpstreamClient};
 
 /// How long one instance may hold an account's refresh lease: longer than three tries of 30 s
 /// each with their back-off.
@@ -70,7 +69,7 @@ impl RefreshFailure {
 #[derive(Message)]
 #[rtype(result = "Result<Refreshed, RefreshFailure>")]
 pub struct RefreshNow {
-    pub token_id: i32,
+    pub account_id: i32,
     pub stale_access_token: Option<Arc<str>>,
 }
 
@@ -88,8 +87,8 @@ type Waiters = Vec<oneshot::Sender<Result<Refreshed, RefreshFailure>>>;
 /// The refresh scheduler actor.
 pub struct Refresher {
     db: DatabaseConnection,
-    client: UpstreamClient,
-    pool: TokenPoolHandle,
+    client: CodexClient,
+    pool: AccountPoolHandle,
     settings: RuntimeSettings,
     interval: Duration,
     instance: Arc<str>,
@@ -100,8 +99,8 @@ impl Refresher {
     /// A scheduler that looks for tokens to refresh every `interval`.
     pub fn new(
         db: DatabaseConnection,
-        client: UpstreamClient,
-        pool: TokenPoolHandle,
+        client: CodexClient,
+        pool: AccountPoolHandle,
         settings: RuntimeSettings,
         interval: Duration,
     ) -> Self {
@@ -116,31 +115,31 @@ impl Refresher {
         }
     }
 
-    /// Joins the refresh of `token_id` in flight, or starts one. Presence in `in_flight` means
+    /// Joins the refresh of `account_id` in flight, or starts one. Presence in `in_flight` means
     /// a refresh is running (a scheduled one may have no waiters).
     fn join_or_start(
         &mut self,
         ctx: &mut Context<Self>,
-        token_id: i32,
+        account_id: i32,
         stale: Option<Arc<str>>,
         waiter: Option<oneshot::Sender<Result<Refreshed, RefreshFailure>>>,
     ) {
-        if let Some(waiters) = self.in_flight.get_mut(&token_id) {
+        if let Some(waiters) = self.in_flight.get_mut(&account_id) {
             waiters.extend(waiter);
             return;
         }
         self.in_flight
-            .insert(token_id, waiter.into_iter().collect());
+            .insert(account_id, waiter.into_iter().collect());
         let job = RefreshJob {
             db: self.db.clone(),
             client: self.client.clone(),
             pool: self.pool.clone(),
             instance: self.instance.clone(),
-            token_id,
+            account_id,
             stale,
         };
         ctx.spawn(job.run().into_actor(self).map(move |result, act, _| {
-            for tx in act.in_flight.remove(&token_id).unwrap_or_default() {
+            for tx in act.in_flight.remove(&account_id).unwrap_or_default() {
                 let _ = tx.send(result.clone());
             }
         }));
@@ -162,7 +161,7 @@ impl Handler<RefreshNow> for Refresher {
 
     fn handle(&mut self, msg: RefreshNow, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.join_or_start(ctx, msg.token_id, msg.stale_access_token, Some(tx));
+        self.join_or_start(ctx, msg.account_id, msg.stale_access_token, Some(tx));
         Box::pin(async move {
             rx.await
                 .unwrap_or_else(|_| Err(RefreshFailure::transient("the refresh was cancelled")))
@@ -186,22 +185,22 @@ impl Handler<Tick> for Refresher {
         let now = Utc::now();
         let horizon = now + chrono::Duration::seconds(self.settings.refresh_lead_seconds as i64);
         let due = async move {
-            token::Entity::find()
+            account::Entity::find()
                 .select_only()
-                .column(token::Column::Id)
-                .filter(token::Column::DeletedAt.is_null())
-                .filter(token::Column::IsActive.eq(true))
-                .filter(token::Column::Status.ne(STATUS_NEEDS_RELOGIN))
+                .column(account::Column::Id)
+                .filter(account::Column::DeletedAt.is_null())
+                .filter(account::Column::IsActive.eq(true))
+                .filter(account::Column::Status.ne(AccountStatus::NeedsRelogin))
                 .filter(
                     Condition::any()
-                        .add(token::Column::ExpiresAt.lt(horizon))
-                        .add(token::Column::LastRefreshAt.lt(now - MAX_REFRESH_AGE)),
+                        .add(account::Column::ExpiresAt.lt(horizon))
+                        .add(account::Column::LastRefreshAt.lt(now - MAX_REFRESH_AGE)),
                 )
                 .filter(
                     Condition::any()
-                        .add(token::Column::Status.ne(STATUS_REFRESH_FAILED))
-                        .add(token::Column::LastErrorAt.is_null())
-                        .add(token::Column::LastErrorAt.lt(now - RETRY_LATER)),
+                        .add(account::Column::Status.ne(AccountStatus::RefreshFailed))
+                        .add(account::Column::LastErrorAt.is_null())
+                        .add(account::Column::LastErrorAt.lt(now - RETRY_LATER)),
                 )
                 .into_tuple::<i32>()
                 .all(&db)
@@ -221,27 +220,27 @@ impl Handler<Tick> for Refresher {
 /// One account's refresh, run outside the actor.
 struct RefreshJob {
     db: DatabaseConnection,
-    client: UpstreamClient,
-    pool: TokenPoolHandle,
+    client: CodexClient,
+    pool: AccountPoolHandle,
     instance: Arc<str>,
-    token_id: i32,
+    account_id: i32,
     stale: Option<Arc<str>>,
 }
 
 impl RefreshJob {
     async fn run(self) -> Result<Refreshed, RefreshFailure> {
-        let id = self.token_id;
+        let id = self.account_id;
         if !self.acquire_lease().await? {
             return self.wait_for_other_instance().await;
         }
         let result = self.refresh_with_lease().await;
         if let Err(e) = self.release_lease().await {
-            tracing::error!(token_id = id, error = %e, "cannot release the refresh lease");
+            tracing::error!(account_id = id, error = %e, "cannot release the refresh lease");
         }
         match &result {
-            Ok(_) => tracing::info!(token_id = id, "token refreshed"),
+            Ok(_) => tracing::info!(account_id = id, "token refreshed"),
             Err(e) => {
-                tracing::warn!(token_id = id, permanent = e.permanent, reason = %e.message, "token refresh failed")
+                tracing::warn!(account_id = id, permanent = e.permanent, reason = %e.message, "token refresh failed")
             }
         }
         result
@@ -250,18 +249,18 @@ impl RefreshJob {
     async fn acquire_lease(&self) -> Result<bool, RefreshFailure> {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        let result = token::Entity::update_many()
+        let result = account::Entity::update_many()
             .col_expr(
-                token::Column::RefreshLockOwner,
+                account::Column::RefreshLockOwner,
                 Expr::value(self.instance.to_string()),
             )
-            .col_expr(token::Column::RefreshLockUntil, Expr::value(until))
-            .filter(token::Column::Id.eq(self.token_id))
-            .filter(token::Column::DeletedAt.is_null())
+            .col_expr(account::Column::RefreshLockUntil, Expr::value(until))
+            .filter(account::Column::Id.eq(self.account_id))
+            .filter(account::Column::DeletedAt.is_null())
             .filter(
                 Condition::any()
-                    .add(token::Column::RefreshLockUntil.is_null())
-                    .add(token::Column::RefreshLockUntil.lt(now)),
+                    .add(account::Column::RefreshLockUntil.is_null())
+                    .add(account::Column::RefreshLockUntil.lt(now)),
             )
             .exec(&self.db)
             .await
@@ -270,17 +269,17 @@ impl RefreshJob {
     }
 
     async fn release_lease(&self) -> Result<(), sea_orm::DbErr> {
-        token::Entity::update_many()
+        account::Entity::update_many()
             .col_expr(
-                token::Column::RefreshLockOwner,
+                account::Column::RefreshLockOwner,
                 Expr::value(Option::<String>::None),
             )
             .col_expr(
-                token::Column::RefreshLockUntil,
+                account::Column::RefreshLockUntil,
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
-            .filter(token::Column::Id.eq(self.token_id))
-            .filter(token::Column::RefreshLockOwner.eq(self.instance.to_string()))
+            .filter(account::Column::Id.eq(self.account_id))
+            .filter(account::Column::RefreshLockOwner.eq(self.instance.to_string()))
             .exec(&self.db)
             .await
             .map(|_| ())
@@ -295,7 +294,7 @@ impl RefreshJob {
                 .refresh_lock_until
                 .is_none_or(|until| until < Utc::now());
             if released {
-                if row.status == STATUS_NEEDS_RELOGIN {
+                if row.status == AccountStatus::NeedsRelogin {
                     return Err(RefreshFailure {
                         permanent: true,
                         message: row
@@ -314,8 +313,8 @@ impl RefreshJob {
         }
     }
 
-    async fn load(&self) -> Result<token::Model, RefreshFailure> {
-        token::Entity::find_by_id(self.token_id)
+    async fn load(&self) -> Result<account::Model, RefreshFailure> {
+        account::Entity::find_by_id(self.account_id)
             .one(&self.db)
             .await
             .map_err(|e| db_failure(&e))?
@@ -327,14 +326,14 @@ impl RefreshJob {
     }
 
     /// Uses the credentials already stored (refreshed by someone else) and tells the pool.
-    async fn adopt_stored(&self, row: &token::Model) -> Refreshed {
+    async fn adopt_stored(&self, row: &account::Model) -> Refreshed {
         let refreshed = Refreshed {
             access_token: Arc::from(row.access_token.as_str()),
             expires_at: row.expires_at,
         };
         self.pool
             .refreshed(
-                self.token_id,
+                self.account_id,
                 refreshed.access_token.clone(),
                 refreshed.expires_at,
             )
@@ -362,9 +361,10 @@ impl RefreshJob {
                     let message = format!(
                         "refresh token rejected ({code}); sign in again and re-import the account"
                     );
-                    self.store_failure(STATUS_NEEDS_RELOGIN, &message).await;
+                    self.store_failure(AccountStatus::NeedsRelogin, &message)
+                        .await;
                     self.pool
-                        .needs_relogin(self.token_id, message.clone())
+                        .needs_relogin(self.account_id, message.clone())
                         .await;
                     return Err(RefreshFailure {
                         permanent: true,
@@ -378,7 +378,8 @@ impl RefreshJob {
                         continue;
                     }
                     let message = format!("refresh failed: {reason}");
-                    self.store_failure(STATUS_REFRESH_FAILED, &message).await;
+                    self.store_failure(AccountStatus::RefreshFailed, &message)
+                        .await;
                     return Err(RefreshFailure::transient(message));
                 }
             }
@@ -400,26 +401,26 @@ impl RefreshJob {
             .clone()
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| row.refresh_token.clone());
-        let mut update = token::Entity::update_many()
+        let mut update = account::Entity::update_many()
             .col_expr(
-                token::Column::AccessToken,
+                account::Column::AccessToken,
                 Expr::value(tokens.access_token.clone()),
             )
-            .col_expr(token::Column::RefreshToken, Expr::value(refresh_token))
-            .col_expr(token::Column::ExpiresAt, Expr::value(expires_at))
-            .col_expr(token::Column::LastRefreshAt, Expr::value(now))
-            .col_expr(token::Column::Status, Expr::value(STATUS_ACTIVE))
-            .col_expr(token::Column::UpdatedAt, Expr::value(now));
+            .col_expr(account::Column::RefreshToken, Expr::value(refresh_token))
+            .col_expr(account::Column::ExpiresAt, Expr::value(expires_at))
+            .col_expr(account::Column::LastRefreshAt, Expr::value(now))
+            .col_expr(account::Column::Status, Expr::value(AccountStatus::Active))
+            .col_expr(account::Column::UpdatedAt, Expr::value(now));
         if let Some(id_token) = tokens.id_token.clone().filter(|t| !t.is_empty()) {
-            update = update.col_expr(token::Column::IdToken, Expr::value(id_token));
+            update = update.col_expr(account::Column::IdToken, Expr::value(id_token));
         }
         if let Some(email) = info.email {
-            update = update.col_expr(token::Column::Email, Expr::value(email));
+            update = update.col_expr(account::Column::Email, Expr::value(email));
         }
         if let Some(plan) = info.plan_type {
-            update = update.col_expr(token::Column::PlanType, Expr::value(plan));
+            update = update.col_expr(account::Column::PlanType, Expr::value(plan));
         }
-        let update = update.filter(token::Column::Id.eq(self.token_id));
+        let update = update.filter(account::Column::Id.eq(self.account_id));
         // The old refresh token is spent: the new one must be stored before anything else.
         let mut stored = update.clone().exec(&self.db).await;
         for wait in [100u64, 500, 2000] {
@@ -430,12 +431,12 @@ impl RefreshJob {
             stored = update.clone().exec(&self.db).await;
         }
         if let Err(e) = stored {
-            tracing::error!(token_id = self.token_id, error = %e, "cannot store refreshed tokens; the account may need a new sign-in");
+            tracing::error!(account_id = self.account_id, error = %e, "cannot store refreshed tokens; the account may need a new sign-in");
             return Err(db_failure(&e));
         }
         let access_token: Arc<str> = Arc::from(tokens.access_token.as_str());
         self.pool
-            .refreshed(self.token_id, access_token.clone(), expires_at)
+            .refreshed(self.account_id, access_token.clone(), expires_at)
             .await;
         Ok(Refreshed {
             access_token,
@@ -443,22 +444,22 @@ impl RefreshJob {
         })
     }
 
-    async fn store_failure(&self, status: &str, message: &str) {
+    async fn store_failure(&self, status: AccountStatus, message: &str) {
         let now = Utc::now();
-        let result = token::Entity::update_many()
-            .col_expr(token::Column::Status, Expr::value(status))
-            .col_expr(token::Column::LastError, Expr::value(message))
-            .col_expr(token::Column::LastErrorAt, Expr::value(now))
+        let result = account::Entity::update_many()
+            .col_expr(account::Column::Status, Expr::value(status))
+            .col_expr(account::Column::LastError, Expr::value(message))
+            .col_expr(account::Column::LastErrorAt, Expr::value(now))
             .col_expr(
-                token::Column::ErrorCount,
-                Expr::col(token::Column::ErrorCount).add(1),
+                account::Column::ErrorCount,
+                Expr::col(account::Column::ErrorCount).add(1),
             )
-            .col_expr(token::Column::UpdatedAt, Expr::value(now))
-            .filter(token::Column::Id.eq(self.token_id))
+            .col_expr(account::Column::UpdatedAt, Expr::value(now))
+            .filter(account::Column::Id.eq(self.account_id))
             .exec(&self.db)
             .await;
         if let Err(e) = result {
-            tracing::error!(token_id = self.token_id, error = %e, "cannot store the refresh failure");
+            tracing::error!(account_id = self.account_id, error = %e, "cannot store the refresh failure");
         }
     }
 }
@@ -486,11 +487,11 @@ impl RefresherHandle {
     /// Refreshes an account (or joins the refresh in flight) and waits for the result.
     pub async fn refresh(
         &self,
-        token_id: i32,
+        account_id: i32,
         stale_access_token: Option<Arc<str>>,
-    ) -> Result<Result<Refreshed, RefreshFailure>, AppError> {
+    ) -> Result<Result<Refreshed, RefreshFailure>, ActorError> {
         let msg = RefreshNow {
-            token_id,
+            account_id,
             stale_access_token,
         };
         super::ask(&self.addr, msg, REFRESH_WAIT, "refresh scheduler").await

@@ -18,8 +18,8 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::IdenStatic;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
 
-use super::token_pool::RateLimits;
-use crate::db::{api_key, api_log, token, usage_hourly};
+use crate::codex::wire::RateLimits;
+use crate::db::{account, api_key, api_log, usage_hourly};
 
 /// What one proxied request cost and how it went.
 #[derive(Debug, Clone, Message)]
@@ -27,7 +27,7 @@ use crate::db::{api_key, api_log, token, usage_hourly};
 pub struct UsageRecord {
     pub created_at: DateTime<Utc>,
     pub api_key_id: Option<i32>,
-    pub token_id: Option<i32>,
+    pub account_id: Option<i32>,
     pub model: String,
     pub endpoint: &'static str,
     pub stream: bool,
@@ -125,7 +125,7 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
     let rows = batch.iter().map(|r| api_log::ActiveModel {
         created_at: Set(r.created_at),
         api_key_id: Set(r.api_key_id),
-        token_id: Set(r.token_id),
+        account_id: Set(r.account_id),
         model: Set(r.model.clone()),
         endpoint: Set(r.endpoint.to_string()),
         stream: Set(r.stream),
@@ -154,7 +154,7 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
     let mut accounts: HashMap<i32, Totals> = HashMap::new();
     for r in batch {
         let tokens = (r.input_tokens + r.output_tokens) as i64;
-        for (map, id) in [(&mut keys, r.api_key_id), (&mut accounts, r.token_id)] {
+        for (map, id) in [(&mut keys, r.api_key_id), (&mut accounts, r.account_id)] {
             if let Some(id) = id {
                 let t = map.entry(id).or_default();
                 t.requests += 1;
@@ -176,7 +176,7 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
         let key = (
             bucket,
             r.api_key_id.unwrap_or(0),
-            r.token_id.unwrap_or(0),
+            r.account_id.unwrap_or(0),
             r.model.clone(),
         );
         let sums = hours.entry(key).or_default();
@@ -189,12 +189,12 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
     }
 
     let txn = db.begin().await?;
-    for ((bucket, key_id, token_id, model), sums) in hours {
+    for ((bucket, key_id, account_id, model), sums) in hours {
         use usage_hourly::Column as C;
         let row = usage_hourly::ActiveModel {
             bucket: Set(bucket),
             api_key_id: Set(key_id),
-            token_id: Set(token_id),
+            account_id: Set(account_id),
             model: Set(model),
             requests: Set(sums[0]),
             errors: Set(sums[1]),
@@ -212,7 +212,7 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
         };
         usage_hourly::Entity::insert(row)
             .on_conflict(
-                OnConflict::columns([C::Bucket, C::ApiKeyId, C::TokenId, C::Model])
+                OnConflict::columns([C::Bucket, C::ApiKeyId, C::AccountId, C::Model])
                     .values([
                         add(C::Requests),
                         add(C::Errors),
@@ -249,24 +249,24 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
             .await?;
     }
     for (id, t) in accounts {
-        let mut update = token::Entity::update_many()
+        let mut update = account::Entity::update_many()
             .col_expr(
-                token::Column::UsageCount,
-                Expr::col(token::Column::UsageCount).add(t.requests),
+                account::Column::UsageCount,
+                Expr::col(account::Column::UsageCount).add(t.requests),
             )
             .col_expr(
-                token::Column::InputTokens,
-                Expr::col(token::Column::InputTokens).add(t.input),
+                account::Column::InputTokens,
+                Expr::col(account::Column::InputTokens).add(t.input),
             )
             .col_expr(
-                token::Column::OutputTokens,
-                Expr::col(token::Column::OutputTokens).add(t.output),
+                account::Column::OutputTokens,
+                Expr::col(account::Column::OutputTokens).add(t.output),
             )
-            .col_expr(token::Column::LastUsedAt, Expr::value(t.last_used));
+            .col_expr(account::Column::LastUsedAt, Expr::value(t.last_used));
         if let Some(limits) = t.rate_limits.and_then(|l| serde_json::to_string(&l).ok()) {
-            update = update.col_expr(token::Column::RateLimits, Expr::value(limits));
+            update = update.col_expr(account::Column::RateLimits, Expr::value(limits));
         }
-        update.filter(token::Column::Id.eq(id)).exec(&txn).await?;
+        update.filter(account::Column::Id.eq(id)).exec(&txn).await?;
     }
     txn.commit().await
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::config::AuthConfig;
 use crate::db::{admin_session, login_failure, user};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use jwt::{Claims, JwtKeys};
 
 /// Everything sign-in needs, shared by the handlers.
@@ -99,8 +99,7 @@ impl AuthService {
             .await?;
             tracing::warn!(username, client_ip, "failed admin sign-in");
             return Err(AppError::new(
-                actix_web::http::StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 "wrong username or password",
             ));
         };
@@ -151,8 +150,7 @@ impl AuthService {
             let wait = (latest + lockout - now).num_seconds();
             if wait > 0 {
                 return Err(AppError::new(
-                    actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_attempts",
+                    ErrorCode::TooManyAttempts,
                     format!("too many failed sign-in attempts; try again in {wait} seconds"),
                 )
                 .with_retry_after(wait as u64));
@@ -234,13 +232,12 @@ impl AuthService {
         let candidate = current.to_string();
         if !actix_web::web::block(move || password::verify(&candidate, &phc)).await? {
             return Err(AppError::new(
-                actix_web::http::StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 "the current password is wrong",
             ));
         }
         password::check_rules(&session.user.username, new)
-            .map_err(|rules| AppError::bad_request("weak_password", rules))?;
+            .map_err(|rules| AppError::new(ErrorCode::WeakPassword, rules))?;
         self.set_password(session.user.id, new, false, Some(&session.session_id))
             .await
     }
@@ -333,7 +330,7 @@ impl AuthService {
         let (pass, must_change) = match new {
             Some(given) => {
                 password::check_rules(username, given)
-                    .map_err(|rules| AppError::bad_request("weak_password", rules))?;
+                    .map_err(|rules| AppError::new(ErrorCode::WeakPassword, rules))?;
                 (given.to_string(), false)
             }
             None => (password::generate(), true),

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::chat_stream::{finish_reason, Identity, SUMMARY_SEPARATOR};
 use super::openai::{AssistantMessage, ChatCompletion, Choice, FunctionCall, ToolCall};
-use super::upstream::{OutputContent, OutputItem, StreamError, StreamEvent, StreamOutcome, Usage};
+use super::wire::{OutputContent, OutputItem, StreamError, StreamEvent, StreamOutcome, Usage};
 
 /// Collects upstream events into one `chat.completion`.
 #[derive(Debug)]
@@ -151,7 +151,7 @@ impl ChatAggregator {
                 },
                 finish_reason: Some(reason),
             }],
-            usage: Some(self.usage.unwrap_or_default().to_chat()),
+            usage: Some(self.usage.unwrap_or_default().into()),
         })
     }
 }

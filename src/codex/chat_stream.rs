@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::openai::{
     ChatCompletionChunk, ChunkChoice, Delta, FinishReason, FunctionCallDelta, ToolCallDelta,
 };
-use super::upstream::{
+use super::wire::{
     Finish, OutputItem, ResponseObject, StreamError, StreamEvent, StreamOutcome, Usage,
 };
 
@@ -327,7 +327,7 @@ impl ChatStream {
             created,
             model: self.model.clone(),
             choices: Vec::new(),
-            usage: Some(self.usage.unwrap_or_default().to_chat()),
+            usage: Some(self.usage.unwrap_or_default().into()),
         }
     }
 

@@ -10,7 +10,8 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use super::translate::TranslateError;
+use super::error::TranslateError;
+use super::wire::Usage;
 
 /// A parsed `POST /v1/chat/completions` body (only the fields that reach the upstream).
 #[derive(Debug, Clone, PartialEq)]
@@ -526,6 +527,22 @@ pub struct ChatUsage {
     pub prompt_tokens_details: PromptTokensDetails,
     /// Reasoning share of the output.
     pub completion_tokens_details: CompletionTokensDetails,
+}
+
+impl From<Usage> for ChatUsage {
+    fn from(u: Usage) -> Self {
+        ChatUsage {
+            prompt_tokens: u.input_tokens,
+            completion_tokens: u.output_tokens,
+            total_tokens: u.total_tokens,
+            prompt_tokens_details: PromptTokensDetails {
+                cached_tokens: u.cached_tokens,
+            },
+            completion_tokens_details: CompletionTokensDetails {
+                reasoning_tokens: u.reasoning_tokens,
+            },
+        }
+    }
 }
 
 /// `usage.prompt_tokens_details`.

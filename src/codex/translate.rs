@@ -21,41 +21,14 @@
 
 use serde_json::{json, Map, Value};
 
+pub use super::error::TranslateError;
 use super::openai::{
     ChatMessage, ChatRequest, ChatTool, ContentPart, MessageContent, ResponseFormat, ToolChoice,
 };
-use super::upstream::{
+use super::wire::{
     CodexRequest, CodexTool, CodexToolChoice, ContentItem, InputItem, Reasoning, TextConfig,
     TextFormat,
 };
-
-/// A client error found while translating: becomes a 400 `invalid_request_error`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct TranslateError {
-    /// What is wrong, in a sentence.
-    pub message: String,
-    /// The offending OpenAI parameter (`model`, `messages[3]`, `tools[0]`, ...).
-    pub param: Option<String>,
-}
-
-impl TranslateError {
-    /// An error about one parameter.
-    pub fn new(message: impl Into<String>, param: &str) -> Self {
-        Self {
-            message: message.into(),
-            param: Some(param.to_owned()),
-        }
-    }
-
-    /// An error about the body as a whole.
-    pub fn body(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            param: None,
-        }
-    }
-}
 
 /// Effort words accepted as a model-name suffix.
 pub const EFFORTS: [&str; 6] = ["none", "minimal", "low", "medium", "high", "xhigh"];

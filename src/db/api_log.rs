@@ -10,7 +10,9 @@ pub struct Model {
     pub id: i64,
     pub created_at: DateTimeUtc,
     pub api_key_id: Option<i32>,
-    pub token_id: Option<i32>,
+    /// The account that served (or last failed) the request; `account_id` in the contract.
+    #[sea_orm(column_name = "token_id")]
+    pub account_id: Option<i32>,
     pub model: String,
     pub endpoint: String,
     pub stream: bool,

@@ -1,11 +1,11 @@
 //! Database entities and the connection: SQLite (WAL, busy timeout, foreign keys) or PostgreSQL.
 
+pub mod account;
 pub mod admin_session;
 pub mod api_key;
 pub mod api_log;
 pub mod login_failure;
 pub mod setting;
-pub mod token;
 pub mod usage_hourly;
 pub mod user;
 

@@ -11,8 +11,9 @@ pub struct Model {
     pub bucket: i64,
     #[sea_orm(primary_key, auto_increment = false)]
     pub api_key_id: i32,
-    #[sea_orm(primary_key, auto_increment = false)]
-    pub token_id: i32,
+    /// The account (0 = none); `account_id` in the contract.
+    #[sea_orm(primary_key, auto_increment = false, column_name = "token_id")]
+    pub account_id: i32,
     #[sea_orm(primary_key, auto_increment = false)]
     pub model: String,
     pub requests: i64,

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use actix_web::{web, FromRequest, HttpRequest};
 
 use crate::auth::Session;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::state::AppState;
 
 /// The name of the admin session cookie.
@@ -37,8 +37,7 @@ impl FromRequest for AdminSession {
                 && !ALLOWED_BEFORE_PASSWORD_CHANGE.contains(&path.as_str())
             {
                 return Err(AppError::new(
-                    actix_web::http::StatusCode::FORBIDDEN,
-                    "password_change_required",
+                    ErrorCode::PasswordChangeRequired,
                     "change the initial password before using the console",
                 ));
             }

@@ -3,7 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod ops;
-pub mod proxy;
+pub mod v1;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -11,7 +11,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
-use crate::error::{extractor_error, json_error, AppError, ExtractorKind};
+use crate::error::{extractor_error, json_error, AppError, ErrorCode, ExtractorKind};
 use crate::state::AppState;
 
 /// The response header that carries the request id.
@@ -28,7 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
             .configure(admin::configure)
             .default_service(web::to(admin_not_found)),
     )
-    .configure(proxy::configure)
+    .configure(v1::configure)
     .configure(ops::configure)
     .route(
         "/",
@@ -112,12 +112,14 @@ pub async fn read_limited(
     let mut body = bytes::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
-            AppError::bad_request("invalid_request", "the request body could not be read")
+            AppError::new(
+                ErrorCode::InvalidRequest,
+                "the request body could not be read",
+            )
         })?;
         if body.len() + chunk.len() > limit {
             return Err(AppError::new(
-                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("the request body is larger than {limit} bytes"),
             ));
         }

@@ -245,7 +245,7 @@ pub mod pool {
     use super::TestApp;
     use crate::mock_upstream::{MockAccount, MockUpstream};
     use chrono::Utc;
-    use gpt2api::db::{api_key, token};
+    use gpt2api::db::{account, api_key};
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
     use serde_json::Value;
 
@@ -266,11 +266,11 @@ pub mod pool {
     }
 
     /// Stores an account of the mock in the database and tells the pool.
-    pub async fn add_account(app: &TestApp, account: &MockAccount) -> token::Model {
+    pub async fn add_account(app: &TestApp, account: &MockAccount) -> account::Model {
         let now = Utc::now();
-        let row = token::ActiveModel {
+        let row = account::ActiveModel {
             email: Set(account.email.clone()),
-            account_id: Set(account.account_id.clone()),
+            chatgpt_account_id: Set(account.account_id.clone()),
             plan_type: Set(Some(account.plan_type.clone())),
             access_token: Set(account.access_token.clone()),
             refresh_token: Set(account.refresh_token.clone()),
@@ -278,7 +278,7 @@ pub mod pool {
             expires_at: Set(Some(now + chrono::Duration::days(10))),
             last_refresh_at: Set(Some(now)),
             is_active: Set(true),
-            status: Set("active".into()),
+            status: Set(gpt2api::db::account::AccountStatus::Active),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
@@ -319,8 +319,8 @@ pub mod pool {
     }
 
     /// The stored account row.
-    pub async fn account_row(app: &TestApp, id: i32) -> token::Model {
-        token::Entity::find_by_id(id)
+    pub async fn account_row(app: &TestApp, id: i32) -> account::Model {
+        account::Entity::find_by_id(id)
             .one(&app.state.db)
             .await
             .unwrap()

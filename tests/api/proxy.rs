@@ -54,7 +54,10 @@ async fn non_streaming_chat_is_translated_both_ways_and_logged() {
     let rows = log_rows(&app).await;
     assert_eq!(rows.len(), 1);
     let log = &rows[0];
-    assert_eq!((log.api_key_id, log.token_id), (Some(key_id), Some(row.id)));
+    assert_eq!(
+        (log.api_key_id, log.account_id),
+        (Some(key_id), Some(row.id))
+    );
     assert_eq!((log.status_code, log.stream), (200, false));
     assert_eq!(log.input_tokens as u64, USAGE_INPUT_TOKENS);
     assert_eq!(log.output_tokens as u64, USAGE_OUTPUT_TOKENS);
@@ -329,7 +332,10 @@ async fn a_permanent_refresh_failure_takes_the_account_out() {
     let mock = MockUpstream::start();
     let a = mock.create_account("acct-dead");
     let b = mock.create_account("acct-live");
-    let app = spawn_with_mock(&mock, |c| c.pool.strategy = "fill_first".into()).await;
+    let app = spawn_with_mock(&mock, |c| {
+        c.pool.strategy = gpt2api::config::Strategy::FillFirst
+    })
+    .await;
     let dead = add_account(&app, &a).await;
     add_account(&app, &b).await;
     let (_, key) = create_key(&app, "client", |_| {}).await;
@@ -339,7 +345,10 @@ async fn a_permanent_refresh_failure_takes_the_account_out() {
     let res = chat(&app, &key, &ask("hi", false)).await;
     assert_eq!(res.status(), 200, "served by the other account");
     let stored = account_row(&app, dead.id).await;
-    assert_eq!(stored.status, "needs_relogin");
+    assert_eq!(
+        stored.status,
+        gpt2api::db::account::AccountStatus::NeedsRelogin
+    );
     assert!(stored.last_error.unwrap().contains("refresh_token_reused"));
     let before = mock.request_count("acct-dead");
     for _ in 0..3 {
@@ -547,7 +556,7 @@ async fn tokens_are_refreshed_ahead_of_expiry_without_any_request() {
     let account = mock.create_account("acct-soon");
     let app = spawn_with_mock(&mock, |c| c.pool.refresh_check_interval_seconds = 1).await;
     let row = add_account(&app, &account).await;
-    let mut soon: gpt2api::db::token::ActiveModel = row.clone().into();
+    let mut soon: gpt2api::db::account::ActiveModel = row.clone().into();
     soon.expires_at = sea_orm::Set(Some(chrono::Utc::now() + chrono::Duration::hours(1)));
     sea_orm::ActiveModelTrait::update(soon, &app.state.db)
         .await
@@ -698,12 +707,12 @@ async fn upstream_traffic_goes_through_the_account_or_global_proxy() {
     // which answers absolute-form requests) can reach it.
     let app = spawn_with_mock(&mock, |c| {
         c.codex.base_url = "http://codex-upstream.invalid/backend-api/codex".into();
-        c.pool.strategy = "fill_first".into();
+        c.pool.strategy = gpt2api::config::Strategy::FillFirst;
         c.pool.max_retries = 0;
     })
     .await;
     let row = add_account(&app, &proxied).await;
-    let mut with_proxy: gpt2api::db::token::ActiveModel = row.into();
+    let mut with_proxy: gpt2api::db::account::ActiveModel = row.into();
     with_proxy.proxy_url = sea_orm::Set(Some(mock.root_url()));
     let row = sea_orm::ActiveModelTrait::update(with_proxy, &app.state.db)
         .await

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use super::{page_of, Paging};
 use crate::actors::key_cache::hash_key;
 use crate::db::api_key;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::auth::AdminSession;
 use crate::state::AppState;
 
@@ -95,7 +95,7 @@ struct KeyFields {
 }
 
 fn invalid(field: &str, why: &str) -> AppError {
-    AppError::bad_request("invalid_request", format!("`{field}` {why}"))
+    AppError::new(ErrorCode::InvalidRequest, format!("`{field}` {why}"))
 }
 
 /// Reads the known fields; absent means "unchanged", `null` means "no limit".

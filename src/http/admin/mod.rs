@@ -9,6 +9,8 @@ pub mod tokens;
 
 use actix_web::web;
 
+use crate::error::ErrorCode;
+
 /// Mounts the admin routes inside the `/admin` scope.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(session::configure)
@@ -32,14 +34,14 @@ impl Paging {
         let page = self.page.unwrap_or(1);
         let size = self.page_size.unwrap_or(20);
         if page == 0 {
-            return Err(crate::error::AppError::bad_request(
-                "invalid_request",
+            return Err(crate::error::AppError::new(
+                ErrorCode::InvalidRequest,
                 "`page` starts at 1",
             ));
         }
         if !(1..=200).contains(&size) {
-            return Err(crate::error::AppError::bad_request(
-                "invalid_request",
+            return Err(crate::error::AppError::new(
+                ErrorCode::InvalidRequest,
                 "`page_size` must be between 1 and 200",
             ));
         }

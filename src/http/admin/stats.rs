@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{page_of, tokens::status_of, Paging};
-use crate::db::{api_key, api_log, token, usage_hourly};
-use crate::error::{AppError, AppResult};
+use crate::db::{account, api_key, api_log, usage_hourly};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::auth::AdminSession;
 use crate::state::AppState;
 
@@ -43,8 +43,8 @@ async fn overview(state: web::Data<AppState>, _admin: AdminSession) -> AppResult
         .await?;
 
     let lead = state.settings.get().refresh_lead_seconds;
-    let accounts = token::Entity::find()
-        .filter(token::Column::DeletedAt.is_null())
+    let accounts = account::Entity::find()
+        .filter(account::Column::DeletedAt.is_null())
         .all(db)
         .await?;
     let mut by_status: HashMap<&str, u64> = HashMap::new();
@@ -139,8 +139,8 @@ async fn usage(
         "7d" => (86_400, 7, "day"),
         "30d" => (86_400, 30, "day"),
         _ => {
-            return Err(AppError::bad_request(
-                "invalid_request",
+            return Err(AppError::new(
+                ErrorCode::InvalidRequest,
                 "`range` must be 24h, 7d or 30d",
             ))
         }
@@ -168,8 +168,8 @@ async fn usage(
         if row.api_key_id != 0 {
             keys.entry(row.api_key_id).or_default().add(row);
         }
-        if row.token_id != 0 {
-            accounts.entry(row.token_id).or_default().add(row);
+        if row.account_id != 0 {
+            accounts.entry(row.account_id).or_default().add(row);
         }
     }
     let key_names = key_names(&state, keys.keys().copied().collect()).await?;
@@ -236,8 +236,8 @@ async fn token_emails(state: &AppState, ids: Vec<i32>) -> AppResult<HashMap<i32,
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    Ok(token::Entity::find()
-        .filter(token::Column::Id.is_in(ids))
+    Ok(account::Entity::find()
+        .filter(account::Column::Id.is_in(ids))
         .all(&state.db)
         .await?
         .into_iter()
@@ -251,7 +251,8 @@ struct LogQuery {
     page_size: Option<u64>,
     status: Option<String>,
     api_key_id: Option<i32>,
-    token_id: Option<i32>,
+    #[serde(rename = "token_id")]
+    account_id: Option<i32>,
     model: Option<String>,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
@@ -273,8 +274,8 @@ async fn logs(
         Some("success") => select = select.filter(api_log::Column::StatusCode.lt(400)),
         Some("error") => select = select.filter(api_log::Column::StatusCode.gte(400)),
         Some(_) => {
-            return Err(AppError::bad_request(
-                "invalid_request",
+            return Err(AppError::new(
+                ErrorCode::InvalidRequest,
                 "`status` must be success or error",
             ))
         }
@@ -282,8 +283,8 @@ async fn logs(
     if let Some(id) = query.api_key_id {
         select = select.filter(api_log::Column::ApiKeyId.eq(id));
     }
-    if let Some(id) = query.token_id {
-        select = select.filter(api_log::Column::TokenId.eq(id));
+    if let Some(id) = query.account_id {
+        select = select.filter(api_log::Column::AccountId.eq(id));
     }
     if let Some(model) = query.model.as_deref().filter(|m| !m.is_empty()) {
         select = select.filter(api_log::Column::Model.eq(model));
@@ -300,7 +301,7 @@ async fn logs(
     let total = paginator.num_items().await?;
     let rows = paginator.fetch_page(page - 1).await?;
     let keys = key_names(&state, rows.iter().filter_map(|r| r.api_key_id).collect()).await?;
-    let emails = token_emails(&state, rows.iter().filter_map(|r| r.token_id).collect()).await?;
+    let emails = token_emails(&state, rows.iter().filter_map(|r| r.account_id).collect()).await?;
     let data = rows
         .iter()
         .map(|r| {
@@ -309,8 +310,8 @@ async fn logs(
                 "created_at": r.created_at,
                 "api_key_id": r.api_key_id,
                 "api_key_name": r.api_key_id.and_then(|id| keys.get(&id)),
-                "token_id": r.token_id,
-                "token_email": r.token_id.and_then(|id| emails.get(&id).cloned().flatten()),
+                "token_id": r.account_id,
+                "token_email": r.account_id.and_then(|id| emails.get(&id).cloned().flatten()),
                 "model": r.model,
                 "endpoint": r.endpoint,
                 "stream": r.stream,

@@ -3,7 +3,6 @@
 //! admin-only export.
 
 use actix_multipart::Multipart;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use chrono::Utc;
@@ -16,10 +15,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{page_of, Paging};
-use crate::actors::token_pool::{RateLimits, STATUS_NEEDS_RELOGIN, STATUS_REFRESH_FAILED};
 use crate::codex::credentials::{parse_credentials_file, AccountCredentials};
-use crate::db::token;
-use crate::error::{AppError, AppResult};
+use crate::codex::wire::RateLimits;
+use crate::db::account;
+use crate::db::account::AccountStatus;
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::auth::AdminSession;
 use crate::state::AppState;
 
@@ -34,15 +34,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The contract's status of an account, derived from what is stored.
-pub fn status_of(row: &token::Model, lead_seconds: u64) -> &'static str {
+pub fn status_of(row: &account::Model, lead_seconds: u64) -> &'static str {
     let now = Utc::now();
     if !row.is_active {
         "disabled"
-    } else if row.status == STATUS_NEEDS_RELOGIN {
+    } else if row.status == AccountStatus::NeedsRelogin {
         "needs_relogin"
     } else if row.expires_at.is_some_and(|at| at <= now) {
         "expired"
-    } else if row.status == STATUS_REFRESH_FAILED {
+    } else if row.status == AccountStatus::RefreshFailed {
         "refresh_failed"
     } else if row.cooldown_until.is_some_and(|until| until > now) {
         "cooling_down"
@@ -57,7 +57,7 @@ pub fn status_of(row: &token::Model, lead_seconds: u64) -> &'static str {
 }
 
 /// The API shape of an account: no access, refresh or id token.
-pub fn to_json(row: &token::Model, lead_seconds: u64) -> Value {
+pub fn to_json(row: &account::Model, lead_seconds: u64) -> Value {
     let rate_limits: Option<RateLimits> = row
         .rate_limits
         .as_deref()
@@ -66,7 +66,7 @@ pub fn to_json(row: &token::Model, lead_seconds: u64) -> Value {
         "id": row.id,
         "name": row.name,
         "email": row.email,
-        "account_id": row.account_id,
+        "account_id": row.chatgpt_account_id,
         "plan_type": row.plan_type,
         "is_active": row.is_active,
         "status": status_of(row, lead_seconds),
@@ -113,23 +113,23 @@ async fn list(
     let status = query.status.as_deref().filter(|s| !s.is_empty());
     if let Some(s) = status {
         if !STATUSES.contains(&s) {
-            return Err(AppError::bad_request(
-                "invalid_request",
+            return Err(AppError::new(
+                ErrorCode::InvalidRequest,
                 format!("`status` must be one of {}", STATUSES.join(", ")),
             ));
         }
     }
-    let mut select = token::Entity::find().filter(token::Column::DeletedAt.is_null());
+    let mut select = account::Entity::find().filter(account::Column::DeletedAt.is_null());
     if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         select = select.filter(
             Condition::any()
-                .add(token::Column::Email.contains(q))
-                .add(token::Column::Name.contains(q))
-                .add(token::Column::AccountId.contains(q)),
+                .add(account::Column::Email.contains(q))
+                .add(account::Column::Name.contains(q))
+                .add(account::Column::ChatgptAccountId.contains(q)),
         );
     }
     let lead = state.settings.get().refresh_lead_seconds;
-    let select = select.order_by_asc(token::Column::Id);
+    let select = select.order_by_asc(account::Column::Id);
     // The status is derived from several columns and the clock, so a status filter is applied
     // in memory; an account pool is at most thousands of rows.
     let (rows, total) = match status {
@@ -141,7 +141,7 @@ async fn list(
             )
         }
         Some(wanted) => {
-            let all: Vec<token::Model> = select
+            let all: Vec<account::Model> = select
                 .all(&state.db)
                 .await?
                 .into_iter()
@@ -159,9 +159,9 @@ async fn list(
     Ok(HttpResponse::Ok().json(page_of(data, total, page, size)))
 }
 
-async fn find(state: &AppState, id: i32) -> AppResult<token::Model> {
-    token::Entity::find_by_id(id)
-        .filter(token::Column::DeletedAt.is_null())
+async fn find(state: &AppState, id: i32) -> AppResult<account::Model> {
+    account::Entity::find_by_id(id)
+        .filter(account::Column::DeletedAt.is_null())
         .one(&state.db)
         .await?
         .ok_or_else(|| AppError::not_found(format!("no account with id {id}")))
@@ -174,7 +174,7 @@ async fn update(
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
     let row = find(&state, *path).await?;
-    let mut model: token::ActiveModel = row.into();
+    let mut model: account::ActiveModel = row.into();
     for (key, value) in body.iter() {
         match (key.as_str(), value) {
             ("name", Value::Null) => model.name = Set(None),
@@ -183,20 +183,20 @@ async fn update(
             }
             ("is_active", Value::Bool(active)) => model.is_active = Set(*active),
             ("name", _) => {
-                return Err(AppError::bad_request(
-                    "invalid_request",
+                return Err(AppError::new(
+                    ErrorCode::InvalidRequest,
                     "`name` must be a string of at most 200 characters or null",
                 ))
             }
             ("is_active", _) => {
-                return Err(AppError::bad_request(
-                    "invalid_request",
+                return Err(AppError::new(
+                    ErrorCode::InvalidRequest,
                     "`is_active` must be true or false",
                 ))
             }
             (other, _) => {
-                return Err(AppError::bad_request(
-                    "invalid_request",
+                return Err(AppError::new(
+                    ErrorCode::InvalidRequest,
                     format!("`{other}` cannot be changed here"),
                 ))
             }
@@ -216,14 +216,14 @@ async fn delete(
     let row = find(&state, *path).await?;
     let id = row.id;
     state.pool.remove(id).await?;
-    let mut model: token::ActiveModel = row.into();
+    let mut model: account::ActiveModel = row.into();
     // The row stays so that past log rows still name the account; its secrets do not.
     model.deleted_at = Set(Some(Utc::now()));
     model.access_token = Set(String::new());
     model.refresh_token = Set(String::new());
     model.id_token = Set(None);
     model.update(&state.db).await?;
-    tracing::info!(admin = %admin.0.user.username, token_id = id, "account deleted");
+    tracing::info!(admin = %admin.0.user.username, account_id = id, "account deleted");
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -238,18 +238,14 @@ async fn refresh(
             let row = find(&state, row.id).await?;
             Ok(HttpResponse::Ok().json(to_json(&row, state.settings.get().refresh_lead_seconds)))
         }
-        Err(failure) => Err(AppError::new(
-            StatusCode::BAD_GATEWAY,
-            "refresh_failed",
-            failure.message,
-        )),
+        Err(failure) => Err(AppError::new(ErrorCode::RefreshFailed, failure.message)),
     }
 }
 
 async fn export(state: web::Data<AppState>, admin: AdminSession) -> AppResult<HttpResponse> {
-    let rows = token::Entity::find()
-        .filter(token::Column::DeletedAt.is_null())
-        .order_by_asc(token::Column::Id)
+    let rows = account::Entity::find()
+        .filter(account::Column::DeletedAt.is_null())
+        .order_by_asc(account::Column::Id)
         .all(&state.db)
         .await?;
     let files: Vec<Value> = rows
@@ -257,7 +253,7 @@ async fn export(state: web::Data<AppState>, admin: AdminSession) -> AppResult<Ht
         .map(|row| {
             AccountCredentials {
                 email: row.email,
-                account_id: row.account_id,
+                account_id: row.chatgpt_account_id,
                 plan_type: row.plan_type,
                 access_token: row.access_token,
                 refresh_token: row.refresh_token,
@@ -309,14 +305,13 @@ async fn import(
         }]
     } else {
         return Err(AppError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send multipart/form-data with parts named `file`, or application/json",
         ));
     };
     if uploads.is_empty() {
-        return Err(AppError::bad_request(
-            "invalid_request",
+        return Err(AppError::new(
+            ErrorCode::InvalidRequest,
             "no file was uploaded (parts must be named `file`)",
         ));
     }
@@ -369,25 +364,25 @@ async fn import(
 async fn upsert(
     db: &impl ConnectionTrait,
     account: AccountCredentials,
-) -> AppResult<(token::Model, bool)> {
+) -> AppResult<(account::Model, bool)> {
     let now = Utc::now();
-    let existing = token::Entity::find()
-        .filter(token::Column::AccountId.eq(account.account_id.as_str()))
+    let existing = account::Entity::find()
+        .filter(account::Column::ChatgptAccountId.eq(account.account_id.as_str()))
         .one(db)
         .await?;
     let created = existing.is_none();
     let mut model = match existing {
         Some(row) => {
             let revived = row.deleted_at.is_some();
-            let mut model: token::ActiveModel = row.into();
+            let mut model: account::ActiveModel = row.into();
             if revived {
                 model.deleted_at = Set(None);
                 model.created_at = Set(now);
             }
             model
         }
-        None => token::ActiveModel {
-            account_id: Set(account.account_id.clone()),
+        None => account::ActiveModel {
+            chatgpt_account_id: Set(account.account_id.clone()),
             created_at: Set(now),
             error_count: Set(0),
             usage_count: Set(0),
@@ -404,7 +399,7 @@ async fn upsert(
     model.expires_at = Set(account.expires_at);
     model.last_refresh_at = Set(account.last_refresh);
     model.is_active = Set(!account.disabled);
-    model.status = Set("active".into());
+    model.status = Set(AccountStatus::Active);
     model.last_error = Set(None);
     model.cooldown_until = Set(None);
     if account.label.is_some() {
@@ -427,7 +422,10 @@ async fn read_multipart(mut form: Multipart, limit: usize) -> AppResult<Vec<Uplo
     let mut total = 0usize;
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|e| {
-            AppError::bad_request("invalid_request", format!("malformed multipart body: {e}"))
+            AppError::new(
+                ErrorCode::InvalidRequest,
+                format!("malformed multipart body: {e}"),
+            )
         })?;
         let disposition = field.content_disposition().cloned();
         let name = disposition
@@ -443,7 +441,10 @@ async fn read_multipart(mut form: Multipart, limit: usize) -> AppResult<Vec<Uplo
         let mut bytes = BytesMut::new();
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(|e| {
-                AppError::bad_request("invalid_request", format!("malformed multipart body: {e}"))
+                AppError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("malformed multipart body: {e}"),
+                )
             })?;
             total += chunk.len();
             if total > limit {
@@ -463,8 +464,7 @@ async fn read_multipart(mut form: Multipart, limit: usize) -> AppResult<Vec<Uplo
 
 fn too_large() -> AppError {
     AppError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         "the upload is larger than server.import_limit_bytes",
     )
 }

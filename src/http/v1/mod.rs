@@ -9,14 +9,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use serde_json::json;
 
 use crate::actors::key_cache::KeyRecord;
 use crate::codex::translate::{split_model_effort, TranslateError};
-use crate::error::{AppError, OpenAiError};
+use crate::error::{AppError, ErrorCode, OpenAiError};
 use crate::state::AppState;
 
 /// Mounts the `/v1` scope.
@@ -32,8 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, OpenAiError> {
     Err(AppError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
+        ErrorCode::NotFound,
         format!("no route for {} {}", req.method(), req.path()),
     )
     .into())
@@ -58,11 +56,7 @@ impl FromRequest for ApiKeyAuth {
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
             let invalid = |message: &str| {
-                OpenAiError(AppError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_api_key",
-                    message.to_string(),
-                ))
+                OpenAiError(AppError::new(ErrorCode::InvalidApiKey, message.to_string()))
             };
             let key = presented
                 .ok_or_else(|| invalid("missing API key: send Authorization: Bearer sk-..."))?;
@@ -93,8 +87,7 @@ impl ApiKeyAuth {
             return Ok(());
         }
         Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "model_not_allowed",
+            ErrorCode::ModelNotAllowed,
             format!("this API key may not use the model {base}"),
         )
         .with_param("model")
@@ -104,9 +97,11 @@ impl ApiKeyAuth {
 
 /// A request translation error as OpenAI's 400.
 pub fn invalid_request(e: TranslateError) -> OpenAiError {
-    let mut error = AppError::bad_request("invalid_request_error", e.message);
-    error.param = e.param;
-    error.into()
+    let error = AppError::invalid_request(e.message);
+    match e.param {
+        Some(param) => error.with_param(param).into(),
+        None => error.into(),
+    }
 }
 
 /// Reads the request body up to `limit` bytes, answering 413 in OpenAI's shape beyond it.

@@ -10,9 +10,10 @@ use crate::codex::chat_stream::ChatStream;
 use crate::codex::openai::ChatRequest;
 use crate::codex::sse::{encode_json, DONE_FRAME};
 use crate::codex::translate::chat_to_codex;
-use crate::codex::upstream::StreamEvent;
+use crate::codex::wire::StreamEvent;
+use crate::dispatch::{dispatch_logged, failed_after_dispatch};
 use crate::error::{AppError, OpenAiError};
-use crate::proxy::{dispatch_logged, failed_after_dispatch, RequestLog};
+use crate::request_log::RequestLog;
 use crate::state::AppState;
 
 /// Handles one chat completion.

@@ -1,179 +1,11 @@
-//! Codex backend wire types: the Responses request body, the server-sent events of the answer,
-//! token usage, and upstream errors.
-//!
-//! Events are parsed into [`StreamEvent`], a tagged enum whose `Unknown` arm swallows every event
-//! type the gateway does not act on, so new upstream events never break a stream. Errors are
-//! parsed leniently from any of the shapes the backend uses (`{"detail": ...}`,
-//! `{"error": {...}}`, a `response.failed` event, an `error` event).
+//! The server-sent events of an answer, parsed into [`StreamEvent`], a tagged enum whose
+//! `Unknown` arm swallows every event type the gateway does not act on, so new upstream events
+//! never break a stream; the usage they report; and how a stream ends.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// The body of `POST /backend-api/codex/responses`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CodexRequest {
-    /// Base model id (effort suffix removed).
-    pub model: String,
-    /// System instructions; must be present, may be empty.
-    pub instructions: String,
-    /// The conversation as Responses input items.
-    pub input: Vec<InputItem>,
-    /// Function tools; omitted when empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<CodexTool>,
-    /// Only sent together with tools.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_choice: Option<CodexToolChoice>,
-    /// Only sent together with tools.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parallel_tool_calls: Option<bool>,
-    /// Effort and summary mode.
-    pub reasoning: Reasoning,
-    /// Always `["reasoning.encrypted_content"]` (nothing is stored upstream).
-    pub include: Vec<String>,
-    /// Always `false`: the backend refuses to store.
-    pub store: bool,
-    /// Always `true`: the backend only streams.
-    pub stream: bool,
-    /// Structured-output format.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<TextConfig>,
-    /// Groups requests for prompt caching.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt_cache_key: Option<String>,
-}
-
-/// One Responses input item.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum InputItem {
-    /// A `developer`, `user` or `assistant` message.
-    Message {
-        /// `developer | user | assistant`.
-        role: String,
-        /// Typed parts.
-        content: Vec<ContentItem>,
-    },
-    /// A call the model made earlier.
-    FunctionCall {
-        /// Pairs the call with its output.
-        call_id: String,
-        /// Function name.
-        name: String,
-        /// JSON-encoded arguments.
-        arguments: String,
-    },
-    /// The result of a call.
-    FunctionCallOutput {
-        /// The call this answers.
-        call_id: String,
-        /// The result text.
-        output: String,
-    },
-}
-
-/// A part of an input message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ContentItem {
-    /// Text from the user or developer.
-    InputText {
-        /// The text.
-        text: String,
-    },
-    /// An image by URL or data URI.
-    InputImage {
-        /// `https://...` or `data:image/...`.
-        image_url: String,
-    },
-    /// A file, inline or by id.
-    InputFile {
-        /// `data:<mime>;base64,...`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        file_data: Option<String>,
-        /// An uploaded file id.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        file_id: Option<String>,
-        /// Original name.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        filename: Option<String>,
-    },
-    /// Text of an earlier assistant turn.
-    OutputText {
-        /// The text.
-        text: String,
-    },
-}
-
-/// A flattened function tool.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CodexTool {
-    /// Always `"function"`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Function name.
-    pub name: String,
-    /// What it does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// JSON Schema of the arguments.
-    pub parameters: Value,
-    /// Strict schema adherence; always sent because the Responses default differs from Chat's.
-    pub strict: bool,
-}
-
-/// `tool_choice` in the Responses shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum CodexToolChoice {
-    /// `"none" | "auto" | "required"`.
-    Mode(String),
-    /// `{"type":"function","name":N}`.
-    Function {
-        /// Always `"function"`.
-        #[serde(rename = "type")]
-        kind: String,
-        /// Function name.
-        name: String,
-    },
-}
-
-/// `reasoning` of the request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reasoning {
-    /// `none | minimal | low | medium | high | xhigh`.
-    pub effort: String,
-    /// `"auto"` unless effort is `none`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<String>,
-}
-
-/// `text` of the request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TextConfig {
-    /// The output format.
-    pub format: TextFormat,
-}
-
-/// `text.format`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum TextFormat {
-    /// Any JSON object.
-    JsonObject,
-    /// JSON matching a schema.
-    JsonSchema {
-        /// Schema name.
-        name: String,
-        /// What the output is for.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        description: Option<String>,
-        /// The JSON Schema.
-        schema: Value,
-        /// Strict schema adherence.
-        strict: bool,
-    },
-}
+use super::error::UpstreamError;
 
 /// One server-sent event of the answer, tagged by its `type`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -455,24 +287,6 @@ pub struct Usage {
     pub total_tokens: u64,
 }
 
-impl Usage {
-    /// The Chat Completions form.
-    pub fn to_chat(&self) -> super::openai::ChatUsage {
-        use super::openai::{ChatUsage, CompletionTokensDetails, PromptTokensDetails};
-        ChatUsage {
-            prompt_tokens: self.input_tokens,
-            completion_tokens: self.output_tokens,
-            total_tokens: self.total_tokens,
-            prompt_tokens_details: PromptTokensDetails {
-                cached_tokens: self.cached_tokens,
-            },
-            completion_tokens_details: CompletionTokensDetails {
-                reasoning_tokens: self.reasoning_tokens,
-            },
-        }
-    }
-}
-
 /// `usage` as the backend sends it.
 #[derive(Deserialize)]
 struct UsageWire {
@@ -510,114 +324,6 @@ impl From<UsageWire> for Usage {
             // Older answers omit the total; it is the plain sum by definition.
             total_tokens: w.total_tokens.unwrap_or(w.input_tokens + w.output_tokens),
         }
-    }
-}
-
-/// An error reported by the backend, from an HTTP error body or from inside the stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct UpstreamError {
-    /// `code` (e.g. `server_is_overloaded`, `rate_limit_exceeded`).
-    pub code: Option<String>,
-    /// `type` (e.g. `usage_limit_reached`, `invalid_request_error`).
-    pub kind: Option<String>,
-    /// Human-readable message (upstream text: log it, do not show it to clients as is).
-    pub message: String,
-    /// Offending parameter, when the backend names one.
-    pub param: Option<String>,
-    /// Unix seconds when a usage limit resets.
-    pub resets_at: Option<i64>,
-    /// Seconds until a usage limit resets.
-    pub resets_in_seconds: Option<i64>,
-}
-
-impl UpstreamError {
-    /// Parses a non-200 response body; `None` when it is not JSON of a known shape.
-    pub fn from_body(body: &[u8]) -> Option<Self> {
-        Self::from_value(&serde_json::from_slice(body).ok()?)
-    }
-
-    /// Parses `{"detail": ...}`, `{"error": {...}}`, `{"error": "..."}` or a bare error object.
-    pub fn from_value(value: &Value) -> Option<Self> {
-        match value {
-            Value::Object(obj) => Self::from_map(obj),
-            Value::String(s) => Some(Self::message_only(s)),
-            _ => None,
-        }
-    }
-
-    /// Like [`UpstreamError::from_value`] for an object's fields.
-    pub fn from_map(obj: &Map<String, Value>) -> Option<Self> {
-        for key in ["error", "detail"] {
-            match obj.get(key) {
-                Some(Value::Object(inner)) => return Self::from_fields(inner),
-                Some(Value::String(s)) => return Some(Self::message_only(s)),
-                // FastAPI validation errors are a list: keep them readable as JSON text.
-                Some(list @ Value::Array(_)) => return Some(Self::message_only(&list.to_string())),
-                _ => {}
-            }
-        }
-        Self::from_fields(obj)
-    }
-
-    /// An error with only a message.
-    pub fn message_only(message: &str) -> Self {
-        Self {
-            message: message.to_owned(),
-            ..Self::default()
-        }
-    }
-
-    /// Reads the flat fields; `None` when there is neither message, code nor type.
-    fn from_fields(obj: &Map<String, Value>) -> Option<Self> {
-        let text = |key: &str| match obj.get(key) {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        let number = |key: &str| match obj.get(key) {
-            Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            _ => None,
-        };
-        let code = text("code");
-        let kind = text("type");
-        let message = text("message");
-        if code.is_none() && kind.is_none() && message.is_none() {
-            return None;
-        }
-        Some(Self {
-            message: message
-                .or_else(|| code.clone())
-                .or_else(|| kind.clone())
-                .unwrap_or_default(),
-            code,
-            kind,
-            param: text("param"),
-            resets_at: number("resets_at"),
-            resets_in_seconds: number("resets_in_seconds"),
-        })
-    }
-
-    /// Whether `code` or `type` equals `name`.
-    pub fn is(&self, name: &str) -> bool {
-        self.code.as_deref() == Some(name) || self.kind.as_deref() == Some(name)
-    }
-
-    /// The account hit its plan's usage limit and cools down until the reset.
-    pub fn is_usage_limit(&self) -> bool {
-        self.is("usage_limit_reached")
-    }
-
-    /// A transient condition worth retrying on another account after a short cooldown.
-    pub fn is_transient(&self) -> bool {
-        [
-            "server_is_overloaded",
-            "rate_limit_exceeded",
-            "server_error",
-        ]
-        .iter()
-        .any(|name| self.is(name))
     }
 }
 
@@ -736,7 +442,7 @@ mod tests {
             }
         );
         assert_eq!(
-            serde_json::to_value(u.to_chat()).expect("serialises"),
+            serde_json::to_value(crate::codex::openai::ChatUsage::from(u)).expect("serialises"),
             json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
                    "prompt_tokens_details": {"cached_tokens": 4},
                    "completion_tokens_details": {"reasoning_tokens": 2}})
@@ -746,42 +452,6 @@ mod tests {
         .expect("parses");
         assert_eq!(u.total_tokens, 7);
         assert_eq!(u.cached_tokens, 0);
-    }
-
-    #[test]
-    fn usage_limit_body() {
-        let body = br#"{"error": {"type": "usage_limit_reached", "message": "The usage limit has been reached",
-            "plan_type": "plus", "resets_at": 1776358224, "resets_in_seconds": 191966}}"#;
-        let e = UpstreamError::from_body(body).expect("parses");
-        assert!(e.is_usage_limit());
-        assert!(!e.is_transient());
-        assert_eq!(e.kind.as_deref(), Some("usage_limit_reached"));
-        assert_eq!(e.resets_at, Some(1_776_358_224));
-        assert_eq!(e.resets_in_seconds, Some(191_966));
-        assert_eq!(e.to_string(), "The usage limit has been reached");
-    }
-
-    #[test]
-    fn detail_and_other_bodies() {
-        let e = UpstreamError::from_body(br#"{"detail": "Stream must be set to true"}"#)
-            .expect("parses");
-        assert_eq!(e.message, "Stream must be set to true");
-        assert_eq!(e.code, None);
-        let e = UpstreamError::from_body(
-            br#"{"error": {"code": "rate_limit_exceeded", "message": "slow down", "resets_in_seconds": "30"}}"#,
-        )
-        .expect("parses");
-        assert!(e.is_transient());
-        assert_eq!(e.resets_in_seconds, Some(30));
-        let e =
-            UpstreamError::from_body(br#"{"detail": {"code": "token_expired"}}"#).expect("parses");
-        assert_eq!(e.code.as_deref(), Some("token_expired"));
-        assert_eq!(e.message, "token_expired");
-        let e = UpstreamError::from_body(br#"{"detail": [{"loc": ["body"], "msg": "bad"}]}"#)
-            .expect("parses");
-        assert!(e.message.contains("bad"));
-        assert_eq!(UpstreamError::from_body(b"<html>bad gateway</html>"), None);
-        assert_eq!(UpstreamError::from_body(br#"{"ok": true}"#), None);
     }
 
     #[test]
@@ -826,37 +496,6 @@ mod tests {
         assert_eq!(
             event(json!({"type": "response.in_progress", "response": {}})).outcome(),
             None
-        );
-    }
-
-    #[test]
-    fn request_serialisation_omits_empty_optionals() {
-        let req = CodexRequest {
-            model: "gpt-5".into(),
-            instructions: String::new(),
-            input: vec![InputItem::FunctionCallOutput {
-                call_id: "c".into(),
-                output: "o".into(),
-            }],
-            tools: vec![],
-            tool_choice: None,
-            parallel_tool_calls: None,
-            reasoning: Reasoning {
-                effort: "none".into(),
-                summary: None,
-            },
-            include: vec!["reasoning.encrypted_content".into()],
-            store: false,
-            stream: true,
-            text: None,
-            prompt_cache_key: None,
-        };
-        assert_eq!(
-            serde_json::to_value(&req).expect("serialises"),
-            json!({"model": "gpt-5", "instructions": "",
-                   "input": [{"type": "function_call_output", "call_id": "c", "output": "o"}],
-                   "reasoning": {"effort": "none"}, "include": ["reasoning.encrypted_content"],
-                   "store": false, "stream": true})
         );
     }
 }

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::codex::upstream::UpstreamError;
+use crate::codex::wire::UpstreamError;
 use crate::config::CodexConfig;
 
 /// Sends requests upstream; cheap to clone.
@@ -18,7 +18,7 @@ use crate::config::CodexConfig;
 /// Each thread gets its own pooled client (per proxy URL): a connection is then driven by the
 /// worker that uses it, instead of waking another worker's runtime for every read and write.
 #[derive(Clone)]
-pub struct UpstreamClient {
+pub struct CodexClient {
     config: std::sync::Arc<CodexConfig>,
     /// The global proxy, if any.
     proxy: Option<String>,
@@ -71,9 +71,9 @@ const PERMANENT_REFRESH_CODES: &[&str] = &[
     "invalid_grant",
 ];
 
-impl UpstreamClient {
+impl CodexClient {
     /// Builds the shared client from the configuration.
-    pub fn new(config: CodexConfig) -> anyhow::Result<Self> {
+    pub fn new(config: CodexConfig) -> Result<Self, reqwest::Error> {
         let proxy = config
             .proxy_url
             .as_ref()
@@ -111,7 +111,7 @@ impl UpstreamClient {
     pub async fn responses(
         &self,
         access_token: &str,
-        account_id: &str,
+        chatgpt_account_id: &str,
         proxy_url: Option<&str>,
         session_id: Option<&str>,
         body: Bytes,
@@ -121,7 +121,7 @@ impl UpstreamClient {
         let mut request = client
             .post(url)
             .bearer_auth(access_token)
-            .header("chatgpt-account-id", account_id)
+            .header("chatgpt-account-id", chatgpt_account_id)
             .header("content-type", "application/json")
             .header("accept", "text/event-stream")
             .header("originator", &self.config.originator)
@@ -212,7 +212,10 @@ impl UpstreamClient {
     }
 }
 
-fn build_client(config: &CodexConfig, proxy: Option<&str>) -> anyhow::Result<reqwest::Client> {
+fn build_client(
+    config: &CodexConfig,
+    proxy: Option<&str>,
+) -> Result<reqwest::Client, reqwest::Error> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(config.connect_timeout_seconds))
         .read_timeout(Duration::from_secs(config.read_timeout_seconds))
@@ -222,7 +225,7 @@ fn build_client(config: &CodexConfig, proxy: Option<&str>) -> anyhow::Result<req
     if let Some(proxy) = proxy {
         builder = builder.proxy(reqwest::Proxy::all(proxy)?);
     }
-    Ok(builder.build()?)
+    builder.build()
 }
 
 /// A transport error as a sentence without the URL (which may carry credentials of a proxy).

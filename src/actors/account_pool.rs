@@ -17,66 +17,19 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::db::token;
-use crate::error::AppError;
+use super::ActorError;
+use crate::codex::wire::RateLimits;
+use crate::db::account::{self, AccountStatus};
 use crate::settings::{RuntimeSettings, Strategy};
-
-/// Stored health values.
-pub const STATUS_ACTIVE: &str = "active";
-/// A refresh token that can never work again: the account needs a new sign-in.
-pub const STATUS_NEEDS_RELOGIN: &str = "needs_relogin";
-/// Refreshing failed for a transient reason; the current access token may still work.
-pub const STATUS_REFRESH_FAILED: &str = "refresh_failed";
-
-/// The last `x-codex-*` rate-limit headers seen for an account.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RateLimits {
-    pub primary_used_percent: Option<f64>,
-    pub primary_window_minutes: Option<i64>,
-    pub primary_resets_at: Option<DateTime<Utc>>,
-    pub secondary_used_percent: Option<f64>,
-    pub secondary_window_minutes: Option<i64>,
-    pub secondary_resets_at: Option<DateTime<Utc>>,
-}
-
-impl RateLimits {
-    /// Reads the snapshot from response headers; `None` when there are none.
-    pub fn from_headers(headers: &reqwest::header::HeaderMap) -> Option<Self> {
-        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let now = Utc::now();
-        let resets = |prefix: &str| {
-            get(&format!("x-codex-{prefix}-reset-at"))
-                .and_then(|v| v.parse::<i64>().ok())
-                .and_then(|s| DateTime::from_timestamp(s, 0))
-                .or_else(|| {
-                    get(&format!("x-codex-{prefix}-reset-after-seconds"))
-                        .and_then(|v| v.parse::<f64>().ok())
-                        .map(|s| now + chrono::Duration::milliseconds((s * 1000.0) as i64))
-                })
-        };
-        let limits = Self {
-            primary_used_percent: get("x-codex-primary-used-percent").and_then(|v| v.parse().ok()),
-            primary_window_minutes: get("x-codex-primary-window-minutes")
-                .and_then(|v| v.parse().ok()),
-            primary_resets_at: resets("primary"),
-            secondary_used_percent: get("x-codex-secondary-used-percent")
-                .and_then(|v| v.parse().ok()),
-            secondary_window_minutes: get("x-codex-secondary-window-minutes")
-                .and_then(|v| v.parse().ok()),
-            secondary_resets_at: resets("secondary"),
-        };
-        (limits != Self::default()).then_some(limits)
-    }
-}
 
 /// An account checked out for one request. Dropping it frees the account's slot, so a
 /// cancelled or disconnected request can never leak capacity.
 #[derive(Debug)]
 pub struct Lease {
-    pub token_id: i32,
-    pub account_id: String,
+    pub account_id: i32,
+    pub chatgpt_account_id: String,
     pub access_token: Arc<str>,
     pub proxy_url: Option<String>,
     in_flight: Arc<AtomicUsize>,
@@ -89,31 +42,17 @@ impl Drop for Lease {
 }
 
 /// Why no account could be handed out.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum PoolError {
     /// Every usable account is cooling down; the nearest one is back after this many seconds.
+    #[error("every account is cooling down")]
     AllCooling { retry_after: u64 },
     /// No account is usable at all (none imported, all disabled, expired or dead).
+    #[error("no account is available")]
     NoAccount,
-}
-
-impl From<PoolError> for AppError {
-    fn from(e: PoolError) -> Self {
-        use actix_web::http::StatusCode;
-        match e {
-            PoolError::AllCooling { retry_after } => AppError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "all_accounts_cooling",
-                format!("every account is cooling down; retry in {retry_after} seconds"),
-            )
-            .with_retry_after(retry_after),
-            PoolError::NoAccount => AppError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_available_account",
-                "no upstream account is available",
-            ),
-        }
-    }
+    /// The pool did not answer.
+    #[error(transparent)]
+    Actor(#[from] ActorError),
 }
 
 /// What became of a request on an account.
@@ -145,14 +84,14 @@ pub struct Checkout {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Report {
-    pub token_id: i32,
+    pub account_id: i32,
     pub outcome: Outcome,
 }
 
 /// Adds or replaces an account from its database row.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Upsert(pub token::Model);
+pub struct Upsert(pub account::Model);
 
 /// Takes an account out of the pool.
 #[derive(Message)]
@@ -161,14 +100,14 @@ pub struct Remove(pub i32);
 
 /// Reloads every account from the database (start-up, and to pick up other instances' changes).
 #[derive(Message)]
-#[rtype(result = "Result<usize, String>")]
+#[rtype(result = "Result<usize, sea_orm::DbErr>")]
 pub struct Reload;
 
 /// A refresh stored new credentials.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct TokenRefreshed {
-    pub token_id: i32,
+    pub account_id: i32,
     pub access_token: Arc<str>,
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -177,7 +116,7 @@ pub struct TokenRefreshed {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct MarkNeedsRelogin {
-    pub token_id: i32,
+    pub account_id: i32,
     pub reason: String,
 }
 
@@ -194,7 +133,7 @@ pub struct Snapshot;
 /// The live state of one account.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountView {
-    pub token_id: i32,
+    pub account_id: i32,
     pub available: bool,
     pub in_flight: usize,
     pub served: u64,
@@ -205,11 +144,11 @@ pub struct AccountView {
 
 struct Account {
     id: i32,
-    account_id: String,
+    chatgpt_account_id: String,
     access_token: Arc<str>,
     proxy_url: Option<String>,
     enabled: bool,
-    status: String,
+    status: AccountStatus,
     expires_at: Option<DateTime<Utc>>,
     cooldown_until: Option<DateTime<Utc>>,
     consecutive_failures: u32,
@@ -219,14 +158,14 @@ struct Account {
 }
 
 impl Account {
-    fn from_row(row: &token::Model) -> Self {
+    fn from_row(row: &account::Model) -> Self {
         Self {
             id: row.id,
-            account_id: row.account_id.clone(),
+            chatgpt_account_id: row.chatgpt_account_id.clone(),
             access_token: Arc::from(row.access_token.as_str()),
             proxy_url: row.proxy_url.clone(),
             enabled: row.is_active && row.deleted_at.is_none(),
-            status: row.status.clone(),
+            status: row.status,
             expires_at: row.expires_at,
             cooldown_until: row.cooldown_until,
             consecutive_failures: 0,
@@ -242,7 +181,7 @@ impl Account {
     /// Usable apart from cooling: enabled, signed in, not expired.
     fn usable(&self, now: DateTime<Utc>) -> bool {
         self.enabled
-            && self.status != STATUS_NEEDS_RELOGIN
+            && self.status != AccountStatus::NeedsRelogin
             && self.expires_at.is_none_or(|at| at > now)
     }
 
@@ -252,7 +191,7 @@ impl Account {
 }
 
 /// The token pool actor.
-pub struct TokenPool {
+pub struct AccountPool {
     db: DatabaseConnection,
     reload_every: Duration,
     accounts: BTreeMap<i32, Account>,
@@ -261,7 +200,7 @@ pub struct TokenPool {
     cursor: Option<i32>,
 }
 
-impl TokenPool {
+impl AccountPool {
     /// A pool with no accounts yet; send [`Reload`] to fill it.
     pub fn new(db: DatabaseConnection, settings: RuntimeSettings, reload_every: Duration) -> Self {
         Self {
@@ -321,8 +260,8 @@ impl TokenPool {
         };
         chosen.in_flight.fetch_add(1, Ordering::AcqRel);
         let lease = Lease {
-            token_id: chosen.id,
-            account_id: chosen.account_id.clone(),
+            account_id: chosen.id,
+            chatgpt_account_id: chosen.chatgpt_account_id.clone(),
             access_token: chosen.access_token.clone(),
             proxy_url: chosen.proxy_url.clone(),
             in_flight: chosen.in_flight.clone(),
@@ -339,30 +278,30 @@ impl TokenPool {
         };
         let db = self.db.clone();
         let cooldown = account.cooldown_until;
-        let status = account.status.clone();
+        let status = account.status;
         let fut = async move {
-            let mut update = token::Entity::update_many()
-                .col_expr(token::Column::CooldownUntil, Expr::value(cooldown))
-                .col_expr(token::Column::Status, Expr::value(status))
-                .col_expr(token::Column::UpdatedAt, Expr::value(Utc::now()));
+            let mut update = account::Entity::update_many()
+                .col_expr(account::Column::CooldownUntil, Expr::value(cooldown))
+                .col_expr(account::Column::Status, Expr::value(status))
+                .col_expr(account::Column::UpdatedAt, Expr::value(Utc::now()));
             if let Some(message) = message {
                 update = update
-                    .col_expr(token::Column::LastError, Expr::value(message))
-                    .col_expr(token::Column::LastErrorAt, Expr::value(Utc::now()))
+                    .col_expr(account::Column::LastError, Expr::value(message))
+                    .col_expr(account::Column::LastErrorAt, Expr::value(Utc::now()))
                     .col_expr(
-                        token::Column::ErrorCount,
-                        Expr::col(token::Column::ErrorCount).add(1),
+                        account::Column::ErrorCount,
+                        Expr::col(account::Column::ErrorCount).add(1),
                     );
             }
-            if let Err(e) = update.filter(token::Column::Id.eq(id)).exec(&db).await {
-                tracing::error!(token_id = id, error = %e, "cannot store account health");
+            if let Err(e) = update.filter(account::Column::Id.eq(id)).exec(&db).await {
+                tracing::error!(account_id = id, error = %e, "cannot store account health");
             }
         };
         Box::pin(fut.into_actor(self))
     }
 }
 
-impl Actor for TokenPool {
+impl Actor for AccountPool {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -372,7 +311,7 @@ impl Actor for TokenPool {
     }
 }
 
-impl Handler<Checkout> for TokenPool {
+impl Handler<Checkout> for AccountPool {
     type Result = Result<Lease, PoolError>;
 
     fn handle(&mut self, msg: Checkout, _: &mut Self::Context) -> Self::Result {
@@ -380,14 +319,14 @@ impl Handler<Checkout> for TokenPool {
     }
 }
 
-impl Handler<Report> for TokenPool {
+impl Handler<Report> for AccountPool {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, msg: Report, _: &mut Self::Context) -> Self::Result {
         let now = Utc::now();
         let transient_base = self.settings.transient_cooldown_seconds as i64;
         let forbidden = self.settings.forbidden_cooldown_seconds as i64;
-        let Some(account) = self.accounts.get_mut(&msg.token_id) else {
+        let Some(account) = self.accounts.get_mut(&msg.account_id) else {
             return Box::pin(fut::ready(()));
         };
         let message = match msg.outcome {
@@ -416,16 +355,16 @@ impl Handler<Report> for TokenPool {
                 message
             }
             Outcome::Unauthorized(message) => {
-                account.status = STATUS_NEEDS_RELOGIN.into();
+                account.status = AccountStatus::NeedsRelogin;
                 message
             }
         };
-        tracing::warn!(token_id = msg.token_id, reason = %message, cooldown_until = ?account.cooldown_until, status = %account.status, "account taken out of rotation for now");
-        self.persist_health(msg.token_id, Some(message))
+        tracing::warn!(account_id = msg.account_id, reason = %message, cooldown_until = ?account.cooldown_until, status = ?account.status, "account taken out of rotation for now");
+        self.persist_health(msg.account_id, Some(message))
     }
 }
 
-impl Handler<Upsert> for TokenPool {
+impl Handler<Upsert> for AccountPool {
     type Result = ();
 
     fn handle(&mut self, msg: Upsert, _: &mut Self::Context) {
@@ -446,7 +385,7 @@ impl Handler<Upsert> for TokenPool {
     }
 }
 
-impl Handler<Remove> for TokenPool {
+impl Handler<Remove> for AccountPool {
     type Result = ();
 
     fn handle(&mut self, msg: Remove, _: &mut Self::Context) {
@@ -454,21 +393,21 @@ impl Handler<Remove> for TokenPool {
     }
 }
 
-impl Handler<Reload> for TokenPool {
-    type Result = ResponseActFuture<Self, Result<usize, String>>;
+impl Handler<Reload> for AccountPool {
+    type Result = ResponseActFuture<Self, Result<usize, sea_orm::DbErr>>;
 
     fn handle(&mut self, _: Reload, _: &mut Self::Context) -> Self::Result {
         let db = self.db.clone();
         Box::pin(
             async move {
-                token::Entity::find()
-                    .filter(token::Column::DeletedAt.is_null())
+                account::Entity::find()
+                    .filter(account::Column::DeletedAt.is_null())
                     .all(&db)
                     .await
             }
             .into_actor(self)
             .map(|rows, act, _| {
-                let rows = rows.map_err(|e| e.to_string())?;
+                let rows = rows?;
                 let ids: HashSet<i32> = rows.iter().map(|r| r.id).collect();
                 act.accounts.retain(|id, _| ids.contains(id));
                 let count = rows.len();
@@ -488,30 +427,30 @@ impl Handler<Reload> for TokenPool {
     }
 }
 
-impl Handler<TokenRefreshed> for TokenPool {
+impl Handler<TokenRefreshed> for AccountPool {
     type Result = ();
 
     fn handle(&mut self, msg: TokenRefreshed, _: &mut Self::Context) {
-        if let Some(account) = self.accounts.get_mut(&msg.token_id) {
+        if let Some(account) = self.accounts.get_mut(&msg.account_id) {
             account.access_token = msg.access_token;
             account.expires_at = msg.expires_at;
-            account.status = STATUS_ACTIVE.into();
+            account.status = AccountStatus::Active;
         }
     }
 }
 
-impl Handler<MarkNeedsRelogin> for TokenPool {
+impl Handler<MarkNeedsRelogin> for AccountPool {
     type Result = ();
 
     fn handle(&mut self, msg: MarkNeedsRelogin, _: &mut Self::Context) {
-        if let Some(account) = self.accounts.get_mut(&msg.token_id) {
-            account.status = STATUS_NEEDS_RELOGIN.into();
-            tracing::warn!(token_id = msg.token_id, reason = %msg.reason, "account needs a new sign-in");
+        if let Some(account) = self.accounts.get_mut(&msg.account_id) {
+            account.status = AccountStatus::NeedsRelogin;
+            tracing::warn!(account_id = msg.account_id, reason = %msg.reason, "account needs a new sign-in");
         }
     }
 }
 
-impl Handler<ApplySettings> for TokenPool {
+impl Handler<ApplySettings> for AccountPool {
     type Result = ();
 
     fn handle(&mut self, msg: ApplySettings, _: &mut Self::Context) {
@@ -519,7 +458,7 @@ impl Handler<ApplySettings> for TokenPool {
     }
 }
 
-impl Handler<Snapshot> for TokenPool {
+impl Handler<Snapshot> for AccountPool {
     type Result = MessageResult<Snapshot>;
 
     fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
@@ -528,7 +467,7 @@ impl Handler<Snapshot> for TokenPool {
             self.accounts
                 .values()
                 .map(|a| AccountView {
-                    token_id: a.id,
+                    account_id: a.id,
                     available: a.usable(now) && !a.cooling(now),
                     in_flight: a.in_flight.load(Ordering::Acquire),
                     served: a.served,
@@ -543,85 +482,93 @@ impl Handler<Snapshot> for TokenPool {
 
 /// The handlers' way to the token pool.
 #[derive(Clone)]
-pub struct TokenPoolHandle {
-    addr: Addr<TokenPool>,
+pub struct AccountPoolHandle {
+    addr: Addr<AccountPool>,
     timeout: Duration,
 }
 
-impl TokenPoolHandle {
+impl AccountPoolHandle {
     /// Wraps the address of a started pool.
-    pub fn new(addr: Addr<TokenPool>, timeout: Duration) -> Self {
+    pub fn new(addr: Addr<AccountPool>, timeout: Duration) -> Self {
         Self { addr, timeout }
     }
 
     /// Checks out an account for a request.
-    pub async fn checkout(&self, exclude: Vec<i32>) -> Result<Lease, AppError> {
-        super::ask(&self.addr, Checkout { exclude }, self.timeout, "token pool")
-            .await?
-            .map_err(AppError::from)
+    pub async fn checkout(&self, exclude: Vec<i32>) -> Result<Lease, PoolError> {
+        super::ask(
+            &self.addr,
+            Checkout { exclude },
+            self.timeout,
+            "account pool",
+        )
+        .await?
     }
 
     /// Reports how a request went on an account.
-    pub async fn report(&self, token_id: i32, outcome: Outcome) {
+    pub async fn report(&self, account_id: i32, outcome: Outcome) {
         let _ = super::ask(
             &self.addr,
-            Report { token_id, outcome },
+            Report {
+                account_id,
+                outcome,
+            },
             self.timeout,
-            "token pool",
+            "account pool",
         )
         .await;
     }
 
     /// Records a success without waiting: it only moves counters, so a full mailbox may drop it.
-    pub fn succeeded(&self, token_id: i32, limits: Option<RateLimits>) {
+    pub fn succeeded(&self, account_id: i32, limits: Option<RateLimits>) {
         let report = Report {
-            token_id,
+            account_id,
             outcome: Outcome::Success(limits),
         };
         if self.addr.try_send(report).is_err() {
-            tracing::debug!(token_id, "token pool mailbox full: success report dropped");
+            tracing::debug!(
+                account_id,
+                "token pool mailbox full: success report dropped"
+            );
         }
     }
 
     /// Adds or replaces an account.
-    pub async fn upsert(&self, row: token::Model) -> Result<(), AppError> {
-        super::ask(&self.addr, Upsert(row), self.timeout, "token pool").await
+    pub async fn upsert(&self, row: account::Model) -> Result<(), ActorError> {
+        super::ask(&self.addr, Upsert(row), self.timeout, "account pool").await
     }
 
     /// Removes an account.
-    pub async fn remove(&self, token_id: i32) -> Result<(), AppError> {
-        super::ask(&self.addr, Remove(token_id), self.timeout, "token pool").await
+    pub async fn remove(&self, account_id: i32) -> Result<(), ActorError> {
+        super::ask(&self.addr, Remove(account_id), self.timeout, "account pool").await
     }
 
     /// Reloads every account from the database.
-    pub async fn reload(&self) -> Result<usize, AppError> {
-        super::ask(&self.addr, Reload, self.timeout * 5, "token pool")
-            .await?
-            .map_err(AppError::internal)
+    pub async fn reload(&self) -> Result<usize, ActorError> {
+        Ok(super::ask(&self.addr, Reload, self.timeout * 5, "account pool").await??)
     }
 
     /// New credentials after a refresh.
     pub async fn refreshed(
         &self,
-        token_id: i32,
+        account_id: i32,
         access_token: Arc<str>,
         expires_at: Option<DateTime<Utc>>,
     ) {
         let msg = TokenRefreshed {
-            token_id,
+            account_id,
             access_token,
             expires_at,
         };
-        let _ = super::ask(&self.addr, msg, self.timeout, "token pool").await;
+        let _ = super::ask(&self.addr, msg, self.timeout, "account pool").await;
     }
 
     /// The account must sign in again.
-    pub async fn needs_relogin(&self, token_id: i32, reason: String) {
+    pub async fn needs_relogin(&self, account_id: i32, reason: String) {
         let _ = super::ask(
             &self.addr,
-            MarkNeedsRelogin { token_id, reason },
+            MarkNeedsRelogin { account_id, reason },
             self.timeout,
-            "token pool",
+            "account pool",
         )
         .await;
     }
@@ -632,14 +579,14 @@ impl TokenPoolHandle {
             &self.addr,
             ApplySettings(settings),
             self.timeout,
-            "token pool",
+            "account pool",
         )
         .await;
     }
 
     /// The live state of every account.
-    pub async fn snapshot(&self) -> Result<Vec<AccountView>, AppError> {
-        super::ask(&self.addr, Snapshot, self.timeout, "token pool").await
+    pub async fn snapshot(&self) -> Result<Vec<AccountView>, ActorError> {
+        super::ask(&self.addr, Snapshot, self.timeout, "account pool").await
     }
 
     /// Whether the actor is running.

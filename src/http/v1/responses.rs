@@ -9,9 +9,10 @@ use super::{event_stream, invalid_request, read_body, request_id, ApiKeyAuth};
 use crate::codex::aggregate::ResponsesAggregator;
 use crate::codex::sse::encode_frame;
 use crate::codex::translate::normalize_responses_request;
-use crate::codex::upstream::StreamEvent;
-use crate::error::{AppError, OpenAiError};
-use crate::proxy::{dispatch_logged, failed_after_dispatch, RequestLog};
+use crate::codex::wire::StreamEvent;
+use crate::dispatch::{dispatch_logged, failed_after_dispatch};
+use crate::error::{AppError, ErrorCode, OpenAiError};
+use crate::request_log::RequestLog;
 use crate::state::AppState;
 
 /// Handles one Responses API request.
@@ -23,8 +24,8 @@ pub async fn create(
 ) -> Result<HttpResponse, OpenAiError> {
     let body = read_body(payload, state.config.server.body_limit_bytes).await?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        AppError::bad_request(
-            "invalid_request_error",
+        AppError::new(
+            ErrorCode::InvalidRequest,
             format!(
                 "malformed JSON body: {}",
                 e.to_string().split(" at line").next().unwrap_or("")

@@ -1,4 +1,4 @@
-//! A Codex account ("token"): credentials, health and counters.
+//! A Codex account (a "token" in the HTTP contract): credentials, health and counters.
 //!
 //! `Debug` is written by hand so that the credentials never reach a log line.
 
@@ -12,8 +12,9 @@ pub struct Model {
     pub id: i32,
     pub name: Option<String>,
     pub email: Option<String>,
-    #[sea_orm(unique)]
-    pub account_id: String,
+    /// The ChatGPT account id (`chatgpt-account-id` upstream); `account_id` in files and JSON.
+    #[sea_orm(unique, column_name = "account_id")]
+    pub chatgpt_account_id: String,
     pub plan_type: Option<String>,
     pub access_token: String,
     pub refresh_token: String,
@@ -21,8 +22,8 @@ pub struct Model {
     pub expires_at: Option<DateTimeUtc>,
     pub last_refresh_at: Option<DateTimeUtc>,
     pub is_active: bool,
-    /// Stored health: `active`, `refresh_failed` or `needs_relogin`; the rest is derived.
-    pub status: String,
+    /// Stored health; the console's status is derived from it and the live state.
+    pub status: AccountStatus,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTimeUtc>,
     pub error_count: i64,
@@ -46,12 +47,27 @@ impl std::fmt::Debug for Model {
         f.debug_struct("Token")
             .field("id", &self.id)
             .field("email", &self.email)
-            .field("account_id", &self.account_id)
+            .field("chatgpt_account_id", &self.chatgpt_account_id)
             .field("status", &self.status)
             .field("is_active", &self.is_active)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
+}
+
+/// The health an account's row keeps (the `status` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum AccountStatus {
+    /// Usable as far as the stored state knows.
+    #[sea_orm(string_value = "active")]
+    Active,
+    /// Refreshing failed for a transient reason; the current access token may still work.
+    #[sea_orm(string_value = "refresh_failed")]
+    RefreshFailed,
+    /// The refresh token can never work again: the account needs a new sign-in.
+    #[sea_orm(string_value = "needs_relogin")]
+    NeedsRelogin,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

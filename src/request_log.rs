@@ -1,0 +1,115 @@
+//! The usage-log row of one proxied request, as a guard: it is written when the request ends,
+//! however it ends, and a dropped guard (the client went away) still writes its row.
+
+use std::time::Instant;
+
+use chrono::Utc;
+
+use crate::actors::key_cache::{KeyCacheHandle, KeyRecord};
+use crate::actors::usage_log::{UsageLogHandle, UsageRecord};
+use crate::codex::wire::Usage;
+use crate::state::AppState;
+
+/// The usage-log row of one request, written when the request ends, however it ends: a
+/// dropped guard (client gone) still writes its row, with the tokens seen so far.
+pub struct RequestLog {
+    pub record: UsageRecord,
+    started: Instant,
+    writer: UsageLogHandle,
+    keys: KeyCacheHandle,
+    metrics: crate::metrics::Metrics,
+    done: bool,
+}
+
+impl RequestLog {
+    /// Starts timing a request.
+    pub fn start(
+        state: &AppState,
+        key: &KeyRecord,
+        model: &str,
+        endpoint: &'static str,
+        stream: bool,
+        request_id: Option<String>,
+    ) -> Self {
+        Self {
+            record: UsageRecord {
+                created_at: Utc::now(),
+                api_key_id: Some(key.id),
+                account_id: None,
+                model: model.to_string(),
+                endpoint,
+                stream,
+                status_code: 200,
+                error_message: None,
+                input_tokens: 0,
+                output_tokens: 0,
+                cached_tokens: 0,
+                reasoning_tokens: 0,
+                latency_ms: 0,
+                ttft_ms: None,
+                request_id,
+                rate_limits: None,
+            },
+            started: Instant::now(),
+            writer: state.usage.clone(),
+            keys: state.keys.clone(),
+            metrics: state.metrics.clone(),
+            done: false,
+        }
+    }
+
+    /// Notes the first byte of content sent to the client.
+    pub fn first_token(&mut self) {
+        if self.record.ttft_ms.is_none() {
+            self.record.ttft_ms = Some(self.started.elapsed().as_millis() as u64);
+        }
+    }
+
+    /// Notes the usage reported so far.
+    pub fn usage(&mut self, usage: Option<Usage>) {
+        if let Some(u) = usage {
+            self.record.input_tokens = u.input_tokens;
+            self.record.output_tokens = u.output_tokens;
+            self.record.cached_tokens = u.cached_tokens;
+            self.record.reasoning_tokens = u.reasoning_tokens;
+        }
+    }
+
+    /// Ends the request with a status and, for failures, a message.
+    pub fn finish(mut self, status: u16, error: Option<String>) {
+        self.record.status_code = status;
+        self.record.error_message = error;
+        self.write();
+    }
+
+    fn write(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.record.latency_ms = self.started.elapsed().as_millis() as u64;
+        if let Some(key_id) = self.record.api_key_id {
+            let tokens = self.record.input_tokens + self.record.output_tokens;
+            self.keys.settle(key_id, tokens as i64);
+        }
+        self.metrics.request(
+            self.record.endpoint,
+            self.record.status_code,
+            self.started.elapsed().as_secs_f64(),
+        );
+        self.writer.record(self.record.clone());
+    }
+}
+
+impl Drop for RequestLog {
+    fn drop(&mut self) {
+        if !self.done {
+            // 499: the client closed the connection before the answer was complete.
+            self.record.status_code = 499;
+            self.record
+                .error_message
+                .get_or_insert_with(|| "client disconnected".into());
+            self.write();
+        }
+    }
+}
