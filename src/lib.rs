@@ -1,5 +1,15 @@
 //! gpt2api: an OpenAI-compatible API gateway over a pool of ChatGPT/Codex accounts, with an
-//! admin console. `main.rs` only parses the command line; everything else starts here.
+//! admin console.
+//!
+//! `main.rs` parses the command line and calls into this library: [`startup::Application`]
+//! builds and runs the server (the tests use the same path), [`db`] and `migration` serve the
+//! `migrate` command, [`auth`] the `admin reset-password` command.
+//!
+//! Where things live: [`http`] is the HTTP surface (`/v1` in `http::v1`, the admin API in
+//! `http::admin`); [`dispatch`] sends a request upstream with failover and [`request_log`]
+//! keeps its usage-log row; [`actors`] own the moving state (account pool, refresh scheduler,
+//! usage-log writer, key cache); [`codex`] is the upstream protocol, its translation to and from
+//! the OpenAI API, and the HTTP client; [`error`] is the one error type with its codes.
 
 pub mod actors;
 pub mod auth;

@@ -18,7 +18,8 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlxSqliteCon
 
 use crate::config::{DatabaseConfig, DatabaseKind};
 
-/// Opens the configured database, creating SQLite's directory, and applies pending migrations.
+/// Opens the configured database, creating SQLite's directory; migrations are applied apart, by
+/// [`migrate_up`] at start-up or by `gpt2api migrate`.
 pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
     let kind = config.kind();
     if kind == DatabaseKind::Sqlite && config.url.is_none() {

@@ -1,11 +1,12 @@
-//! Operations endpoints: liveness and readiness.
+//! Operations endpoints: liveness (`/healthz`), readiness (`/readyz`: the database answers and
+//! the actors run) and Prometheus metrics (`/metrics`).
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::state::AppState;
 
-/// Mounts `/healthz` and `/readyz`.
+/// Mounts `/healthz`, `/readyz` and `/metrics`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
