@@ -22,6 +22,8 @@ pub struct Config {
     pub pool: PoolConfig,
     pub log: LogConfig,
     pub retention: RetentionConfig,
+    pub responses: ResponsesConfig,
+    pub secrets: SecretsConfig,
 }
 
 /// The HTTP listener and process-level settings.
@@ -277,6 +279,37 @@ impl Default for RetentionConfig {
     }
 }
 
+/// Stored `/v1/responses` answers: what `previous_response_id`, `item_reference` items and
+/// `GET /v1/responses/{id}` read, since the upstream stores nothing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponsesConfig {
+    /// Keep answers whose request did not say `store: false`; off = those features answer 400.
+    pub store: bool,
+    /// How long a stored answer can be continued or read.
+    pub retention_hours: u64,
+    /// Stored answers kept per API key at most; the oldest go first.
+    pub max_per_key: u64,
+}
+
+impl Default for ResponsesConfig {
+    fn default() -> Self {
+        Self {
+            store: true,
+            retention_hours: 24,
+            max_per_key: 1000,
+        }
+    }
+}
+
+/// Encryption of content at rest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// 64 hex digits or base64 of 32 bytes; unset = generated once into `data_dir`.
+    pub encryption_key: Option<SecretString>,
+}
+
 /// Values given on the command line; they win over every other layer.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Overrides {
@@ -310,6 +343,7 @@ const CLASSIC_ENV: &[(&str, &str)] = &[
 /// Keys whose values are text even when they look like numbers (`JWT_SECRET=12345`).
 const STRING_KEYS: &[&str] = &[
     "auth.jwt_secret",
+    "secrets.encryption_key",
     "auth.admin_username",
     "auth.admin_password",
     "database.path",
@@ -390,6 +424,12 @@ impl Config {
         }
         if self.auth.admin_username.trim().is_empty() {
             return bad("auth.admin_username", "must not be empty");
+        }
+        if !(1..=24 * 365).contains(&self.responses.retention_hours) {
+            return bad("responses.retention_hours", "must be between 1 and 8760");
+        }
+        if self.responses.max_per_key == 0 {
+            return bad("responses.max_per_key", "must be at least 1");
         }
         Ok(())
     }

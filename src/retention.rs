@@ -1,6 +1,6 @@
 //! Retention: usage-log rows older than `log_retention_days` are deleted by a background job in
 //! small batches (short statements, so the log writer is never held up for long), together with
-//! old rollups, expired admin sessions and old failed sign-ins.
+//! old rollups, expired stored responses, expired admin sessions and old failed sign-ins.
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
 use crate::auth::AuthService;
 use crate::db::{api_log, usage_hourly};
+use crate::response_store::ResponseStore;
 use crate::settings::SettingsStore;
 
 /// Deletes log rows older than `days`, `batch` rows per statement; returns how many went.
@@ -49,6 +50,7 @@ pub fn spawn(
     db: DatabaseConnection,
     settings: SettingsStore,
     auth: AuthService,
+    responses: ResponseStore,
     interval: Duration,
     batch: u64,
 ) {
@@ -62,6 +64,11 @@ pub fn spawn(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, days, "deleted old usage-log rows"),
                 Err(e) => tracing::error!(error = %e, "retention job failed"),
+            }
+            match responses.purge_expired(batch).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "deleted expired stored responses"),
+                Err(e) => tracing::error!(error = %e, "cannot delete expired stored responses"),
             }
             if let Err(e) = auth.purge_expired().await {
                 tracing::error!(error = %e, "cannot purge expired sessions");

@@ -50,6 +50,9 @@ pub enum StartupError {
     /// The session signing secret could not be read or created.
     #[error("cannot load the session signing secret")]
     Secret(#[source] std::io::Error),
+    /// The encryption key could not be read, created or parsed.
+    #[error("cannot load the encryption key")]
+    EncryptionKey(#[source] std::io::Error),
     /// Preparing the admin sign-in failed.
     #[error("cannot prepare the admin sign-in")]
     Auth(#[source] AppError),
@@ -112,10 +115,21 @@ impl Application {
             .map_err(StartupError::Settings)?;
 
         let actors = start_actors(&config, &db, &settings).await?;
+        let cipher = crate::crypto::Cipher::load_or_create(
+            config.secrets.encryption_key.as_ref(),
+            &config.server.data_dir,
+        )
+        .map_err(StartupError::EncryptionKey)?;
+        let responses = crate::response_store::ResponseStore::new(
+            db.clone(),
+            Arc::new(cipher),
+            config.responses.clone(),
+        );
         crate::retention::spawn(
             db.clone(),
             settings.clone(),
             auth.clone(),
+            responses.clone(),
             Duration::from_secs(config.retention.cleanup_interval_seconds.max(1)),
             config.retention.cleanup_batch_size,
         );
@@ -130,6 +144,7 @@ impl Application {
             usage: actors.usage,
             keys: actors.keys,
             upstream: actors.upstream,
+            responses,
             metrics: crate::metrics::Metrics::new().map_err(StartupError::Metrics)?,
             started_at: Instant::now(),
         };

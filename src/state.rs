@@ -26,6 +26,8 @@ pub struct AppState {
     pub usage: UsageLogHandle,
     pub keys: KeyCacheHandle,
     pub upstream: CodexClient,
+    /// Stored `/v1/responses` answers.
+    pub responses: crate::response_store::ResponseStore,
     pub metrics: crate::metrics::Metrics,
     pub started_at: Instant,
 }

@@ -14,6 +14,7 @@ pub mod chat_stream;
 pub mod client;
 pub mod credentials;
 pub mod error;
+pub mod expand;
 pub mod openai;
 pub mod sse;
 pub mod translate;

@@ -5,7 +5,9 @@ pub mod admin_session;
 pub mod api_key;
 pub mod api_log;
 pub mod login_failure;
+pub mod response_item;
 pub mod setting;
+pub mod stored_response;
 pub mod usage_hourly;
 pub mod user;
 
