@@ -499,15 +499,17 @@ pub fn normalize_responses_request(body: Value) -> Result<ResponsesRequest, Tran
     })
 }
 
-/// Sets `reasoning.effort` (suffix first, else the client's, else the default) and asks for
-/// summaries unless reasoning is off or the client chose a summary mode.
+/// Forwards the client's `reasoning` as given: an effort in the model name overrides its
+/// `effort`, and nothing is added. Summaries come only when the client asks for them, so it
+/// receives no events it did not request (the Chat Completions translation differs: it asks for
+/// summaries, because `reasoning_content` is built from them).
 fn normalize_reasoning(
     obj: &mut Map<String, Value>,
     suffix_effort: Option<&str>,
 ) -> Result<(), TranslateError> {
-    let mut reasoning = match obj.remove("reasoning") {
-        Some(Value::Object(r)) => r,
-        None | Some(Value::Null) => Map::new(),
+    let reasoning = match obj.remove("reasoning") {
+        Some(Value::Object(r)) => Some(r),
+        None | Some(Value::Null) => None,
         Some(_) => {
             return Err(TranslateError::new(
                 "'reasoning' must be an object",
@@ -515,18 +517,21 @@ fn normalize_reasoning(
             ))
         }
     };
-    if let Some(effort) = suffix_effort {
-        reasoning.insert("effort".into(), Value::from(effort));
-    }
-    let effort = match reasoning.get("effort") {
-        Some(Value::String(e)) => e.clone(),
-        _ => DEFAULT_EFFORT.to_owned(),
+    let reasoning = match (reasoning, suffix_effort) {
+        (Some(mut reasoning), Some(effort)) => {
+            reasoning.insert("effort".into(), Value::from(effort));
+            Some(reasoning)
+        }
+        (None, Some(effort)) => {
+            let mut reasoning = Map::new();
+            reasoning.insert("effort".into(), Value::from(effort));
+            Some(reasoning)
+        }
+        (reasoning, None) => reasoning,
     };
-    reasoning.insert("effort".into(), Value::from(effort.as_str()));
-    if effort != "none" && !reasoning.contains_key("summary") {
-        reasoning.insert("summary".into(), Value::from("auto"));
+    if let Some(reasoning) = reasoning {
+        obj.insert("reasoning".into(), Value::Object(reasoning));
     }
-    obj.insert("reasoning".into(), Value::Object(reasoning));
     Ok(())
 }
 
@@ -890,7 +895,7 @@ mod tests {
                 "model": "gpt-5-codex", "stream": true, "store": false, "instructions": "",
                 "input": [{"type": "message", "role": "user",
                            "content": [{"type": "input_text", "text": "hello"}]}],
-                "reasoning": {"effort": "high", "summary": "auto"},
+                "reasoning": {"effort": "high"},
                 "include": ["reasoning.encrypted_content"],
                 "metadata": {"k": "v"}
             })
@@ -943,6 +948,15 @@ mod tests {
             "reasoning": {"effort": "high"}}))
         .expect("normalises");
         assert_eq!(out.body["reasoning"], json!({"effort": "none"}));
+
+        // Without reasoning from the client, none is sent (and no summary is asked for).
+        let out = normalize_responses_request(json!({"model": "gpt-5", "input": "x"}))
+            .expect("normalises");
+        assert!(out.body.get("reasoning").is_none(), "{}", out.body);
+        let out = normalize_responses_request(json!({"model": "gpt-5", "input": "x",
+            "reasoning": {"effort": "low"}}))
+        .expect("normalises");
+        assert_eq!(out.body["reasoning"], json!({"effort": "low"}));
     }
 
     #[test]
