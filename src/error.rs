@@ -72,6 +72,8 @@ pub enum ErrorCode {
     ModelNotAllowed,
     /// The model is not served.
     ModelNotFound,
+    /// `previous_response_id` names no stored response of this key.
+    PreviousResponseNotFound,
     /// Too many requests for now (the key's rpm, or an account's limit upstream).
     RateLimitExceeded,
     /// The key's daily requests or token budget are used up.
@@ -147,6 +149,9 @@ impl ErrorCode {
             C::PermissionDenied => spec(S::FORBIDDEN, PERMISSION, "permission_denied"),
             C::ModelNotAllowed => spec(S::FORBIDDEN, PERMISSION, "model_not_allowed"),
             C::ModelNotFound => spec(S::NOT_FOUND, INVALID, "model_not_found"),
+            C::PreviousResponseNotFound => {
+                spec(S::BAD_REQUEST, INVALID, "previous_response_not_found")
+            }
             C::RateLimitExceeded => spec(S::TOO_MANY_REQUESTS, RATE_LIMIT, "rate_limit_exceeded"),
             C::InsufficientQuota => spec(
                 S::TOO_MANY_REQUESTS,

@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod models;
 pub mod responses;
+pub mod stored;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,8 +24,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v1")
             .route("/models", web::get().to(models::list))
+            .route("/models/{id}", web::get().to(models::retrieve))
             .route("/chat/completions", web::post().to(chat::completions))
             .route("/responses", web::post().to(responses::create))
+            .route("/responses/{id}", web::get().to(stored::retrieve))
+            .route("/responses/{id}", web::delete().to(stored::delete))
+            .route(
+                "/responses/{id}/input_items",
+                web::get().to(stored::input_items),
+            )
             .default_service(web::to(not_found)),
     );
 }
