@@ -9,5 +9,6 @@ mod migrations;
 #[path = "../support/mock_upstream.rs"]
 mod mock_upstream;
 mod proxy;
+mod responses_state;
 mod server;
 mod stats;
