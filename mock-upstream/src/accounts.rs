@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::state::{Inner, MockState};
+use crate::state::{Inner, MockState, TOKEN_LIFETIME_SECS};
 
 /// The JWT claim namespace where OpenAI puts the ChatGPT account id and plan.
 const AUTH_CLAIM: &str = "https://api.openai.com/auth";
@@ -56,30 +56,9 @@ impl MockAccount {
 }
 
 impl MockState {
-    /// Registers an account whose tokens the test already has (e.g. from a fixture file).
-    pub fn add_account(&self, account_id: &str, refresh_token: &str, access_token: &str) {
-        let mut inner = self.lock();
-        let claims = jwt_claims(access_token);
-        let email = claims
-            .as_ref()
-            .and_then(|c| c.get(PROFILE_CLAIM)?.get("email")?.as_str())
-            .map(str::to_owned);
-        let plan = claims
-            .as_ref()
-            .and_then(|c| c.get(AUTH_CLAIM)?.get("chatgpt_plan_type")?.as_str())
-            .unwrap_or("plus")
-            .to_owned();
-        inner.register(account_id, refresh_token, access_token, email, plan);
-    }
-
-    /// Registers every account of a credential file (CLIProxyAPI object/array or Codex CLI
-    /// `auth.json`), taking e-mail and plan from the file and its id_token; returns their ids.
-    pub fn add_accounts_from_file(&self, text: &str) -> Result<Vec<String>, String> {
-        let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        self.add_accounts_from_value(&value)
-    }
-
-    /// As `add_accounts_from_file`, from parsed JSON.
+    /// Registers every account of parsed credential-file content (CLIProxyAPI object/array or
+    /// Codex CLI `auth.json`), taking e-mail and plan from the file and its id_token; returns
+    /// their ids.
     pub fn add_accounts_from_value(&self, value: &Value) -> Result<Vec<String>, String> {
         let items = match value {
             Value::Array(items) => items.clone(),
@@ -118,14 +97,6 @@ impl MockState {
         inner.register(account_id, &refresh, &access, email, "plus".into())
     }
 
-    /// Sets the e-mail and plan that new id_tokens carry for an account.
-    pub fn set_profile(&self, account_id: &str, email: &str, plan_type: &str) {
-        let mut inner = self.lock();
-        let acc = inner.account(account_id);
-        acc.email = Some(email.to_owned());
-        acc.plan_type = plan_type.to_owned();
-    }
-
     /// The account's current tokens, if it is known.
     pub fn account(&self, account_id: &str) -> Option<MockAccount> {
         self.lock().snapshot(account_id)
@@ -156,7 +127,7 @@ impl Inner {
     ) -> MockAccount {
         self.token_seq += 1;
         let seq = self.token_seq;
-        let id_token = make_id_token(account_id, &email, &plan, self.token_lifetime_secs);
+        let id_token = make_id_token(account_id, &email, &plan);
         self.refresh_owner
             .insert(refresh_token.to_owned(), account_id.to_owned());
         let acc = self.account(account_id);
@@ -185,7 +156,7 @@ impl Inner {
         self.token_seq += 1;
         let now = chrono::Utc::now().timestamp();
         let mut claims = json!({
-            "exp": now + self.token_lifetime_secs,
+            "exp": now + TOKEN_LIFETIME_SECS,
             "iat": now,
             "jti": uuid::Uuid::new_v4().to_string(),
             AUTH_CLAIM: {"chatgpt_account_id": account_id, "chatgpt_plan_type": plan},
@@ -215,15 +186,10 @@ pub(crate) fn new_refresh_token() -> String {
 }
 
 /// An id_token carrying the account id, plan and e-mail, as OpenAI's does.
-pub(crate) fn make_id_token(
-    account_id: &str,
-    email: &Option<String>,
-    plan: &str,
-    lifetime: i64,
-) -> String {
+pub(crate) fn make_id_token(account_id: &str, email: &Option<String>, plan: &str) -> String {
     let now = chrono::Utc::now().timestamp();
     let mut claims = json!({
-        "exp": now + lifetime,
+        "exp": now + TOKEN_LIFETIME_SECS,
         "iat": now,
         "iss": "https://auth.openai.com",
         "aud": ["app_EMoamEEZ73f0CkXaXp7hrann"],

@@ -165,7 +165,7 @@ async fn reset(state: web::Data<MockState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"ok": true}))
 }
 
-/// Any other path: recorded (a wrong URL shows up in `unmatched_requests`), then 404.
+/// Any other path: recorded (a wrong URL shows up under `unmatched` in `/__mock/stats`), then 404.
 pub(crate) async fn unmatched(req: HttpRequest, state: web::Data<MockState>) -> HttpResponse {
     let line = format!("{} {}", req.method(), req.path());
     {

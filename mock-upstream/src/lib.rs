@@ -42,19 +42,18 @@ use std::net::{SocketAddr, TcpListener};
 use std::ops::Deref;
 use std::sync::Arc;
 
-use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpServer};
 use serde_json::{json, Value};
 
 pub use accounts::{fake_jwt, jwt_claims, MockAccount};
 pub use oauth::RefreshBehaviour;
-pub use responses::{Behaviour, RateLimits};
+pub use responses::Behaviour;
 pub use sse::{
     FAST_ANSWER, USAGE_CACHED_TOKENS, USAGE_INPUT_TOKENS, USAGE_OUTPUT_TOKENS,
     USAGE_REASONING_TOKENS,
 };
-pub use state::{MockState, RecordedRefresh, RecordedRequest};
+pub use state::{MockState, RecordedRequest};
 
 /// Path of the responses endpoint below the server root.
 pub const RESPONSES_PATH: &str = "/backend-api/codex/responses";
@@ -85,10 +84,9 @@ impl Default for MockOptions {
     }
 }
 
-/// The running mock: URLs, stop, and (through `Deref`) the state to configure and inspect.
+/// The running mock: its URLs and (through `Deref`) the state to configure and inspect.
 pub struct MockUpstream {
     addr: SocketAddr,
-    handle: ServerHandle,
     state: Arc<MockState>,
 }
 
@@ -119,13 +117,8 @@ impl MockUpstream {
         .tcp_nodelay(true)
         .listen(listener)?
         .run();
-        let handle = server.handle();
         actix_web::rt::spawn(server);
-        Ok(Self {
-            addr,
-            handle,
-            state,
-        })
+        Ok(Self { addr, state })
     }
 
     /// The value for the gateway's `codex.base_url` (requests go to `{base_url}/responses`).
@@ -141,21 +134,6 @@ impl MockUpstream {
     /// The server root, e.g. for the `/__mock/*` control endpoints.
     pub fn root_url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// A shared handle on the state, for moving into spawned tasks.
-    pub fn state(&self) -> Arc<MockState> {
-        self.state.clone()
-    }
-
-    /// Stops the server, dropping open streams.
-    pub async fn stop(self) {
-        self.handle.stop(false).await;
     }
 }
 

@@ -41,9 +41,9 @@ pub enum Behaviour {
     StreamFailed(String),
 }
 
-/// Values of the `x-codex-primary-*` / `x-codex-secondary-*` headers for one account.
+/// Values of the `x-codex-primary-*` / `x-codex-secondary-*` headers.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     /// Percentage of the 5-hour window used.
     pub primary_used_percent: f64,
     /// Length of the primary window (300 = 5 h).
@@ -119,20 +119,14 @@ pub(crate) async fn responses(
             bearer.as_deref(),
             &parsed,
         );
-        let status = match &outcome {
-            Outcome::Error { status, .. } => *status,
-            Outcome::Stream { .. } => 200,
-        };
         inner.total_requests += 1;
         if let Some(id) = &account_id {
             inner.account(id).requests += 1;
         }
         if !inner.fast {
             inner.push_request(RecordedRequest {
-                account_id: account_id.clone(),
                 headers,
                 body: parsed.unwrap_or(Value::Null),
-                status,
             });
         }
         if matches!(outcome, Outcome::Stream { .. }) {
@@ -241,7 +235,7 @@ fn decide(
     };
     let fast = inner.fast;
     let acc = inner.account(account_id);
-    let limits = acc.rate_limits.clone();
+    let limits = RateLimits::default();
 
     // Accounts registered with tokens check them; others (created by a behaviour setting or a
     // bare request) accept any bearer so quick tests need no setup.

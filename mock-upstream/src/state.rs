@@ -7,24 +7,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use crate::{Behaviour, RateLimits, RefreshBehaviour};
+use crate::{Behaviour, RefreshBehaviour};
 
 /// Records kept for assertions; a long-running standalone mock must not grow without bound.
 pub(crate) const MAX_RECORDS: usize = 10_000;
-/// Default access-token lifetime, about what the real endpoint grants.
-const DEFAULT_TOKEN_LIFETIME_SECS: i64 = 10 * 24 * 3600;
+/// Lifetime of the tokens the mock issues, about what the real endpoint grants.
+pub(crate) const TOKEN_LIFETIME_SECS: i64 = 10 * 24 * 3600;
 
 /// One request received by the responses endpoint.
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
-    /// The `Chatgpt-Account-Id` header.
-    pub account_id: Option<String>,
     /// All headers, names in lower case.
     pub headers: HashMap<String, String>,
     /// The parsed JSON body (`Null` if it was not JSON or in fast mode).
     pub body: Value,
-    /// The status the mock answered.
-    pub status: u16,
 }
 
 impl RecordedRequest {
@@ -34,21 +30,6 @@ impl RecordedRequest {
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
     }
-}
-
-/// One call of the OAuth token endpoint.
-#[derive(Clone, Debug)]
-pub struct RecordedRefresh {
-    /// The account owning the refresh token, if the token was ever issued.
-    pub account_id: Option<String>,
-    /// The request's content type.
-    pub content_type: String,
-    /// The form or JSON parameters (`client_id`, `grant_type`, `refresh_token`, `scope`).
-    pub params: HashMap<String, String>,
-    /// The status the mock answered.
-    pub status: u16,
-    /// `ok`, or the error code answered.
-    pub outcome: String,
 }
 
 /// Everything the mock knows and counts; configure and inspect it from the tests.
@@ -65,11 +46,8 @@ pub(crate) struct Inner {
     pub(crate) refresh_owner: HashMap<String, String>,
     pub(crate) token_seq: u64,
     pub(crate) refresh_delay: Duration,
-    pub(crate) token_lifetime_secs: i64,
-    pub(crate) expected_client_id: Option<String>,
     pub(crate) supported_models: Option<Vec<String>>,
     pub(crate) requests: VecDeque<RecordedRequest>,
-    pub(crate) refreshes: VecDeque<RecordedRefresh>,
     pub(crate) unmatched: VecDeque<String>,
     pub(crate) total_requests: usize,
     pub(crate) open_streams: usize,
@@ -93,7 +71,6 @@ pub(crate) struct AccountState {
     pub(crate) unauthorized_up_to: u64,
     pub(crate) refresh_behaviour: RefreshBehaviour,
     pub(crate) refresh_queue: VecDeque<RefreshBehaviour>,
-    pub(crate) rate_limits: RateLimits,
     pub(crate) requests: usize,
     pub(crate) refresh_calls: usize,
     pub(crate) refresh_successes: usize,
@@ -106,7 +83,6 @@ impl MockState {
         Self {
             inner: Mutex::new(Inner {
                 fast,
-                token_lifetime_secs: DEFAULT_TOKEN_LIFETIME_SECS,
                 ..Inner::default()
             }),
         }
@@ -158,24 +134,9 @@ impl MockState {
         self.lock().refresh_delay = delay;
     }
 
-    /// Sets `expires_in` (and the `exp` claim) of newly issued access tokens.
-    pub fn set_token_lifetime(&self, seconds: i64) {
-        self.lock().token_lifetime_secs = seconds;
-    }
-
-    /// Sets the rate-limit headers sent for an account.
-    pub fn set_rate_limits(&self, account_id: &str, limits: RateLimits) {
-        self.lock().account(account_id).rate_limits = limits;
-    }
-
     /// Restricts the accepted models (`None`: any model without an effort suffix).
     pub fn set_supported_models(&self, models: Option<Vec<String>>) {
         self.lock().supported_models = models;
-    }
-
-    /// Requires this OAuth `client_id` (`None`: any non-empty one).
-    pub fn set_expected_client_id(&self, client_id: Option<String>) {
-        self.lock().expected_client_id = client_id;
     }
 
     /// Switches fast mode (benchmark) on or off.
@@ -193,35 +154,9 @@ impl MockState {
         self.with_account(account_id, |a| a.refresh_successes)
     }
 
-    /// `refresh_token_reused` answers given for this account.
-    pub fn reuse_errors(&self, account_id: &str) -> usize {
-        self.with_account(account_id, |a| a.reuse_errors)
-    }
-
     /// `refresh_token_reused` answers given for all accounts.
     pub fn total_reuse_errors(&self) -> usize {
         self.lock().accounts.values().map(|a| a.reuse_errors).sum()
-    }
-
-    /// Every OAuth call received (most recent last).
-    pub fn refreshes(&self) -> Vec<RecordedRefresh> {
-        self.lock().refreshes.iter().cloned().collect()
-    }
-
-    /// Every responses request received (most recent last; fast mode records none).
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.lock().requests.iter().cloned().collect()
-    }
-
-    /// The responses requests that carried this account id.
-    pub fn requests_for(&self, account_id: &str) -> Vec<RecordedRequest> {
-        let inner = self.lock();
-        inner
-            .requests
-            .iter()
-            .filter(|r| r.account_id.as_deref() == Some(account_id))
-            .cloned()
-            .collect()
     }
 
     /// The most recent responses request.
@@ -239,36 +174,15 @@ impl MockState {
         self.lock().total_requests
     }
 
-    /// Requests to paths the mock does not serve (`METHOD path`): a wrong URL shows up here.
-    pub fn unmatched_requests(&self) -> Vec<String> {
-        self.lock().unmatched.iter().cloned().collect()
-    }
-
-    /// Answer streams being sent right now.
-    pub fn open_streams(&self) -> usize {
-        self.lock().open_streams
-    }
-
     /// Answer streams dropped (client gone) before their last event.
     pub fn dropped_streams(&self) -> usize {
         self.lock().dropped_streams
-    }
-
-    /// Answer streams dropped before their last event, for one account.
-    pub fn dropped_streams_for(&self, account_id: &str) -> usize {
-        self.with_account(account_id, |a| a.dropped_streams)
-    }
-
-    /// Answer streams sent to the end.
-    pub fn finished_streams(&self) -> usize {
-        self.lock().finished_streams
     }
 
     /// Forgets records and counters (accounts, tokens and behaviours stay).
     pub fn reset_records(&self) {
         let mut inner = self.lock();
         inner.requests.clear();
-        inner.refreshes.clear();
         inner.unmatched.clear();
         inner.total_requests = 0;
         inner.dropped_streams = 0;
@@ -347,12 +261,5 @@ impl Inner {
             self.requests.pop_front();
         }
         self.requests.push_back(record);
-    }
-
-    pub(crate) fn push_refresh(&mut self, record: RecordedRefresh) {
-        if self.refreshes.len() >= MAX_RECORDS {
-            self.refreshes.pop_front();
-        }
-        self.refreshes.push_back(record);
     }
 }
