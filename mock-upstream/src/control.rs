@@ -6,7 +6,6 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use crate::state::MAX_RECORDS;
 use crate::{Behaviour, MockAccount, MockState, RefreshBehaviour};
 
 /// The control routes, below the server root.
@@ -106,19 +105,13 @@ impl Behaviour {
     /// `{"kind": "usage_limit", "resets_in_seconds": N}`, `{"kind": "server_error", "status": N}`,
     /// `{"kind": "stream_failed", "code": C}`.
     pub fn from_json(value: &Value) -> Result<Self, String> {
-        let kind = value
-            .as_str()
-            .or_else(|| value.get("kind").and_then(Value::as_str))
-            .ok_or("behaviour must be a string or an object with `kind`")?;
-        let number =
-            |key: &str, default: u64| value.get(key).and_then(Value::as_u64).unwrap_or(default);
-        Ok(match kind {
+        Ok(match kind(value, "behaviour")? {
             "ok" => Behaviour::Ok,
             "usage_limit" => Behaviour::UsageLimit {
-                resets_in_seconds: number("resets_in_seconds", 3600),
+                resets_in_seconds: number(value, "resets_in_seconds", 3600),
             },
             "rate_limited" => Behaviour::RateLimited,
-            "server_error" => Behaviour::ServerError(number("status", 500) as u16),
+            "server_error" => Behaviour::ServerError(number(value, "status", 500) as u16),
             "unauthorized" => Behaviour::Unauthorized,
             "forbidden" => Behaviour::Forbidden,
             "payment_required" => Behaviour::PaymentRequired,
@@ -138,22 +131,30 @@ impl RefreshBehaviour {
     /// Reads `"ok"`, `"reused"`, `"expired"`, `"invalidated"`, `"invalid_grant"`, or
     /// `{"kind": "server_error", "status": N}`.
     pub fn from_json(value: &Value) -> Result<Self, String> {
-        let kind = value
-            .as_str()
-            .or_else(|| value.get("kind").and_then(Value::as_str))
-            .ok_or("refresh must be a string or an object with `kind`")?;
-        Ok(match kind {
+        Ok(match kind(value, "refresh")? {
             "ok" => RefreshBehaviour::Ok,
             "reused" => RefreshBehaviour::Reused,
             "expired" => RefreshBehaviour::Expired,
             "invalidated" => RefreshBehaviour::Invalidated,
             "invalid_grant" => RefreshBehaviour::InvalidGrant,
-            "server_error" => RefreshBehaviour::ServerError(
-                value.get("status").and_then(Value::as_u64).unwrap_or(500) as u16,
-            ),
+            "server_error" => RefreshBehaviour::ServerError(number(value, "status", 500) as u16),
             other => return Err(format!("unknown refresh behaviour `{other}`")),
         })
     }
+}
+
+/// The kind of a behaviour given as `"kind"` or `{"kind": "kind", ...}`; `what` names it in
+/// the error.
+fn kind<'a>(value: &'a Value, what: &str) -> Result<&'a str, String> {
+    value
+        .as_str()
+        .or_else(|| value.get("kind").and_then(Value::as_str))
+        .ok_or_else(|| format!("{what} must be a string or an object with `kind`"))
+}
+
+/// A behaviour's numeric parameter, `default` when it is absent.
+fn number(value: &Value, key: &str, default: u64) -> u64 {
+    value.get(key).and_then(Value::as_u64).unwrap_or(default)
 }
 
 async fn stats(state: web::Data<MockState>) -> HttpResponse {
@@ -168,12 +169,6 @@ async fn reset(state: web::Data<MockState>) -> HttpResponse {
 /// Any other path: recorded (a wrong URL shows up under `unmatched` in `/__mock/stats`), then 404.
 pub(crate) async fn unmatched(req: HttpRequest, state: web::Data<MockState>) -> HttpResponse {
     let line = format!("{} {}", req.method(), req.path());
-    {
-        let mut inner = state.lock();
-        if inner.unmatched.len() >= MAX_RECORDS {
-            inner.unmatched.pop_front();
-        }
-        inner.unmatched.push_back(line);
-    }
+    state.lock().push_unmatched(line);
     HttpResponse::NotFound().json(json!({"detail": "Not Found"}))
 }

@@ -387,31 +387,36 @@ fn unauthorized() -> Outcome {
     )
 }
 
-fn rate_limit_headers(l: &RateLimits) -> Vec<(&'static str, String)> {
-    vec![
+/// The `x-codex-{primary,secondary}-*` headers, in the order the backend sends them.
+fn rate_limit_headers(l: &RateLimits) -> Vec<(String, String)> {
+    let windows = [
         (
-            "x-codex-primary-used-percent",
-            l.primary_used_percent.to_string(),
+            "primary",
+            l.primary_used_percent,
+            l.primary_window_minutes,
+            l.primary_reset_after_seconds,
         ),
         (
-            "x-codex-primary-window-minutes",
-            l.primary_window_minutes.to_string(),
+            "secondary",
+            l.secondary_used_percent,
+            l.secondary_window_minutes,
+            l.secondary_reset_after_seconds,
         ),
-        (
-            "x-codex-primary-reset-after-seconds",
-            l.primary_reset_after_seconds.to_string(),
-        ),
-        (
-            "x-codex-secondary-used-percent",
-            l.secondary_used_percent.to_string(),
-        ),
-        (
-            "x-codex-secondary-window-minutes",
-            l.secondary_window_minutes.to_string(),
-        ),
-        (
-            "x-codex-secondary-reset-after-seconds",
-            l.secondary_reset_after_seconds.to_string(),
-        ),
-    ]
+    ];
+    windows
+        .into_iter()
+        .flat_map(|(window, used, minutes, reset)| {
+            [
+                (format!("x-codex-{window}-used-percent"), used.to_string()),
+                (
+                    format!("x-codex-{window}-window-minutes"),
+                    minutes.to_string(),
+                ),
+                (
+                    format!("x-codex-{window}-reset-after-seconds"),
+                    reset.to_string(),
+                ),
+            ]
+        })
+        .collect()
 }

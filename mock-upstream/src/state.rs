@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use crate::{Behaviour, RefreshBehaviour};
 
 /// Records kept for assertions; a long-running standalone mock must not grow without bound.
-pub(crate) const MAX_RECORDS: usize = 10_000;
+const MAX_RECORDS: usize = 10_000;
 /// Lifetime of the tokens the mock issues, about what the real endpoint grants.
 pub(crate) const TOKEN_LIFETIME_SECS: i64 = 10 * 24 * 3600;
 
@@ -257,9 +257,19 @@ impl Inner {
     }
 
     pub(crate) fn push_request(&mut self, record: RecordedRequest) {
-        if self.requests.len() >= MAX_RECORDS {
-            self.requests.pop_front();
-        }
-        self.requests.push_back(record);
+        push_bounded(&mut self.requests, record);
     }
+
+    /// Records a request to a path the mock does not serve (`METHOD path`).
+    pub(crate) fn push_unmatched(&mut self, line: String) {
+        push_bounded(&mut self.unmatched, line);
+    }
+}
+
+/// Appends a record, forgetting the oldest beyond `MAX_RECORDS`.
+fn push_bounded<T>(records: &mut VecDeque<T>, record: T) {
+    if records.len() >= MAX_RECORDS {
+        records.pop_front();
+    }
+    records.push_back(record);
 }
