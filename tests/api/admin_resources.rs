@@ -1,11 +1,11 @@
 //! Admin API: keys (shown once, limits, cache invalidation) and accounts (import, list,
 //! update, delete, refresh, export).
 
+use mock_upstream::MockUpstream;
 use serde_json::{json, Value};
 
 use crate::helpers::pool::{ask, chat, spawn_with_mock};
 use crate::helpers::TestApp;
-use crate::mock_upstream::MockUpstream;
 
 const FIXTURES: [&str; 6] = [
     "codex-alice@example.com-plus.json",

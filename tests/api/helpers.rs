@@ -243,9 +243,9 @@ pub async fn admin_error_code(res: reqwest::Response) -> String {
 /// Accounts and keys created directly in the database, for the proxy tests.
 pub mod pool {
     use super::TestApp;
-    use crate::mock_upstream::{MockAccount, MockUpstream};
     use chrono::Utc;
     use gpt2api::db::{account, api_key};
+    use mock_upstream::{MockAccount, MockUpstream};
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
     use serde_json::Value;
 

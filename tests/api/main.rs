@@ -6,8 +6,6 @@ mod admin_resources;
 mod cli;
 mod helpers;
 mod migrations;
-#[path = "../support/mock_upstream.rs"]
-mod mock_upstream;
 mod proxy;
 mod responses_state;
 mod server;

@@ -3,15 +3,15 @@
 
 use std::time::Duration;
 
+use mock_upstream::{
+    Behaviour, MockUpstream, RefreshBehaviour, USAGE_CACHED_TOKENS, USAGE_INPUT_TOKENS,
+    USAGE_OUTPUT_TOKENS,
+};
 use sea_orm::EntityTrait;
 use serde_json::{json, Value};
 
 use crate::helpers::pool::{
     account_row, add_account, ask, chat, create_key, log_rows, spawn_with_mock, sse_data,
-};
-use crate::mock_upstream::{
-    Behaviour, MockUpstream, RefreshBehaviour, USAGE_CACHED_TOKENS, USAGE_INPUT_TOKENS,
-    USAGE_OUTPUT_TOKENS,
 };
 
 #[actix_web::test]

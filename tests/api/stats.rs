@@ -1,11 +1,11 @@
 //! Statistics and logs equal what was sent; filters and paging; retention.
 
 use chrono::Utc;
+use mock_upstream::{Behaviour, MockUpstream, USAGE_INPUT_TOKENS, USAGE_OUTPUT_TOKENS};
 use sea_orm::{EntityTrait, PaginatorTrait, Set};
 use serde_json::Value;
 
 use crate::helpers::pool::{add_account, ask, chat, create_key, log_rows, spawn_with_mock};
-use crate::mock_upstream::{Behaviour, MockUpstream, USAGE_INPUT_TOKENS, USAGE_OUTPUT_TOKENS};
 
 #[actix_web::test]
 async fn stats_and_logs_count_exactly_what_was_sent() {

@@ -55,7 +55,7 @@ bin="$target_dir/release"
 
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   echo "== building in release" >&2
-  cargo build --release --quiet --bin gpt2api --example mock_upstream --example loadgen
+  cargo build --release --quiet --workspace --bin gpt2api --bin mock_upstream --example loadgen
 fi
 
 # --- The mock upstream and the gateway ---------------------------------------------------------

@@ -54,7 +54,7 @@ fi
 
 # --- Build ---------------------------------------------------------------------------------------
 echo "== building the gateway and the mock upstream"
-cargo build --quiet --bin gpt2api --example mock_upstream
+cargo build --quiet --workspace --bin gpt2api --bin mock_upstream
 
 # --- Processes -----------------------------------------------------------------------------------
 source "$repo/tests/support/stack.sh"

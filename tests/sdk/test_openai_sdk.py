@@ -7,7 +7,7 @@ Run through `tests/sdk/run.sh`, which starts the mock Codex upstream and the gat
 
 The mock answers `Hello from <account_id>! You said: <text>`, or `... Tool result: <output>` once
 the input ends with a tool result; `[mock:...]` markers in the last user message shape the answer
-(see tests/support/mock_upstream.rs).
+(see mock-upstream/src/lib.rs).
 """
 
 from __future__ import annotations

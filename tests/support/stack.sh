@@ -1,6 +1,6 @@
 # The test stack shared by tests/sdk/run.sh, tests/e2e/run.sh and tests/bench/run.sh: the mock
-# Codex upstream (examples/mock_upstream.rs) and the gateway binary, started on free loopback
-# ports with a throw-away configuration, and stopped again whatever happens.
+# Codex upstream (the mock_upstream binary of mock-upstream/) and the gateway binary, started on
+# free loopback ports with a throw-away configuration, and stopped again whatever happens.
 #
 # Sourced (`source "$repo/tests/support/stack.sh"`) by a script that runs with
 # `set -euo pipefail`; defines functions and variables only, starts nothing. In order:
@@ -99,9 +99,9 @@ stack_wait_for() {
   done
 }
 
-# stack_start_mock <binary dir> <accounts> [mock args...]: starts <binary dir>/examples/
-# mock_upstream on a free port with <accounts> accounts (written to $accounts_file) and the
-# extra arguments (e.g. --fast), waits for its MOCK_UPSTREAM line and sets mock_pid, mock_line,
+# stack_start_mock <binary dir> <accounts> [mock args...]: starts <binary dir>/mock_upstream on
+# a free port with <accounts> accounts (written to $accounts_file) and the extra arguments
+# (e.g. --fast), waits for its MOCK_UPSTREAM line and sets mock_pid, mock_line,
 # mock_base_url, mock_oauth_url, mock_root_url and accounts_file. When the mock does not get
 # ready, shows its log on stderr and exits 1.
 stack_start_mock() {
@@ -109,7 +109,7 @@ stack_start_mock() {
   shift 2
   accounts_file="$tmp/accounts.json"
   echo "== starting the mock upstream"
-  "$bin/examples/mock_upstream" --port 0 --accounts "$accounts" "$@" \
+  "$bin/mock_upstream" --port 0 --accounts "$accounts" "$@" \
     --accounts-out "$accounts_file" >"$tmp/mock.out" 2>"$tmp/mock.log" &
   mock_pid=$!
   stack_wait_for 'grep -qs "^MOCK_UPSTREAM " "$tmp/mock.out"' 30 "$mock_pid" "the mock upstream" || {

@@ -7,11 +7,8 @@
 //! `POST /__mock/behaviour`, counters read at `GET /__mock/stats`.
 //!
 //! ```text
-//! cargo run --example mock_upstream -- --port 0 --accounts 3 --accounts-out /tmp/accounts.json
+//! cargo run -p mock-upstream -- --port 0 --accounts 3 --accounts-out /tmp/accounts.json
 //! ```
-
-#[path = "../tests/support/mock_upstream.rs"]
-mod mock_upstream;
 
 use std::io::Write as _;
 use std::path::PathBuf;
