@@ -14,6 +14,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/__mock/accounts", web::post().to(add_accounts))
         .route("/__mock/behaviour", web::post().to(set_behaviours))
         .route("/__mock/stats", web::get().to(stats))
+        .route("/__mock/requests/last", web::get().to(last_request))
         .route("/__mock/reset", web::post().to(reset));
 }
 
@@ -159,6 +160,18 @@ fn number(value: &Value, key: &str, default: u64) -> u64 {
 
 async fn stats(state: web::Data<MockState>) -> HttpResponse {
     HttpResponse::Ok().json(state.stats_json())
+}
+
+/// The last responses request received: `{"account_id", "headers", "body"}`, or 404.
+async fn last_request(state: web::Data<MockState>) -> HttpResponse {
+    match state.last_request() {
+        Some(request) => HttpResponse::Ok().json(serde_json::json!({
+            "account_id": request.header("chatgpt-account-id"),
+            "headers": request.headers,
+            "body": request.body,
+        })),
+        None => HttpResponse::NotFound().json(serde_json::json!({"detail": "no request yet"})),
+    }
 }
 
 async fn reset(state: web::Data<MockState>) -> HttpResponse {

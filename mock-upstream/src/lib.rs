@@ -4,7 +4,9 @@
 //! upstream is tested against this mock. It is as strict as the real one on purpose (CODEX.md §3):
 //! a gateway that forwards a body the backend would refuse gets the same 400 here. Refresh tokens
 //! rotate and are single use, as upstream, so a gateway that refreshes twice concurrently is
-//! caught. Counters and records let tests assert on what arrived.
+//! caught. Input items of type `item_reference` are refused, as upstream with `store: false`.
+//! Counters and records let tests assert on what arrived (`GET /__mock/requests/last` serves
+//! the last request to a standalone mock's clients).
 //!
 //! The answer is a realistic SSE stream whose text names the serving account
 //! (`Hello from <account_id>! You said: <text>`) and whose shape comes from markers in the last

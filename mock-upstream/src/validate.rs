@@ -129,6 +129,17 @@ fn validate_input(input: &[Value]) -> Result<(), Invalid> {
                 }
                 open_calls.retain(|c| c != call_id);
             }
+            // Nothing is stored upstream (`store: false`), so there is nothing to refer to.
+            "item_reference" => {
+                let id = item.get("id").and_then(Value::as_str).unwrap_or("");
+                return Err((
+                    format!(
+                        "Item with id '{id}' not found. Items are not persisted when `store` is set to false. Try again with `store` set to true, or remove this item from your input."
+                    ),
+                    "input".into(),
+                    "invalid_value",
+                ));
+            }
             _ => {}
         }
     }

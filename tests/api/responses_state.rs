@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::pool::{add_account, create_key, log_rows, spawn_with_mock};
 use crate::helpers::TestApp;
-use crate::mock_upstream::{Behaviour, MockUpstream};
+use mock_upstream::{Behaviour, MockUpstream};
 
 async fn create(app: &TestApp, key: &str, body: &Value) -> Response {
     reqwest::Client::new()
