@@ -3,12 +3,12 @@
 //! an account for each request by the configured strategy.
 //!
 //! Messages: [`Checkout`] (pick an account, answered with a [`Lease`]), [`Report`] (the outcome
-//! of a request: the pool cools the account down or takes it out), [`Upsert`] / [`Remove`] /
-//! [`Reload`] (keep in step with the database), [`TokenRefreshed`] / [`MarkNeedsRelogin`] (from
-//! the refresh scheduler), [`ApplySettings`], and [`Snapshot`] (for the console). Health changes
-//! are written to the database from spawned futures, so the actor never waits on it. Every
-//! message that carries rows merges a fresh row with the live state in one place,
-//! `AccountPool::put_row`.
+//! of a request: the pool cools the account down or takes it out), [`Upsert`] / [`UpsertMany`] /
+//! [`Remove`] / [`Reload`] (keep in step with the database), [`TokenRefreshed`] /
+//! [`MarkNeedsRelogin`] (from the refresh scheduler), [`ApplySettings`], and [`Snapshot`] (for
+//! the console). Health changes are written to the database from spawned futures, so the actor
+//! never waits on it. Every message that carries rows merges a fresh row with the live state in
+//! one place, `AccountPool::put_row`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -94,6 +94,11 @@ pub struct Report {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Upsert(pub account::Model);
+
+/// Adds or replaces many accounts at once (an import), in one message.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpsertMany(pub Vec<account::Model>);
 
 /// Takes an account out of the pool.
 #[derive(Message)]
@@ -400,6 +405,16 @@ impl Handler<Upsert> for AccountPool {
     }
 }
 
+impl Handler<UpsertMany> for AccountPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: UpsertMany, _: &mut Self::Context) {
+        for row in &msg.0 {
+            self.put_row(row);
+        }
+    }
+}
+
 impl Handler<Remove> for AccountPool {
     type Result = ();
 
@@ -543,6 +558,11 @@ impl AccountPoolHandle {
     /// Adds or replaces an account.
     pub async fn upsert(&self, row: account::Model) -> Result<(), ActorError> {
         super::ask(&self.addr, Upsert(row), self.timeout, "account pool").await
+    }
+
+    /// Adds or replaces many accounts in one message (an import).
+    pub async fn upsert_many(&self, rows: Vec<account::Model>) -> Result<(), ActorError> {
+        super::ask(&self.addr, UpsertMany(rows), self.timeout, "account pool").await
     }
 
     /// Removes an account.

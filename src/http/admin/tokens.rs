@@ -349,9 +349,7 @@ async fn import(
         stored.push(row);
     }
     txn.commit().await?;
-    for row in stored {
-        state.pool.upsert(row).await?;
-    }
+    state.pool.upsert_many(stored).await?;
     tracing::info!(admin = %admin.0.user.username, imported, updated, failed = failed.len(), "accounts imported");
     Ok(
         HttpResponse::Ok()
