@@ -624,7 +624,7 @@ impl AccountPoolHandle {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn limits(percent: f64) -> RateLimits {
@@ -634,7 +634,8 @@ mod tests {
         }
     }
 
-    fn row(rate_limits: Option<RateLimits>) -> account::Model {
+    /// An active account row, id 7, without expiry.
+    pub(crate) fn row(rate_limits: Option<RateLimits>) -> account::Model {
         let now = Utc::now();
         account::Model {
             id: 7,

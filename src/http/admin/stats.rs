@@ -12,10 +12,11 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{page_of, tokens::status_of, Paging};
+use super::{page_of, Paging};
 use crate::db::{account, api_key, api_log, usage_hourly};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::auth::AdminSession;
+use crate::service::accounts::{AccountState, StateCounts};
 use crate::state::AppState;
 
 /// Mounts the statistics and log routes.
@@ -47,11 +48,8 @@ async fn overview(state: web::Data<AppState>, _admin: AdminSession) -> AppResult
         .filter(account::Column::DeletedAt.is_null())
         .all(db)
         .await?;
-    let mut by_status: HashMap<&str, u64> = HashMap::new();
-    for row in &accounts {
-        *by_status.entry(status_of(row, lead)).or_default() += 1;
-    }
-    let count = |s: &str| by_status.get(s).copied().unwrap_or(0);
+    let states = StateCounts::of(&accounts, lead, Utc::now());
+    let count = |state| states.get(state);
 
     let since = Utc::now() - Duration::hours(24);
     let day: Sums = api_log::Entity::find()
@@ -83,13 +81,13 @@ async fn overview(state: web::Data<AppState>, _admin: AdminSession) -> AppResult
         "api_keys": {"total": keys_total, "active": keys_active},
         "tokens": {
             "total": accounts.len(),
-            "active": count("active") + count("expiring"),
-            "expiring": count("expiring"),
-            "cooling_down": count("cooling_down"),
-            "expired": count("expired"),
-            "refresh_failed": count("refresh_failed"),
-            "needs_relogin": count("needs_relogin"),
-            "disabled": count("disabled"),
+            "active": states.serving(),
+            "expiring": count(AccountState::Expiring),
+            "cooling_down": count(AccountState::CoolingDown),
+            "expired": count(AccountState::Expired),
+            "refresh_failed": count(AccountState::RefreshFailed),
+            "needs_relogin": count(AccountState::NeedsRelogin),
+            "disabled": count(AccountState::Disabled),
         },
         "requests": {
             "total": all.requests.unwrap_or(0),

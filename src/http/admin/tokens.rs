@@ -1,6 +1,6 @@
-//! `/admin/tokens`: Codex accounts. Import (multipart files or JSON), list with status,
-//! enable/disable/rename, delete, manual refresh, export. Secrets never leave except in the
-//! admin-only export.
+//! `/admin/tokens`: Codex accounts. Import (multipart files or JSON), list with status (an
+//! [`AccountState`]), enable/disable/rename, delete, manual refresh, export. Secrets never leave
+//! except in the admin-only export.
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -13,6 +13,7 @@ use sea_orm::{
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use strum::IntoEnumIterator;
 
 use super::{page_of, Paging};
 use crate::codex::credentials::{parse_credentials_file, AccountCredentials};
@@ -21,6 +22,7 @@ use crate::db::account;
 use crate::db::account::AccountStatus;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::auth::AdminSession;
+use crate::service::accounts::AccountState;
 use crate::state::AppState;
 
 /// Mounts the account routes.
@@ -31,29 +33,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tokens/{id}", web::patch().to(update))
         .route("/tokens/{id}", web::delete().to(delete))
         .route("/tokens/{id}/refresh", web::post().to(refresh));
-}
-
-/// The contract's status of an account, derived from what is stored.
-pub fn status_of(row: &account::Model, lead_seconds: u64) -> &'static str {
-    let now = Utc::now();
-    if !row.is_active {
-        "disabled"
-    } else if row.status == AccountStatus::NeedsRelogin {
-        "needs_relogin"
-    } else if row.expires_at.is_some_and(|at| at <= now) {
-        "expired"
-    } else if row.status == AccountStatus::RefreshFailed {
-        "refresh_failed"
-    } else if row.cooldown_until.is_some_and(|until| until > now) {
-        "cooling_down"
-    } else if row
-        .expires_at
-        .is_some_and(|at| at <= now + chrono::Duration::seconds(lead_seconds as i64))
-    {
-        "expiring"
-    } else {
-        "active"
-    }
 }
 
 /// The API shape of an account: no access, refresh or id token.
@@ -69,7 +48,7 @@ pub fn to_json(row: &account::Model, lead_seconds: u64) -> Value {
         "account_id": row.chatgpt_account_id,
         "plan_type": row.plan_type,
         "is_active": row.is_active,
-        "status": status_of(row, lead_seconds),
+        "status": AccountState::of(row, lead_seconds, Utc::now()),
         "expired_at": row.expires_at,
         "last_refresh_at": row.last_refresh_at,
         "last_used_at": row.last_used_at,
@@ -90,15 +69,16 @@ struct ListQuery {
     q: Option<String>,
 }
 
-const STATUSES: [&str; 7] = [
-    "active",
-    "expiring",
-    "expired",
-    "cooling_down",
-    "refresh_failed",
-    "needs_relogin",
-    "disabled",
-];
+/// Reads the `status` filter; blank means none.
+fn parse_state(status: Option<&str>) -> AppResult<Option<AccountState>> {
+    let Some(status) = status.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    status.parse().map(Some).map_err(|_| {
+        let names: Vec<&str> = AccountState::iter().map(AccountState::as_str).collect();
+        AppError::invalid_request(format!("`status` must be one of {}", names.join(", ")))
+    })
+}
 
 async fn list(
     state: web::Data<AppState>,
@@ -110,15 +90,7 @@ async fn list(
         page_size: query.page_size,
     }
     .resolve()?;
-    let status = query.status.as_deref().filter(|s| !s.is_empty());
-    if let Some(s) = status {
-        if !STATUSES.contains(&s) {
-            return Err(AppError::new(
-                ErrorCode::InvalidRequest,
-                format!("`status` must be one of {}", STATUSES.join(", ")),
-            ));
-        }
-    }
+    let wanted_state = parse_state(query.status.as_deref())?;
     let mut select = account::Entity::find().filter(account::Column::DeletedAt.is_null());
     if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         select = select.filter(
@@ -132,7 +104,7 @@ async fn list(
     let select = select.order_by_asc(account::Column::Id);
     // The status is derived from several columns and the clock, so a status filter is applied
     // in memory; an account pool is at most thousands of rows.
-    let (rows, total) = match status {
+    let (rows, total) = match wanted_state {
         None => {
             let paginator = select.paginate(&state.db, size);
             (
@@ -141,11 +113,12 @@ async fn list(
             )
         }
         Some(wanted) => {
+            let now = Utc::now();
             let all: Vec<account::Model> = select
                 .all(&state.db)
                 .await?
                 .into_iter()
-                .filter(|row| status_of(row, lead) == wanted)
+                .filter(|row| AccountState::of(row, lead, now) == wanted)
                 .collect();
             let total = all.len() as u64;
             let start = ((page - 1) * size) as usize;

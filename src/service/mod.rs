@@ -1,0 +1,3 @@
+//! Domain logic behind the admin API that is more than storing and rendering rows.
+
+pub mod accounts;
