@@ -1,11 +1,12 @@
-//! Codex accounts ("tokens" in the HTTP contract): the console's derived [`AccountState`] and
-//! the counts of accounts by state.
+//! Codex accounts ("tokens" in the HTTP contract): the console's derived [`AccountState`], the
+//! counts of accounts by state, and the typed [`AccountChanges`] an admin may make.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
+use super::{invalid, is_active, read};
 use crate::db::account::{self, AccountStatus};
 
 /// The console's status of an account, derived from its stored health, its expiry, its
@@ -106,6 +107,31 @@ impl StateCounts {
     }
 }
 
+/// The changes `PATCH /admin/tokens/{id}` may make; an absent field stays as it is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountChanges {
+    /// The display name; `null` or blank clears it.
+    #[serde(default, deserialize_with = "account_name")]
+    pub name: Option<Option<String>>,
+    /// Whether the account is in rotation.
+    #[serde(default, deserialize_with = "is_active")]
+    pub is_active: Option<bool>,
+}
+
+/// Reads a display name: at most 200 characters, trimmed, blank meaning none.
+fn account_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    const WHY: &str = "must be a string of at most 200 characters or null";
+    match read::<_, Option<String>>(d, "name", WHY)? {
+        None => Ok(Some(None)),
+        Some(name) if name.chars().count() <= 200 => {
+            let name = name.trim();
+            Ok(Some((!name.is_empty()).then(|| name.to_string())))
+        }
+        Some(_) => Err(invalid("name", WHY)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +226,22 @@ mod tests {
         assert_eq!(counts.get(AccountState::Disabled), 1);
         assert_eq!(counts.get(AccountState::Expired), 0);
         assert_eq!(counts.serving(), 2);
+    }
+
+    #[test]
+    fn an_account_name_may_be_cleared() {
+        let read = |body| serde_json::from_value::<AccountChanges>(body).map_err(|e| e.to_string());
+        let blank = read(serde_json::json!({"name": "  "})).unwrap();
+        assert_eq!(blank.name, Some(None));
+        let named = read(serde_json::json!({"name": " work ", "is_active": false})).unwrap();
+        assert_eq!(named.name, Some(Some("work".to_string())));
+        assert_eq!(named.is_active, Some(false));
+        let long = read(serde_json::json!({"name": "x".repeat(201)})).unwrap_err();
+        assert!(
+            long.starts_with("`name` must be a string of at most 200"),
+            "{long}"
+        );
+        let other = read(serde_json::json!({"email": "a@b"})).unwrap_err();
+        assert!(other.contains("unknown field `email`"), "{other}");
     }
 }

@@ -1,8 +1,9 @@
 //! `/admin/api-keys`: create (the full key is shown once), list, update, delete. Every change
-//! reaches the key cache at once, so a disabled or deleted key fails its very next request.
+//! reaches the key cache at once, so a disabled or deleted key fails its very next request. The
+//! body of a create or update is a typed [`KeyChanges`].
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rand::distributions::{Alphanumeric, DistString};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
@@ -10,11 +11,12 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{page_of, Paging};
+use super::{page_of, payload, Paging};
 use crate::actors::key_cache::hash_key;
 use crate::db::api_key;
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::error::{AppError, AppResult};
 use crate::http::auth::AdminSession;
+use crate::service::keys::KeyChanges;
 use crate::state::AppState;
 
 /// Mounts the key routes.
@@ -82,140 +84,35 @@ async fn list(
     )))
 }
 
-/// The fields a create or update may set, each validated.
-#[derive(Default)]
-struct KeyFields {
-    name: Option<String>,
-    is_active: Option<bool>,
-    rpm_limit: Option<Option<i32>>,
-    daily_request_limit: Option<Option<i64>>,
-    total_token_limit: Option<Option<i64>>,
-    expires_at: Option<Option<DateTime<Utc>>>,
-    allowed_models: Option<Option<String>>,
-}
-
-fn invalid(field: &str, why: &str) -> AppError {
-    AppError::new(ErrorCode::InvalidRequest, format!("`{field}` {why}"))
-}
-
-/// Reads the known fields; absent means "unchanged", `null` means "no limit".
-fn parse_fields(body: &Map<String, Value>) -> AppResult<KeyFields> {
-    const KNOWN: [&str; 7] = [
-        "name",
-        "is_active",
-        "rpm_limit",
-        "daily_request_limit",
-        "total_token_limit",
-        "expires_at",
-        "allowed_models",
-    ];
-    if let Some(unknown) = body.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(invalid(unknown, "is not a field of an API key"));
-    }
-    let limit = |field: &str| -> AppResult<Option<Option<i64>>> {
-        match body.get(field) {
-            None => Ok(None),
-            Some(Value::Null) => Ok(Some(None)),
-            Some(v) => match v.as_i64() {
-                Some(n) if n > 0 => Ok(Some(Some(n))),
-                _ => Err(invalid(field, "must be a positive whole number or null")),
-            },
-        }
-    };
-    let mut fields = KeyFields {
-        rpm_limit: match limit("rpm_limit")? {
-            Some(Some(n)) => Some(Some(
-                i32::try_from(n).map_err(|_| invalid("rpm_limit", "is too large"))?,
-            )),
-            Some(None) => Some(None),
-            None => None,
-        },
-        daily_request_limit: limit("daily_request_limit")?,
-        total_token_limit: limit("total_token_limit")?,
-        ..Default::default()
-    };
-    if let Some(v) = body.get("name") {
-        let name = v
-            .as_str()
-            .map(str::trim)
-            .filter(|n| !n.is_empty() && n.chars().count() <= 100);
-        fields.name = Some(
-            name.ok_or_else(|| {
-                invalid(
-                    "name",
-                    "must be a non-empty string of at most 100 characters",
-                )
-            })?
-            .to_string(),
-        );
-    }
-    if let Some(v) = body.get("is_active") {
-        fields.is_active = Some(
-            v.as_bool()
-                .ok_or_else(|| invalid("is_active", "must be true or false"))?,
-        );
-    }
-    if let Some(v) = body.get("expires_at") {
-        fields.expires_at = Some(match v {
-            Value::Null => None,
-            Value::String(s) => Some(
-                DateTime::parse_from_rfc3339(s)
-                    .map_err(|_| invalid("expires_at", "must be an RFC 3339 time or null"))?
-                    .with_timezone(&Utc),
-            ),
-            _ => return Err(invalid("expires_at", "must be an RFC 3339 time or null")),
-        });
-    }
-    if let Some(v) = body.get("allowed_models") {
-        fields.allowed_models = Some(match v {
-            Value::Null => None,
-            Value::Array(items) => {
-                let models: Option<Vec<String>> = items
-                    .iter()
-                    .map(|m| {
-                        m.as_str()
-                            .map(str::trim)
-                            .filter(|m| !m.is_empty())
-                            .map(str::to_string)
-                    })
-                    .collect();
-                let models = models
-                    .ok_or_else(|| invalid("allowed_models", "must be a list of model names"))?;
-                (!models.is_empty()).then(|| serde_json::to_string(&models).unwrap_or_default())
-            }
-            _ => {
-                return Err(invalid(
-                    "allowed_models",
-                    "must be a list of model names or null",
-                ))
-            }
-        });
-    }
-    Ok(fields)
-}
-
-fn apply(model: &mut api_key::ActiveModel, fields: KeyFields) {
-    if let Some(v) = fields.name {
+/// Sets the fields that `changes` carries.
+fn apply(model: &mut api_key::ActiveModel, changes: KeyChanges) -> AppResult<()> {
+    if let Some(v) = changes.name {
         model.name = Set(v);
     }
-    if let Some(v) = fields.is_active {
+    if let Some(v) = changes.is_active {
         model.is_active = Set(v);
     }
-    if let Some(v) = fields.rpm_limit {
+    if let Some(v) = changes.rpm_limit {
         model.rpm_limit = Set(v);
     }
-    if let Some(v) = fields.daily_request_limit {
+    if let Some(v) = changes.daily_request_limit {
         model.daily_request_limit = Set(v);
     }
-    if let Some(v) = fields.total_token_limit {
+    if let Some(v) = changes.total_token_limit {
         model.total_token_limit = Set(v);
     }
-    if let Some(v) = fields.expires_at {
+    if let Some(v) = changes.expires_at {
         model.expires_at = Set(v);
     }
-    if let Some(v) = fields.allowed_models {
-        model.allowed_models = Set(v);
+    if let Some(models) = changes.allowed_models {
+        // Stored as a JSON list of names.
+        let text = models
+            .map(|m| serde_json::to_string(&m))
+            .transpose()
+            .map_err(AppError::internal)?;
+        model.allowed_models = Set(text);
     }
+    Ok(())
 }
 
 /// A new key: `sk-` and 32 characters of `[A-Za-z0-9]` from the operating system's generator.
@@ -235,9 +132,9 @@ async fn create(
     admin: AdminSession,
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
-    let fields = parse_fields(&body)?;
-    if fields.name.is_none() {
-        return Err(invalid("name", "is required"));
+    let changes: KeyChanges = payload(body)?;
+    if changes.name.is_none() {
+        return Err(AppError::invalid_request("`name` is required"));
     }
     let secret = generate_key();
     let now = Utc::now();
@@ -251,7 +148,7 @@ async fn create(
         updated_at: Set(now),
         ..Default::default()
     };
-    apply(&mut model, fields);
+    apply(&mut model, changes)?;
     let row = model.insert(&state.db).await?;
     state.keys.invalidate(row.id).await?;
     tracing::info!(admin = %admin.0.user.username, key_id = row.id, name = %row.name, "API key created");
@@ -274,10 +171,10 @@ async fn update(
     path: web::Path<i32>,
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
-    let fields = parse_fields(&body)?;
+    let changes: KeyChanges = payload(body)?;
     let row = find(&state, *path).await?;
     let mut model: api_key::ActiveModel = row.into();
-    apply(&mut model, fields);
+    apply(&mut model, changes)?;
     model.updated_at = Set(Utc::now());
     let row = model.update(&state.db).await?;
     state.keys.invalidate(row.id).await?;

@@ -8,8 +8,10 @@ pub mod stats;
 pub mod tokens;
 
 use actix_web::web;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
-use crate::error::ErrorCode;
+use crate::error::{AppError, ErrorCode};
 
 /// Mounts the admin routes inside the `/admin` scope.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,4 +59,14 @@ pub fn page_of(
     page_size: u64,
 ) -> serde_json::Value {
     serde_json::json!({"data": data, "total": total, "page": page, "page_size": page_size})
+}
+
+/// Reads a JSON object body into a typed payload. A wrong field answers 400 `invalid_request`
+/// with the payload's own message, which names the field (and carries no JSON position: the
+/// body is well-formed, a field is wrong).
+pub fn payload<T: DeserializeOwned>(
+    body: web::Json<Map<String, Value>>,
+) -> crate::error::AppResult<T> {
+    serde_json::from_value(Value::Object(body.into_inner()))
+        .map_err(|e| AppError::invalid_request(e.to_string()))
 }

@@ -15,14 +15,14 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use strum::IntoEnumIterator;
 
-use super::{page_of, Paging};
+use super::{page_of, payload, Paging};
 use crate::codex::credentials::{parse_credentials_file, AccountCredentials};
 use crate::codex::wire::RateLimits;
 use crate::db::account;
 use crate::db::account::AccountStatus;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::auth::AdminSession;
-use crate::service::accounts::AccountState;
+use crate::service::accounts::{AccountChanges, AccountState};
 use crate::state::AppState;
 
 /// Mounts the account routes.
@@ -146,34 +146,14 @@ async fn update(
     path: web::Path<i32>,
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
+    let changes: AccountChanges = payload(body)?;
     let row = find(&state, *path).await?;
     let mut model: account::ActiveModel = row.into();
-    for (key, value) in body.iter() {
-        match (key.as_str(), value) {
-            ("name", Value::Null) => model.name = Set(None),
-            ("name", Value::String(name)) if name.chars().count() <= 200 => {
-                model.name = Set(Some(name.trim().to_string()).filter(|n| !n.is_empty()))
-            }
-            ("is_active", Value::Bool(active)) => model.is_active = Set(*active),
-            ("name", _) => {
-                return Err(AppError::new(
-                    ErrorCode::InvalidRequest,
-                    "`name` must be a string of at most 200 characters or null",
-                ))
-            }
-            ("is_active", _) => {
-                return Err(AppError::new(
-                    ErrorCode::InvalidRequest,
-                    "`is_active` must be true or false",
-                ))
-            }
-            (other, _) => {
-                return Err(AppError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("`{other}` cannot be changed here"),
-                ))
-            }
-        }
+    if let Some(name) = changes.name {
+        model.name = Set(name);
+    }
+    if let Some(active) = changes.is_active {
+        model.is_active = Set(active);
     }
     model.updated_at = Set(Utc::now());
     let row = model.update(&state.db).await?;
