@@ -1,9 +1,19 @@
-//! The typed [`KeyChanges`] a create or update of an API key may make.
+//! API keys: the typed [`KeyChanges`] a create or update may make, and [`KeyService`], which
+//! owns their queries and tells the key cache about every change, so that a disabled or deleted
+//! key fails its very next request.
 
 use chrono::{DateTime, Utc};
+use rand::distributions::{Alphanumeric, DistString};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 use serde::{Deserialize, Deserializer};
 
-use super::{invalid, is_active, read};
+use super::{fetch_page, find_live, invalid, is_active, read, set_if, Page, PageRequest};
+use crate::actors::key_cache::{hash_key, KeyCacheHandle};
+use crate::db::api_key;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 
 /// What a create or `PATCH /admin/api-keys/{id}` sets. An absent field stays as it is; `null`
 /// means "no limit" (or "every model", or "never expires"). Each field is validated as it is
@@ -99,6 +109,129 @@ fn allowed_models<'de, D: Deserializer<'de>>(
         return Err(invalid(field, "must be a list of model names"));
     }
     Ok(Some((!models.is_empty()).then_some(models)))
+}
+
+/// A key just created, with its value: the only time the value is known.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// The stored row (no value, only its hash and masked form).
+    pub row: api_key::Model,
+    /// The full key, `sk-` and 32 characters.
+    pub secret: String,
+}
+
+/// Queries and changes API keys, keeping the key cache in step.
+#[derive(Clone)]
+pub struct KeyService {
+    db: DatabaseConnection,
+    keys: KeyCacheHandle,
+}
+
+impl KeyService {
+    /// The service over the shared state's database and key cache.
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            keys: state.keys.clone(),
+        }
+    }
+
+    /// A page of the keys that are not deleted, newest first, optionally only those whose name
+    /// contains `search`.
+    pub async fn list(
+        &self,
+        search: Option<&str>,
+        at: PageRequest,
+    ) -> AppResult<Page<api_key::Model>> {
+        let mut select = api_key::Entity::find().filter(api_key::Column::DeletedAt.is_null());
+        if let Some(q) = search {
+            select = select.filter(api_key::Column::Name.contains(q));
+        }
+        fetch_page(select.order_by_desc(api_key::Column::Id), &self.db, at).await
+    }
+
+    /// Creates a key (a name is required) from the operating system's generator.
+    pub async fn create(&self, changes: KeyChanges) -> AppResult<NewKey> {
+        if changes.name.is_none() {
+            return Err(AppError::invalid_request("`name` is required"));
+        }
+        let secret = generate_key();
+        let now = Utc::now();
+        let mut model = api_key::ActiveModel {
+            key_hash: Set(hash_key(&secret)),
+            masked_key: Set(mask(&secret)),
+            is_active: Set(true),
+            tokens_used: Set(0),
+            usage_count: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        apply(&mut model, changes)?;
+        let row = model.insert(&self.db).await?;
+        self.keys.invalidate(row.id).await?;
+        Ok(NewKey { row, secret })
+    }
+
+    /// The key with this id, unless it is deleted.
+    async fn find(&self, id: i32) -> AppResult<api_key::Model> {
+        find_live::<api_key::Entity>(&self.db, id, api_key::Column::DeletedAt, "API key").await
+    }
+
+    /// Changes a key; the cache drops its copy at once.
+    pub async fn update(&self, id: i32, changes: KeyChanges) -> AppResult<api_key::Model> {
+        let row = self.find(id).await?;
+        let mut model: api_key::ActiveModel = row.into();
+        apply(&mut model, changes)?;
+        model.updated_at = Set(Utc::now());
+        let row = model.update(&self.db).await?;
+        self.keys.invalidate(row.id).await?;
+        Ok(row)
+    }
+
+    /// Disables and deletes a key. The row is kept (soft-deleted) so that its past log rows
+    /// still name it.
+    pub async fn delete(&self, id: i32) -> AppResult<()> {
+        let row = self.find(id).await?;
+        let id = row.id;
+        let mut model: api_key::ActiveModel = row.into();
+        model.deleted_at = Set(Some(Utc::now()));
+        model.is_active = Set(false);
+        model.update(&self.db).await?;
+        self.keys.invalidate(id).await?;
+        Ok(())
+    }
+}
+
+/// Sets the fields that `changes` carries.
+fn apply(model: &mut api_key::ActiveModel, changes: KeyChanges) -> AppResult<()> {
+    // The models are stored as a JSON list of names.
+    let allowed_models = changes
+        .allowed_models
+        .map(|models| models.map(|m| serde_json::to_string(&m)).transpose())
+        .transpose()
+        .map_err(AppError::internal)?;
+    set_if(&mut model.name, changes.name);
+    set_if(&mut model.is_active, changes.is_active);
+    set_if(&mut model.rpm_limit, changes.rpm_limit);
+    set_if(&mut model.daily_request_limit, changes.daily_request_limit);
+    set_if(&mut model.total_token_limit, changes.total_token_limit);
+    set_if(&mut model.expires_at, changes.expires_at);
+    set_if(&mut model.allowed_models, allowed_models);
+    Ok(())
+}
+
+/// A new key: `sk-` and 32 characters of `[A-Za-z0-9]` from the operating system's generator.
+fn generate_key() -> String {
+    format!(
+        "sk-{}",
+        Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32)
+    )
+}
+
+/// The shown form of a key: its first 7 and last 4 characters.
+fn mask(key: &str) -> String {
+    format!("{}...{}", &key[..7], &key[key.len() - 4..])
 }
 
 #[cfg(test)]
