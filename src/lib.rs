@@ -22,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod request_log;
 pub mod retention;
+pub mod service;
 pub mod settings;
 pub mod startup;
 pub mod state;
