@@ -680,7 +680,7 @@ pub(crate) mod tests {
         AccountPool::new(
             DatabaseConnection::default(),
             settings,
-            Duration::from_secs(60),
+            Duration::from_mins(1),
         )
     }
 

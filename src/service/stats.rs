@@ -337,7 +337,7 @@ impl StatsService {
         match filter.outcome {
             None => {}
             Some(LogOutcome::Success) => {
-                select = select.filter(api_log::Column::StatusCode.lt(400))
+                select = select.filter(api_log::Column::StatusCode.lt(400));
             }
             Some(LogOutcome::Error) => select = select.filter(api_log::Column::StatusCode.gte(400)),
         }

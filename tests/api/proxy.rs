@@ -119,7 +119,7 @@ async fn keys_are_checked_and_errors_take_openais_shape() {
     let (_, key) = create_key(&app, "client", |_| {}).await;
     let (_, disabled) = create_key(&app, "off", |k| k.is_active = sea_orm::Set(false)).await;
     let (_, expired) = create_key(&app, "old", |k| {
-        k.expires_at = sea_orm::Set(Some(chrono::Utc::now() - chrono::Duration::hours(1)))
+        k.expires_at = sea_orm::Set(Some(chrono::Utc::now() - chrono::Duration::hours(1)));
     })
     .await;
 
@@ -333,7 +333,7 @@ async fn a_permanent_refresh_failure_takes_the_account_out() {
     let a = mock.create_account("acct-dead");
     let b = mock.create_account("acct-live");
     let app = spawn_with_mock(&mock, |c| {
-        c.pool.strategy = gpt2api::config::Strategy::FillFirst
+        c.pool.strategy = gpt2api::config::Strategy::FillFirst;
     })
     .await;
     let dead = add_account(&app, &a).await;

@@ -130,7 +130,7 @@ async fn export(accounts: AccountService, admin: AdminSession) -> AppResult<Http
         .export()
         .await?
         .iter()
-        .map(|account| account.to_cliproxy_json())
+        .map(crate::codex::credentials::AccountCredentials::to_cliproxy_json)
         .collect();
     tracing::info!(admin = %admin.0.user.username, accounts = files.len(), "accounts exported");
     Ok(HttpResponse::Ok()
@@ -204,8 +204,7 @@ async fn read_multipart(mut form: Multipart, limit: usize) -> AppResult<Vec<Uplo
         let source = disposition
             .as_ref()
             .and_then(|d| d.get_filename())
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("upload {}", uploads.len() + 1));
+            .map_or_else(|| format!("upload {}", uploads.len() + 1), str::to_string);
         let mut bytes = BytesMut::new();
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(|e| {
