@@ -1,10 +1,12 @@
 //! `POST /v1/chat/completions`: translated to a Codex Responses request, streamed back as
 //! `chat.completion.chunk` events or aggregated into one `chat.completion`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use bytes::Bytes;
+use serde_json::Value;
 
-use super::{error_frame, event_stream, invalid_request, read_body, request_id, ApiKeyAuth};
+use super::extract::{ApiKeyAuth, OpenAiJson, RequestId};
+use super::{error_frame, event_stream, invalid_request};
 use crate::codex::aggregate::ChatAggregator;
 use crate::codex::chat_stream::ChatStream;
 use crate::codex::openai::ChatRequest;
@@ -19,12 +21,11 @@ use crate::state::AppState;
 /// Handles one chat completion.
 pub async fn completions(
     state: web::Data<AppState>,
-    req: HttpRequest,
     key: ApiKeyAuth,
-    payload: web::Payload,
+    request_id: RequestId,
+    OpenAiJson(body): OpenAiJson<Value>,
 ) -> Result<HttpResponse, OpenAiError> {
-    let body = read_body(payload, state.config.server.body_limit_bytes).await?;
-    let chat = ChatRequest::from_json(&body).map_err(invalid_request)?;
+    let chat = ChatRequest::from_value(body).map_err(invalid_request)?;
     key.check_model(&chat.model)?;
     let codex = chat_to_codex(&chat).map_err(invalid_request)?;
     let upstream_body = Bytes::from(serde_json::to_vec(&codex).map_err(AppError::internal)?);
@@ -36,7 +37,7 @@ pub async fn completions(
         &chat.model,
         "/v1/chat/completions",
         chat.stream,
-        request_id(&req),
+        request_id.0,
     );
     let (dispatched, mut log) =
         dispatch_logged(&state, upstream_body, chat.prompt_cache_key.as_deref(), log).await?;

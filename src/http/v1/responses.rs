@@ -1,38 +1,29 @@
 //! `POST /v1/responses`: the Responses API, forwarded nearly as is after normalisation, so
 //! that Responses clients (the Codex CLI among them) can use the gateway as their provider.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::{event_stream, invalid_request, read_body, request_id, ApiKeyAuth};
+use super::extract::{ApiKeyAuth, OpenAiJson, RequestId};
+use super::{event_stream, invalid_request};
 use crate::codex::aggregate::ResponsesAggregator;
 use crate::codex::sse::encode_frame;
 use crate::codex::translate::normalize_responses_request;
 use crate::codex::wire::StreamEvent;
 use crate::dispatch::{dispatch_logged, failed_after_dispatch};
-use crate::error::{AppError, ErrorCode, OpenAiError};
+use crate::error::{AppError, OpenAiError};
 use crate::request_log::RequestLog;
 use crate::state::AppState;
 
 /// Handles one Responses API request.
 pub async fn create(
     state: web::Data<AppState>,
-    req: HttpRequest,
     key: ApiKeyAuth,
-    payload: web::Payload,
+    request_id: RequestId,
+    OpenAiJson(body): OpenAiJson<Value>,
 ) -> Result<HttpResponse, OpenAiError> {
-    let body = read_body(payload, state.config.server.body_limit_bytes).await?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        AppError::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "malformed JSON body: {}",
-                e.to_string().split(" at line").next().unwrap_or("")
-            ),
-        )
-    })?;
-    let request = normalize_responses_request(value).map_err(invalid_request)?;
+    let request = normalize_responses_request(body).map_err(invalid_request)?;
     key.check_model(&request.model)?;
     let session = request
         .body
@@ -48,7 +39,7 @@ pub async fn create(
         &request.model,
         "/v1/responses",
         request.stream,
-        request_id(&req),
+        request_id.0,
     );
     let (dispatched, mut log) =
         dispatch_logged(&state, upstream_body, session.as_deref(), log).await?;
