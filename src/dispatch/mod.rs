@@ -52,13 +52,6 @@ pub async fn dispatch_logged(
     }
 }
 
-/// Ends the log row of an answer that failed after dispatch and returns the client's 502.
-pub fn failed_after_dispatch(log: RequestLog, error: &impl std::fmt::Display) -> AppError {
-    let message = error.to_string();
-    log.finish(502, Some(message.clone()));
-    AppError::new(ErrorCode::UpstreamError, message)
-}
-
 /// Sends `body` to the upstream for the client's request, retrying on other accounts within
 /// the configured budget. `log` learns which account served (or failed) the request.
 pub async fn dispatch(
