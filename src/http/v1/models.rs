@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::ApiKeyAuth;
+use super::extract::ApiKeyAuth;
 use crate::state::AppState;
 
 /// A fixed creation time: the list is configuration, not upstream data.
