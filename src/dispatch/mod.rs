@@ -42,7 +42,7 @@ pub async fn dispatch_logged(
 ) -> Result<(Dispatched, RequestLog), AppError> {
     match dispatch(state, body, session_id, &mut log).await {
         Ok(dispatched) => {
-            log.record.rate_limits = dispatched.rate_limits.clone();
+            log.record.rate_limits.clone_from(&dispatched.rate_limits);
             Ok((dispatched, log))
         }
         Err(e) => {
@@ -150,8 +150,12 @@ async fn attempt(
         let failed = Failed::Status(status, &error);
         if failed.verdict() == Verdict::Refresh && !refreshed {
             refreshed = true;
-            let stale = lease.access_token.clone();
-            match state.refresher.refresh(lease.account_id, Some(stale)).await {
+            let stale_token = lease.access_token.clone();
+            match state
+                .refresher
+                .refresh(lease.account_id, Some(stale_token))
+                .await
+            {
                 Ok(Ok(new)) => lease.access_token = new.access_token,
                 Ok(Err(failure)) => {
                     return Err(Failure::Retry(AppError::upstream(&failure.message)))

@@ -7,13 +7,12 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use actix_web::error::JsonPayloadError;
-use actix_web::{dev, mime, web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{dev, web, FromRequest, HttpMessage, HttpRequest};
 use serde::de::DeserializeOwned;
 
 use crate::actors::key_cache::KeyRecord;
 use crate::codex::translate::split_model_effort;
-use crate::error::{extractor_error, json_error, AppError, ErrorCode, ExtractorKind, OpenAiError};
+use crate::error::{extractor_error, AppError, ErrorCode, ExtractorKind, OpenAiError};
 use crate::state::AppState;
 
 /// The boxed future of an extractor that waits for something.
@@ -82,35 +81,35 @@ impl ApiKeyAuth {
     }
 }
 
-/// A JSON request body of at most `server.body_limit_bytes`: 413 beyond it, 415 when the
-/// `Content-Type` names something other than JSON (a missing one is taken as JSON), 400 when it
-/// does not parse. The messages never quote the body.
-#[derive(Debug, Clone)]
-pub struct OpenAiJson<T>(pub T);
+/// The client's JSON request body, read only when the handler asks for it ([`OpenAiJson::read`]),
+/// so that nothing is read before the key is known to be good: at most
+/// `server.body_limit_bytes` (413 beyond it), 400 when it does not parse. Any `Content-Type` is
+/// taken, as OpenAI's API does with `curl -d`. The messages never quote the body.
+pub struct OpenAiJson {
+    payload: web::Payload,
+    limit: usize,
+}
 
-impl<T: DeserializeOwned + 'static> FromRequest for OpenAiJson<T> {
+impl FromRequest for OpenAiJson {
     type Error = OpenAiError;
-    type Future = Extracting<Self>;
+    type Future = Ready<Result<Self, OpenAiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
         let limit = app_state(req).map(|state| state.config.server.body_limit_bytes);
-        let is_json = match req.mime_type() {
-            Ok(None) => true,
-            Ok(Some(mime)) => mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON),
-            Err(_) => false,
-        };
         let payload = web::Payload::from_request(req, payload).into_inner();
-        Box::pin(async move {
-            if !is_json {
-                return Err(json_error(&JsonPayloadError::ContentType).into());
-            }
-            let limit = limit.ok_or_else(|| AppError::internal("application state missing"))?;
-            let payload = payload.map_err(AppError::internal)?;
-            let body = crate::http::read_limited(payload, limit).await?;
-            serde_json::from_slice(&body)
-                .map(OpenAiJson)
-                .map_err(|e| extractor_error(&e, ExtractorKind::Json).into())
+        ready(match (payload, limit) {
+            (Ok(payload), Some(limit)) => Ok(OpenAiJson { payload, limit }),
+            (Err(e), _) => Err(AppError::internal(e).into()),
+            (_, None) => Err(AppError::internal("application state missing").into()),
         })
+    }
+}
+
+impl OpenAiJson {
+    /// Reads and parses the body.
+    pub async fn read<T: DeserializeOwned>(self) -> Result<T, OpenAiError> {
+        let body = crate::http::read_limited(self.payload, self.limit).await?;
+        serde_json::from_slice(&body).map_err(|e| extractor_error(&e, ExtractorKind::Json).into())
     }
 }
 
@@ -126,7 +125,7 @@ impl FromRequest for RequestId {
         let id = req
             .extensions()
             .get::<tracing_actix_web::RequestId>()
-            .map(|id| id.to_string());
+            .map(std::string::ToString::to_string);
         ready(Ok(RequestId(id)))
     }
 }

@@ -106,9 +106,10 @@ pub async fn serve<E: Endpoint>(
     state: web::Data<AppState>,
     key: ApiKeyAuth,
     request_id: RequestId,
-    OpenAiJson(body): OpenAiJson<Value>,
+    body: OpenAiJson,
 ) -> Result<HttpResponse, OpenAiError> {
-    let (endpoint, upstream) = E::translate(body)?;
+    // The key was checked by its extractor; only now is the body read.
+    let (endpoint, upstream) = E::translate(body.read().await?)?;
     key.check_model(&upstream.model)?;
     state.keys.admit(key.0.clone()).await?;
     let log = RequestLog::start(
