@@ -1,4 +1,4 @@
-//! The token pool: owns the in-memory state of every Codex account (enabled, health, expiry,
+//! The account pool: owns the in-memory state of every Codex account (enabled, health, expiry,
 //! cooling-until, requests in flight, consecutive failures, last rate-limit snapshot) and picks
 //! an account for each request by the configured strategy.
 //!
@@ -209,7 +209,7 @@ impl Account {
     }
 }
 
-/// The token pool actor.
+/// The account pool actor.
 pub struct AccountPool {
     db: DatabaseConnection,
     reload_every: Duration,
@@ -503,7 +503,7 @@ impl Handler<Snapshot> for AccountPool {
     }
 }
 
-/// The handlers' way to the token pool.
+/// The handlers' way to the account pool.
 #[derive(Clone)]
 pub struct AccountPoolHandle {
     addr: Addr<AccountPool>,
@@ -550,7 +550,7 @@ impl AccountPoolHandle {
         if self.addr.try_send(report).is_err() {
             tracing::debug!(
                 account_id,
-                "token pool mailbox full: success report dropped"
+                "account pool mailbox full: success report dropped"
             );
         }
     }

@@ -162,6 +162,37 @@ async fn keys_are_checked_and_errors_take_openais_shape() {
 }
 
 #[actix_web::test]
+async fn the_key_is_checked_before_the_body_is_read() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-body");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    // A bad key with a malformed body: the key decides, the body is never looked at.
+    for path in ["/v1/chat/completions", "/v1/responses"] {
+        let res = reqwest::Client::new()
+            .post(app.url(path))
+            .bearer_auth("sk-unknown")
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+    }
+    // `curl -d` sends form-urlencoded; a JSON body is still taken, as before.
+    let res = reqwest::Client::new()
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(ask("hi", false).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[actix_web::test]
 async fn usage_limit_fails_over_and_the_cooling_account_is_skipped() {
     let mock = MockUpstream::start();
     let a = mock.create_account("acct-1");
