@@ -304,7 +304,9 @@ fn record(
     if sample.status != 0 {
         counters.answered.fetch_add(1, Ordering::Relaxed);
     }
-    let mut r = results.lock().unwrap_or_else(|e| e.into_inner());
+    let mut r = results
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(e) = error {
         if r.errors_seen.len() < 5 {
             r.errors_seen.push(e);
@@ -650,7 +652,9 @@ fn main() {
             None => closed_loop(plan, &args, results.clone(), counters.clone()).await,
         }
     });
-    let results = results.lock().unwrap_or_else(|e| e.into_inner());
+    let results = results
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(path) = &args.trace {
         if let Err(e) = write_trace(path, &results.samples, window.0) {
             eprintln!("loadgen: cannot write {path}: {e}");

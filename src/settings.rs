@@ -81,16 +81,11 @@ impl RuntimeSettings {
             fields.insert(key.clone(), value.clone());
         }
         let next: Self = serde_json::from_value(Value::Object(fields)).map_err(|e| {
-            let key = patch
-                .keys()
-                .next()
-                .map(String::as_str)
-                .unwrap_or("settings");
+            let key = patch.keys().next().map_or("settings", String::as_str);
             let key = patch
                 .keys()
                 .find(|k| e.to_string().contains(k.as_str()))
-                .map(String::as_str)
-                .unwrap_or(key);
+                .map_or(key, String::as_str);
             invalid(
                 key,
                 &format!("has the wrong type ({})", first_clause(&e.to_string())),

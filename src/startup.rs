@@ -263,7 +263,7 @@ async fn start_actors(
 
 fn build_server(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
     let workers = match state.config.server.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        0 => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
         n => n,
     };
     let shutdown = state.config.server.shutdown_timeout_seconds;
@@ -285,7 +285,7 @@ fn build_server(listener: TcpListener, state: AppState) -> Result<Server, Startu
     .workers(workers)
     .shutdown_timeout(shutdown)
     .disable_signals()
-    .client_request_timeout(Duration::from_secs(60))
+    .client_request_timeout(Duration::from_mins(1))
     .listen(listener)
     .map_err(StartupError::Server)?
     .run();

@@ -1,6 +1,12 @@
 //! Admins, their sessions (for server-side revocation) and failed sign-ins (for throttling).
 
-use sea_orm_migration::{prelude::*, schema::*};
+use sea_orm_migration::{
+    prelude::*,
+    schema::{
+        boolean, integer, pk_auto, string, string_null, string_uniq, timestamp_with_time_zone,
+        timestamp_with_time_zone_null,
+    },
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

@@ -1,6 +1,12 @@
 //! Client API keys: only a hash and a masked form are stored, with their limits and counters.
 
-use sea_orm_migration::{prelude::*, schema::*};
+use sea_orm_migration::{
+    prelude::*,
+    schema::{
+        big_integer, big_integer_null, boolean, integer_null, pk_auto, string, string_uniq,
+        text_null, timestamp_with_time_zone, timestamp_with_time_zone_null,
+    },
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

@@ -1,7 +1,13 @@
 //! Codex accounts ("tokens"): credentials, health, counters and the refresh lease that keeps one
 //! refresh per account in flight across every instance sharing the database.
 
-use sea_orm_migration::{prelude::*, schema::*};
+use sea_orm_migration::{
+    prelude::*,
+    schema::{
+        big_integer, boolean, pk_auto, string, string_null, string_uniq, text, text_null,
+        timestamp_with_time_zone, timestamp_with_time_zone_null,
+    },
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

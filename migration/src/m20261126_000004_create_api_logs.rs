@@ -1,6 +1,12 @@
 //! One row per proxied request, indexed for time-range and per-key / per-account queries.
 
-use sea_orm_migration::{prelude::*, schema::*};
+use sea_orm_migration::{
+    prelude::*,
+    schema::{
+        big_integer, big_integer_null, boolean, integer, integer_null, string, string_null,
+        text_null, timestamp_with_time_zone,
+    },
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -52,7 +58,7 @@ impl MigrationTrait for Migration {
             for column in columns {
                 index.col(column);
             }
-            manager.create_index(index.to_owned()).await?;
+            manager.create_index(index.clone()).await?;
         }
         Ok(())
     }

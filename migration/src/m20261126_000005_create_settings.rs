@@ -1,6 +1,9 @@
 //! Runtime settings changed from the console, kept across restarts (one JSON value per key).
 
-use sea_orm_migration::{prelude::*, schema::*};
+use sea_orm_migration::{
+    prelude::*,
+    schema::{string, text, timestamp_with_time_zone},
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

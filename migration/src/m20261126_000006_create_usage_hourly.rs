@@ -1,7 +1,10 @@
 //! Hourly rollups of the usage log (per key, account and model), kept by the log writer in the
 //! same transaction as the rows, so that statistics over 30 days stay fast on a long history.
 
-use sea_orm_migration::{prelude::*, schema::*};
+use sea_orm_migration::{
+    prelude::*,
+    schema::{big_integer, integer, string},
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

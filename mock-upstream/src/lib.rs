@@ -30,6 +30,16 @@
 //! It runs inside the test process (`MockUpstream::start()` from an actix System, port 0) or as a
 //! standalone process, the crate's `mock_upstream` binary (`cargo run -p mock-upstream`), driven
 //! over `/__mock/*`.
+// A test fixture: it panics loudly when it cannot run (that fails the test that needs it), and
+// it favours plain clones and owned arguments over allocation tuning.
+#![allow(
+    clippy::expect_used,
+    clippy::missing_panics_doc,
+    clippy::assigning_clones,
+    clippy::ref_option,
+    clippy::needless_pass_by_value,
+    clippy::map_unwrap_or
+)]
 
 mod accounts;
 mod control;

@@ -68,10 +68,7 @@ fn parse_params(content_type: &str, body: &[u8]) -> Option<HashMap<String, Strin
         Some(
             obj.iter()
                 .map(|(k, v)| {
-                    let v = v
-                        .as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_string());
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
                     (k.clone(), v)
                 })
                 .collect(),

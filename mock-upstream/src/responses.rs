@@ -205,17 +205,14 @@ fn sse_stream(
     stream::unfold(
         (events.into_iter(), guard),
         |(mut events, mut guard)| async move {
-            match events.next() {
-                Some(step) => {
-                    if !step.delay.is_zero() {
-                        actix_web::rt::time::sleep(step.delay).await;
-                    }
-                    Some((Ok(step.bytes), (events, guard)))
+            if let Some(step) = events.next() {
+                if !step.delay.is_zero() {
+                    actix_web::rt::time::sleep(step.delay).await;
                 }
-                None => {
-                    guard.finish();
-                    None
-                }
+                Some((Ok(step.bytes), (events, guard)))
+            } else {
+                guard.finish();
+                None
             }
         },
     )

@@ -12,7 +12,7 @@ use crate::USAGE_REASONING_TOKENS;
 const SLOW_DELAY_MS: u64 = 50;
 const SLOW_DELTAS: usize = 200;
 /// How long `[mock:stall]` keeps a stream open without sending anything.
-const STALL: Duration = Duration::from_secs(3600);
+const STALL: Duration = Duration::from_hours(1);
 /// How much of the user's text the answer echoes.
 const ECHO_LIMIT: usize = 200;
 
@@ -74,20 +74,20 @@ impl Scenario {
                 "tool_call" => scenario.tool_calls = 1,
                 "tool_calls" | "two_tool_calls" => scenario.tool_calls = 2,
                 "failed_overloaded" => {
-                    scenario.ending = Ending::Failed("server_is_overloaded".into())
+                    scenario.ending = Ending::Failed("server_is_overloaded".into());
                 }
                 "failed_rate_limit" => {
-                    scenario.ending = Ending::Failed("rate_limit_exceeded".into())
+                    scenario.ending = Ending::Failed("rate_limit_exceeded".into());
                 }
                 "failed" => {
-                    scenario.ending = Ending::Failed(arg(0).unwrap_or("server_error").into())
+                    scenario.ending = Ending::Failed(arg(0).unwrap_or("server_error").into());
                 }
                 "error_event" => scenario.ending = Ending::ErrorEvent,
                 "cut" => scenario.ending = Ending::Cut,
                 "empty_output" => scenario.ending = Ending::EmptyOutput,
                 "incomplete" => {
                     scenario.ending =
-                        Ending::Incomplete(arg(0).unwrap_or("max_output_tokens").into())
+                        Ending::Incomplete(arg(0).unwrap_or("max_output_tokens").into());
                 }
                 "slow" => {
                     let ms = arg(0).and_then(|a| a.parse().ok()).unwrap_or(SLOW_DELAY_MS);
@@ -176,7 +176,7 @@ impl Scenario {
             Ending::Completed => sse.finish("response.completed", "completed", true, None),
             Ending::EmptyOutput => sse.finish("response.completed", "completed", false, None),
             Ending::Incomplete(reason) => {
-                sse.finish("response.incomplete", "incomplete", true, Some(reason))
+                sse.finish("response.incomplete", "incomplete", true, Some(reason));
             }
             Ending::Cut | Ending::Failed(_) | Ending::ErrorEvent => {}
         }
@@ -244,15 +244,12 @@ fn extract_markers(text: &str) -> (Vec<String>, String) {
     while let Some(start) = remaining.find("[mock:") {
         rest.push_str(&remaining[..start]);
         let after = &remaining[start + "[mock:".len()..];
-        match after.find(']') {
-            Some(end) => {
-                markers.push(after[..end].trim().to_owned());
-                remaining = &after[end + 1..];
-            }
-            None => {
-                rest.push_str(&remaining[start..]);
-                remaining = "";
-            }
+        if let Some(end) = after.find(']') {
+            markers.push(after[..end].trim().to_owned());
+            remaining = &after[end + 1..];
+        } else {
+            rest.push_str(&remaining[start..]);
+            remaining = "";
         }
     }
     rest.push_str(remaining);

@@ -242,7 +242,7 @@ impl MockState {
     }
 
     fn with_account(&self, account_id: &str, f: impl Fn(&AccountState) -> usize) -> usize {
-        self.lock().accounts.get(account_id).map(f).unwrap_or(0)
+        self.lock().accounts.get(account_id).map_or(0, f)
     }
 }
 

@@ -1,12 +1,14 @@
-//! The token pool: owns the in-memory state of every Codex account (enabled, health, expiry,
+//! The account pool: owns the in-memory state of every Codex account (enabled, health, expiry,
 //! cooling-until, requests in flight, consecutive failures, last rate-limit snapshot) and picks
 //! an account for each request by the configured strategy.
 //!
 //! Messages: [`Checkout`] (pick an account, answered with a [`Lease`]), [`Report`] (the outcome
-//! of a request: the pool cools the account down or takes it out), [`Upsert`] / [`Remove`] /
-//! [`Reload`] (keep in step with the database), [`TokenRefreshed`] / [`MarkNeedsRelogin`] (from
-//! the refresh scheduler), [`ApplySettings`], and [`Snapshot`] (for the console). Health changes
-//! are written to the database from spawned futures, so the actor never waits on it.
+//! of a request: the pool cools the account down or takes it out), [`Upsert`] / [`UpsertMany`] /
+//! [`Remove`] / [`Reload`] (keep in step with the database), [`TokenRefreshed`] /
+//! [`MarkNeedsRelogin`] (from the refresh scheduler), [`ApplySettings`], and [`Snapshot`] (for
+//! the console). Health changes are written to the database from spawned futures, so the actor
+//! never waits on it. Every message that carries rows merges a fresh row with the live state in
+//! one place, `AccountPool::put_row`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,6 +95,11 @@ pub struct Report {
 #[rtype(result = "()")]
 pub struct Upsert(pub account::Model);
 
+/// Adds or replaces many accounts at once (an import), in one message.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpsertMany(pub Vec<account::Model>);
+
 /// Takes an account out of the pool.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -178,6 +185,18 @@ impl Account {
         }
     }
 
+    /// Carries the live state of the account this one replaces: requests in flight still hold
+    /// the old counter, and the pool's counters are newer than the row's. The rate limits are
+    /// the fresher of the two: the row's if it has any, else the live ones.
+    fn keep_live(&mut self, old: Account) {
+        self.in_flight = old.in_flight;
+        self.served = self.served.max(old.served);
+        self.consecutive_failures = old.consecutive_failures;
+        if self.rate_limits.is_none() {
+            self.rate_limits = old.rate_limits;
+        }
+    }
+
     /// Usable apart from cooling: enabled, signed in, not expired.
     fn usable(&self, now: DateTime<Utc>) -> bool {
         self.enabled
@@ -190,7 +209,7 @@ impl Account {
     }
 }
 
-/// The token pool actor.
+/// The account pool actor.
 pub struct AccountPool {
     db: DatabaseConnection,
     reload_every: Duration,
@@ -210,6 +229,20 @@ impl AccountPool {
             settings,
             cursor: None,
         }
+    }
+
+    /// Puts a fresh database row in the pool, merged with the live state of the account it
+    /// replaces; a deleted row leaves the pool.
+    fn put_row(&mut self, row: &account::Model) {
+        let old = self.accounts.remove(&row.id);
+        if row.deleted_at.is_some() {
+            return;
+        }
+        let mut fresh = Account::from_row(row);
+        if let Some(old) = old {
+            fresh.keep_live(old);
+        }
+        self.accounts.insert(row.id, fresh);
     }
 
     fn pick(&mut self, exclude: &[i32]) -> Result<Lease, PoolError> {
@@ -368,20 +401,17 @@ impl Handler<Upsert> for AccountPool {
     type Result = ();
 
     fn handle(&mut self, msg: Upsert, _: &mut Self::Context) {
-        let row = msg.0;
-        if row.deleted_at.is_some() {
-            self.accounts.remove(&row.id);
-            return;
+        self.put_row(&msg.0);
+    }
+}
+
+impl Handler<UpsertMany> for AccountPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: UpsertMany, _: &mut Self::Context) {
+        for row in &msg.0 {
+            self.put_row(row);
         }
-        let mut fresh = Account::from_row(&row);
-        if let Some(old) = self.accounts.remove(&row.id) {
-            // Keep the live counters: requests in flight still hold the old counter.
-            fresh.in_flight = old.in_flight;
-            fresh.served = fresh.served.max(old.served);
-            fresh.consecutive_failures = old.consecutive_failures;
-            fresh.rate_limits = fresh.rate_limits.or(old.rate_limits);
-        }
-        self.accounts.insert(row.id, fresh);
     }
 }
 
@@ -411,15 +441,8 @@ impl Handler<Reload> for AccountPool {
                 let ids: HashSet<i32> = rows.iter().map(|r| r.id).collect();
                 act.accounts.retain(|id, _| ids.contains(id));
                 let count = rows.len();
-                for row in rows {
-                    let mut fresh = Account::from_row(&row);
-                    if let Some(old) = act.accounts.remove(&row.id) {
-                        fresh.in_flight = old.in_flight;
-                        fresh.served = fresh.served.max(old.served);
-                        fresh.consecutive_failures = old.consecutive_failures;
-                        fresh.rate_limits = old.rate_limits.or(fresh.rate_limits);
-                    }
-                    act.accounts.insert(row.id, fresh);
+                for row in &rows {
+                    act.put_row(row);
                 }
                 Ok(count)
             }),
@@ -480,7 +503,7 @@ impl Handler<Snapshot> for AccountPool {
     }
 }
 
-/// The handlers' way to the token pool.
+/// The handlers' way to the account pool.
 #[derive(Clone)]
 pub struct AccountPoolHandle {
     addr: Addr<AccountPool>,
@@ -527,7 +550,7 @@ impl AccountPoolHandle {
         if self.addr.try_send(report).is_err() {
             tracing::debug!(
                 account_id,
-                "token pool mailbox full: success report dropped"
+                "account pool mailbox full: success report dropped"
             );
         }
     }
@@ -535,6 +558,11 @@ impl AccountPoolHandle {
     /// Adds or replaces an account.
     pub async fn upsert(&self, row: account::Model) -> Result<(), ActorError> {
         super::ask(&self.addr, Upsert(row), self.timeout, "account pool").await
+    }
+
+    /// Adds or replaces many accounts in one message (an import).
+    pub async fn upsert_many(&self, rows: Vec<account::Model>) -> Result<(), ActorError> {
+        super::ask(&self.addr, UpsertMany(rows), self.timeout, "account pool").await
     }
 
     /// Removes an account.
@@ -592,5 +620,110 @@ impl AccountPoolHandle {
     /// Whether the actor is running.
     pub fn connected(&self) -> bool {
         self.addr.connected()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn limits(percent: f64) -> RateLimits {
+        RateLimits {
+            primary_used_percent: Some(percent),
+            ..Default::default()
+        }
+    }
+
+    /// An active account row, id 7, without expiry.
+    pub(crate) fn row(rate_limits: Option<RateLimits>) -> account::Model {
+        let now = Utc::now();
+        account::Model {
+            id: 7,
+            name: None,
+            email: None,
+            chatgpt_account_id: "acct-7".into(),
+            plan_type: None,
+            access_token: "at".into(),
+            refresh_token: "rt".into(),
+            id_token: None,
+            expires_at: None,
+            last_refresh_at: None,
+            is_active: true,
+            status: AccountStatus::Active,
+            last_error: None,
+            last_error_at: None,
+            error_count: 0,
+            usage_count: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            last_used_at: None,
+            cooldown_until: None,
+            rate_limits: rate_limits.map(|l| serde_json::to_string(&l).unwrap()),
+            proxy_url: None,
+            refresh_lock_owner: None,
+            refresh_lock_until: None,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        }
+    }
+
+    fn pool() -> AccountPool {
+        let settings = RuntimeSettings {
+            strategy: Strategy::RoundRobin,
+            max_retries: 1,
+            refresh_lead_seconds: 0,
+            log_retention_days: 1,
+            transient_cooldown_seconds: 1,
+            forbidden_cooldown_seconds: 1,
+        };
+        AccountPool::new(
+            DatabaseConnection::default(),
+            settings,
+            Duration::from_mins(1),
+        )
+    }
+
+    #[test]
+    fn a_fresh_row_keeps_the_live_counters_and_the_fresher_rate_limits() {
+        let mut pool = pool();
+        pool.put_row(&row(None));
+        let lease = pool.pick(&[]).unwrap();
+        {
+            let live = pool.accounts.get_mut(&7).unwrap();
+            live.served = 5;
+            live.consecutive_failures = 2;
+            live.rate_limits = Some(limits(40.0));
+        }
+
+        pool.put_row(&row(None));
+        let merged = &pool.accounts[&7];
+        assert_eq!(merged.in_flight.load(Ordering::Acquire), 1);
+        assert_eq!((merged.served, merged.consecutive_failures), (5, 2));
+        assert_eq!(
+            merged.rate_limits,
+            Some(limits(40.0)),
+            "live ones without fresh"
+        );
+
+        pool.put_row(&row(Some(limits(75.0))));
+        assert_eq!(
+            pool.accounts[&7].rate_limits,
+            Some(limits(75.0)),
+            "the row's are fresher"
+        );
+
+        drop(lease);
+        assert_eq!(pool.accounts[&7].in_flight.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_deleted_row_leaves_the_pool() {
+        let mut pool = pool();
+        pool.put_row(&row(None));
+        let mut deleted = row(None);
+        deleted.deleted_at = Some(Utc::now());
+        pool.put_row(&deleted);
+        assert!(pool.accounts.is_empty());
     }
 }

@@ -175,8 +175,7 @@ impl KeyCache {
             if count >= limit {
                 let midnight = (today + chrono::Days::new(1))
                     .and_hms_opt(0, 0, 0)
-                    .map(|t| t.and_utc())
-                    .unwrap_or_else(Utc::now);
+                    .map_or_else(Utc::now, |t| t.and_utc());
                 return Err(LimitError::PerDay {
                     retry_after: (midnight - Utc::now()).num_seconds().max(1) as u64,
                 });
@@ -191,7 +190,7 @@ impl KeyCache {
 }
 
 /// The window of `rpm_limit`.
-const MINUTE: Duration = Duration::from_secs(60);
+const MINUTE: Duration = Duration::from_mins(1);
 
 impl Handler<Admit> for KeyCache {
     type Result = ResponseActFuture<Self, Result<(), LimitError>>;
@@ -216,8 +215,7 @@ impl Handler<Admit> for KeyCache {
             async move {
                 let start = today
                     .and_hms_opt(0, 0, 0)
-                    .map(|t| t.and_utc())
-                    .unwrap_or_else(Utc::now);
+                    .map_or_else(Utc::now, |t| t.and_utc());
                 api_log::Entity::find()
                     .filter(api_log::Column::ApiKeyId.eq(key_id))
                     .filter(api_log::Column::CreatedAt.gte(start))
@@ -293,22 +291,19 @@ impl Handler<Lookup> for KeyCache {
                     act.entries.clear();
                     act.hashes.clear();
                 }
-                Ok(match row {
-                    Some(row) => {
-                        let record = Arc::new(KeyRecord::from_row(&row));
-                        // The stored total now includes what was settled (up to one flush).
-                        if let Some(usage) = act.usage.get_mut(&record.id) {
-                            usage.tokens_since_load = 0;
-                        }
-                        act.hashes.insert(record.id, hash.clone());
-                        act.entries.insert(hash, Entry::Found(record.clone()));
-                        Some(record)
+                Ok(if let Some(row) = row {
+                    let record = Arc::new(KeyRecord::from_row(&row));
+                    // The stored total now includes what was settled (up to one flush).
+                    if let Some(usage) = act.usage.get_mut(&record.id) {
+                        usage.tokens_since_load = 0;
                     }
-                    None => {
-                        act.entries
-                            .insert(hash, Entry::Missing(std::time::Instant::now()));
-                        None
-                    }
+                    act.hashes.insert(record.id, hash.clone());
+                    act.entries.insert(hash, Entry::Found(record.clone()));
+                    Some(record)
+                } else {
+                    act.entries
+                        .insert(hash, Entry::Missing(std::time::Instant::now()));
+                    None
                 })
             }),
         )

@@ -240,7 +240,7 @@ impl RefreshJob {
         match &result {
             Ok(_) => tracing::info!(account_id = id, "token refreshed"),
             Err(e) => {
-                tracing::warn!(account_id = id, permanent = e.permanent, reason = %e.message, "token refresh failed")
+                tracing::warn!(account_id = id, permanent = e.permanent, reason = %e.message, "token refresh failed");
             }
         }
         result

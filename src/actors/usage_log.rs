@@ -121,6 +121,17 @@ impl UsageLogWriter {
     }
 }
 
+/// What one batch adds to a key's or an account's counters.
+#[derive(Default)]
+struct Totals {
+    requests: i64,
+    tokens: i64,
+    input: i64,
+    output: i64,
+    last_used: Option<DateTime<Utc>>,
+    rate_limits: Option<RateLimits>,
+}
+
 async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(), sea_orm::DbErr> {
     let rows = batch.iter().map(|r| api_log::ActiveModel {
         created_at: Set(r.created_at),
@@ -141,15 +152,6 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
         ..Default::default()
     });
 
-    #[derive(Default)]
-    struct Totals {
-        requests: i64,
-        tokens: i64,
-        input: i64,
-        output: i64,
-        last_used: Option<DateTime<Utc>>,
-        rate_limits: Option<RateLimits>,
-    }
     let mut keys: HashMap<i32, Totals> = HashMap::new();
     let mut accounts: HashMap<i32, Totals> = HashMap::new();
     for r in batch {
@@ -163,7 +165,7 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
                 t.output += r.output_tokens as i64;
                 t.last_used = t.last_used.max(Some(r.created_at));
                 if r.rate_limits.is_some() {
-                    t.rate_limits = r.rate_limits.clone();
+                    t.rate_limits.clone_from(&r.rate_limits);
                 }
             }
         }

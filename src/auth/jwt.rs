@@ -6,7 +6,7 @@ use std::path::Path;
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 /// The claims of an admin session token.
@@ -62,7 +62,7 @@ pub fn load_or_create_secret(
     data_dir: &Path,
 ) -> std::io::Result<Vec<u8>> {
     if let Some(secret) = configured
-        .map(|s| s.expose_secret())
+        .map(secrecy::ExposeSecret::expose_secret)
         .filter(|s| !s.is_empty())
     {
         if secret.len() < 16 {

@@ -83,8 +83,7 @@ impl AuthService {
             .await?;
         let phc = found
             .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| self.dummy_hash.to_string());
+            .map_or_else(|| self.dummy_hash.to_string(), |u| u.password_hash.clone());
         let candidate = pass.to_string();
         let verified = actix_web::web::block(move || password::verify(&candidate, &phc)).await?;
 

@@ -32,8 +32,8 @@ of characters (lower case, upper case, digits, symbols) and differ from the user
 /// Checks the password rules; the error is [`RULES`].
 pub fn check_rules(username: &str, password: &str) -> Result<(), &'static str> {
     let classes = [
-        password.chars().any(|c| c.is_lowercase()),
-        password.chars().any(|c| c.is_uppercase()),
+        password.chars().any(char::is_lowercase),
+        password.chars().any(char::is_uppercase),
         password.chars().any(|c| c.is_ascii_digit()),
         password.chars().any(|c| !c.is_alphanumeric()),
     ]

@@ -38,12 +38,14 @@ impl ChatAggregator {
     }
 
     /// Uses this id instead of one derived from the response id.
+    #[cfg(test)]
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.identity.set_id(id.into());
         self
     }
 
     /// Uses this `created` instead of the response's `created_at`.
+    #[cfg(test)]
     pub fn with_created(mut self, created: i64) -> Self {
         self.identity.set_created(created);
         self
@@ -76,7 +78,7 @@ impl ChatAggregator {
             | StreamEvent::Failed { response } => {
                 self.identity.observe(response);
                 self.usage = response.usage.or(self.usage);
-                self.final_output = response.output.clone();
+                self.final_output.clone_from(&response.output);
                 self.outcome = event.outcome();
             }
             StreamEvent::Error(_) => self.outcome = event.outcome(),
@@ -224,7 +226,7 @@ impl ResponsesAggregator {
             .unwrap_or(Err(StreamError::Disconnected))?;
         let mut response = self
             .response
-            .unwrap_or_else(|| Value::Object(Default::default()));
+            .unwrap_or_else(|| Value::Object(serde_json::Map::default()));
         let output_empty = match response.get("output") {
             Some(Value::Array(items)) => items.is_empty(),
             _ => true,
@@ -242,6 +244,8 @@ impl ResponsesAggregator {
 }
 
 #[cfg(test)]
+// Test helpers take owned JSON literals, which reads better at the call sites.
+#[allow(clippy::needless_pass_by_value)]
 mod tests {
     use super::*;
     use crate::codex::chat_stream::tests::{

@@ -53,12 +53,14 @@ pub(super) struct Identity {
 }
 
 impl Identity {
-    /// Sets the id chosen by the caller.
+    /// Sets the id chosen by the caller (tests pin it).
+    #[cfg(test)]
     pub(super) fn set_id(&mut self, id: String) {
         self.id = Some(id);
     }
 
-    /// Sets the creation time chosen by the caller.
+    /// Sets the creation time chosen by the caller (tests pin it).
+    #[cfg(test)]
     pub(super) fn set_created(&mut self, created: i64) {
         self.created = Some(created);
     }
@@ -128,12 +130,14 @@ impl ChatStream {
     }
 
     /// Uses this chunk id instead of one derived from the response id.
+    #[cfg(test)]
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.identity.set_id(id.into());
         self
     }
 
     /// Uses this `created` instead of the response's `created_at`.
+    #[cfg(test)]
     pub fn with_created(mut self, created: i64) -> Self {
         self.identity.set_created(created);
         self
@@ -230,12 +234,11 @@ impl ChatStream {
                         arguments,
                     },
             } => {
-                let index = match self.slot(*output_index) {
-                    Some(index) => index,
-                    None => {
-                        out.push(self.open_call(*output_index, call_id, name));
-                        self.calls.len() - 1
-                    }
+                let index = if let Some(index) = self.slot(*output_index) {
+                    index
+                } else {
+                    out.push(self.open_call(*output_index, call_id, name));
+                    self.calls.len() - 1
                 };
                 out.extend(self.complete_arguments(index, arguments));
             }
@@ -354,6 +357,8 @@ impl ChatStream {
 }
 
 #[cfg(test)]
+// Test helpers take owned JSON literals, which reads better at the call sites.
+#[allow(clippy::needless_pass_by_value)]
 pub(super) mod tests {
     use super::*;
     use crate::codex::sse::SseDecoder;

@@ -1,6 +1,6 @@
 //! OpenAI Chat Completions wire types: the request a client sends and the answers it gets back.
 //!
-//! Requests are read through [`ChatRequest::from_json`] rather than a derived `Deserialize` so
+//! Requests are read through [`ChatRequest::from_value`] rather than a derived `Deserialize` so
 //! that a malformed body is reported with the OpenAI `param` that is wrong (`model`,
 //! `messages[3]`, ...). Only the fields the gateway uses are kept: sampling and limit parameters
 //! (`temperature`, `max_tokens`, `n`, `user`, ...) are accepted and dropped, because the Codex
@@ -39,14 +39,7 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
-    /// Parses a request body, naming the offending `param` when it is malformed.
-    pub fn from_json(body: &[u8]) -> Result<Self, TranslateError> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| TranslateError::body(format!("invalid JSON body: {e}")))?;
-        Self::from_value(value)
-    }
-
-    /// Same as [`ChatRequest::from_json`] for an already parsed body.
+    /// Reads a parsed request body, naming the offending `param` when it is malformed.
     pub fn from_value(value: Value) -> Result<Self, TranslateError> {
         let Value::Object(mut obj) = value else {
             return Err(TranslateError::body(
@@ -672,8 +665,7 @@ mod tests {
         assert_eq!(e.param.as_deref(), Some("stream"));
         let e = err(json!({"model": "m", "messages": hi, "tools": [{"function": {}}]}));
         assert_eq!(e.param.as_deref(), Some("tools[0]"));
-        assert!(ChatRequest::from_json(b"{nope").is_err());
-        assert!(ChatRequest::from_json(b"[]").is_err());
+        assert!(ChatRequest::from_value(serde_json::json!([])).is_err());
     }
 
     #[test]

@@ -412,7 +412,7 @@ pub fn normalize_responses_request(body: Value) -> Result<ResponsesRequest, Tran
 
     let model = match obj.get("model") {
         Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
+        Some(Value::String(_) | Value::Null) | None => {
             return Err(TranslateError::new(
                 "you must provide a model parameter",
                 "model",

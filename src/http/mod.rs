@@ -74,7 +74,7 @@ pub async fn request_id_header(
     let id = req
         .extensions()
         .get::<tracing_actix_web::RequestId>()
-        .map(|id| id.to_string());
+        .map(std::string::ToString::to_string);
     let mut res = next.call(req).await?;
     if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         res.headers_mut()
@@ -99,8 +99,7 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> String {
         }
     }
     req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+        .map_or_else(|| "unknown".into(), |a| a.ip().to_string())
 }
 
 /// Reads a request body up to `limit` bytes; beyond it, 413 (in the caller's error shape).

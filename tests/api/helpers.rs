@@ -21,7 +21,7 @@ pub struct TestApp {
     handle: ServerHandle,
     running: tokio::task::JoinHandle<std::io::Result<()>>,
     pub dir: std::sync::Arc<tempfile::TempDir>,
-    _db: std::sync::Arc<TestDatabase>,
+    db: std::sync::Arc<TestDatabase>,
 }
 
 /// A database of its own for one test: a SQLite file, or a fresh PostgreSQL database that is
@@ -147,7 +147,7 @@ pub async fn start(
         handle,
         running,
         dir,
-        _db: db,
+        db,
     }
 }
 
@@ -163,12 +163,12 @@ impl TestApp {
         self.handle.stop(true).await;
         // Shutdown drains the log writer after the server stops.
         let _ = self.running.await;
-        (self.config, self.dir, self._db)
+        (self.config, self.dir, self.db)
     }
 
     /// The database, shared with another instance started on it.
     pub fn database(&self) -> std::sync::Arc<TestDatabase> {
-        self._db.clone()
+        self.db.clone()
     }
 
     /// A URL on this app.

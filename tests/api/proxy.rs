@@ -119,7 +119,7 @@ async fn keys_are_checked_and_errors_take_openais_shape() {
     let (_, key) = create_key(&app, "client", |_| {}).await;
     let (_, disabled) = create_key(&app, "off", |k| k.is_active = sea_orm::Set(false)).await;
     let (_, expired) = create_key(&app, "old", |k| {
-        k.expires_at = sea_orm::Set(Some(chrono::Utc::now() - chrono::Duration::hours(1)))
+        k.expires_at = sea_orm::Set(Some(chrono::Utc::now() - chrono::Duration::hours(1)));
     })
     .await;
 
@@ -159,6 +159,37 @@ async fn keys_are_checked_and_errors_take_openais_shape() {
     assert_eq!(none.status(), 503, "no account imported");
     let body: Value = none.json().await.unwrap();
     assert_eq!(body["error"]["code"], "no_available_account");
+}
+
+#[actix_web::test]
+async fn the_key_is_checked_before_the_body_is_read() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-body");
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    // A bad key with a malformed body: the key decides, the body is never looked at.
+    for path in ["/v1/chat/completions", "/v1/responses"] {
+        let res = reqwest::Client::new()
+            .post(app.url(path))
+            .bearer_auth("sk-unknown")
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+    }
+    // `curl -d` sends form-urlencoded; a JSON body is still taken, as before.
+    let res = reqwest::Client::new()
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(ask("hi", false).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }
 
 #[actix_web::test]
@@ -333,7 +364,7 @@ async fn a_permanent_refresh_failure_takes_the_account_out() {
     let a = mock.create_account("acct-dead");
     let b = mock.create_account("acct-live");
     let app = spawn_with_mock(&mock, |c| {
-        c.pool.strategy = gpt2api::config::Strategy::FillFirst
+        c.pool.strategy = gpt2api::config::Strategy::FillFirst;
     })
     .await;
     let dead = add_account(&app, &a).await;

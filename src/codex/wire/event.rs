@@ -354,6 +354,8 @@ pub enum StreamError {
 pub type StreamOutcome = Result<Finish, StreamError>;
 
 #[cfg(test)]
+// Test helpers take owned JSON literals, which reads better at the call sites.
+#[allow(clippy::needless_pass_by_value, clippy::similar_names)]
 mod tests {
     use super::*;
     use serde_json::json;

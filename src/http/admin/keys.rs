@@ -1,21 +1,16 @@
-//! `/admin/api-keys`: create (the full key is shown once), list, update, delete. Every change
-//! reaches the key cache at once, so a disabled or deleted key fails its very next request.
+//! `/admin/api-keys`: create (the full key is shown once), list, update, delete, over
+//! [`KeyService`]. This module parses the requests and renders the key's JSON shape.
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
-use rand::distributions::{Alphanumeric, DistString};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{page_of, Paging};
-use crate::actors::key_cache::hash_key;
+use super::{page_of, payload, search_term, Paging};
 use crate::db::api_key;
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::error::AppResult;
 use crate::http::auth::AdminSession;
-use crate::state::AppState;
+use crate::service::keys::KeyChanges;
+use crate::service::KeyService;
 
 /// Mounts the key routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -56,247 +51,51 @@ struct ListQuery {
 }
 
 async fn list(
-    state: web::Data<AppState>,
+    keys: KeyService,
     _admin: AdminSession,
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
-    let mut select = api_key::Entity::find().filter(api_key::Column::DeletedAt.is_null());
-    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        select = select.filter(api_key::Column::Name.contains(q));
-    }
-    let (page, size) = Paging {
+    let at = Paging {
         page: query.page,
         page_size: query.page_size,
     }
     .resolve()?;
-    let paginator = select
-        .order_by_desc(api_key::Column::Id)
-        .paginate(&state.db, size);
-    let total = paginator.num_items().await?;
-    let rows = paginator.fetch_page(page - 1).await?;
-    Ok(HttpResponse::Ok().json(page_of(
-        rows.iter().map(to_json).collect(),
-        total,
-        page,
-        size,
-    )))
-}
-
-/// The fields a create or update may set, each validated.
-#[derive(Default)]
-struct KeyFields {
-    name: Option<String>,
-    is_active: Option<bool>,
-    rpm_limit: Option<Option<i32>>,
-    daily_request_limit: Option<Option<i64>>,
-    total_token_limit: Option<Option<i64>>,
-    expires_at: Option<Option<DateTime<Utc>>>,
-    allowed_models: Option<Option<String>>,
-}
-
-fn invalid(field: &str, why: &str) -> AppError {
-    AppError::new(ErrorCode::InvalidRequest, format!("`{field}` {why}"))
-}
-
-/// Reads the known fields; absent means "unchanged", `null` means "no limit".
-fn parse_fields(body: &Map<String, Value>) -> AppResult<KeyFields> {
-    const KNOWN: [&str; 7] = [
-        "name",
-        "is_active",
-        "rpm_limit",
-        "daily_request_limit",
-        "total_token_limit",
-        "expires_at",
-        "allowed_models",
-    ];
-    if let Some(unknown) = body.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(invalid(unknown, "is not a field of an API key"));
-    }
-    let limit = |field: &str| -> AppResult<Option<Option<i64>>> {
-        match body.get(field) {
-            None => Ok(None),
-            Some(Value::Null) => Ok(Some(None)),
-            Some(v) => match v.as_i64() {
-                Some(n) if n > 0 => Ok(Some(Some(n))),
-                _ => Err(invalid(field, "must be a positive whole number or null")),
-            },
-        }
-    };
-    let mut fields = KeyFields {
-        rpm_limit: match limit("rpm_limit")? {
-            Some(Some(n)) => Some(Some(
-                i32::try_from(n).map_err(|_| invalid("rpm_limit", "is too large"))?,
-            )),
-            Some(None) => Some(None),
-            None => None,
-        },
-        daily_request_limit: limit("daily_request_limit")?,
-        total_token_limit: limit("total_token_limit")?,
-        ..Default::default()
-    };
-    if let Some(v) = body.get("name") {
-        let name = v
-            .as_str()
-            .map(str::trim)
-            .filter(|n| !n.is_empty() && n.chars().count() <= 100);
-        fields.name = Some(
-            name.ok_or_else(|| {
-                invalid(
-                    "name",
-                    "must be a non-empty string of at most 100 characters",
-                )
-            })?
-            .to_string(),
-        );
-    }
-    if let Some(v) = body.get("is_active") {
-        fields.is_active = Some(
-            v.as_bool()
-                .ok_or_else(|| invalid("is_active", "must be true or false"))?,
-        );
-    }
-    if let Some(v) = body.get("expires_at") {
-        fields.expires_at = Some(match v {
-            Value::Null => None,
-            Value::String(s) => Some(
-                DateTime::parse_from_rfc3339(s)
-                    .map_err(|_| invalid("expires_at", "must be an RFC 3339 time or null"))?
-                    .with_timezone(&Utc),
-            ),
-            _ => return Err(invalid("expires_at", "must be an RFC 3339 time or null")),
-        });
-    }
-    if let Some(v) = body.get("allowed_models") {
-        fields.allowed_models = Some(match v {
-            Value::Null => None,
-            Value::Array(items) => {
-                let models: Option<Vec<String>> = items
-                    .iter()
-                    .map(|m| {
-                        m.as_str()
-                            .map(str::trim)
-                            .filter(|m| !m.is_empty())
-                            .map(str::to_string)
-                    })
-                    .collect();
-                let models = models
-                    .ok_or_else(|| invalid("allowed_models", "must be a list of model names"))?;
-                (!models.is_empty()).then(|| serde_json::to_string(&models).unwrap_or_default())
-            }
-            _ => {
-                return Err(invalid(
-                    "allowed_models",
-                    "must be a list of model names or null",
-                ))
-            }
-        });
-    }
-    Ok(fields)
-}
-
-fn apply(model: &mut api_key::ActiveModel, fields: KeyFields) {
-    if let Some(v) = fields.name {
-        model.name = Set(v);
-    }
-    if let Some(v) = fields.is_active {
-        model.is_active = Set(v);
-    }
-    if let Some(v) = fields.rpm_limit {
-        model.rpm_limit = Set(v);
-    }
-    if let Some(v) = fields.daily_request_limit {
-        model.daily_request_limit = Set(v);
-    }
-    if let Some(v) = fields.total_token_limit {
-        model.total_token_limit = Set(v);
-    }
-    if let Some(v) = fields.expires_at {
-        model.expires_at = Set(v);
-    }
-    if let Some(v) = fields.allowed_models {
-        model.allowed_models = Set(v);
-    }
-}
-
-/// A new key: `sk-` and 32 characters of `[A-Za-z0-9]` from the operating system's generator.
-fn generate_key() -> String {
-    format!(
-        "sk-{}",
-        Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32)
-    )
-}
-
-fn mask(key: &str) -> String {
-    format!("{}...{}", &key[..7], &key[key.len() - 4..])
+    let page = keys
+        .list(search_term(query.q.as_deref()).as_deref(), at)
+        .await?;
+    Ok(HttpResponse::Ok().json(page_of(&page, at, to_json)))
 }
 
 async fn create(
-    state: web::Data<AppState>,
+    keys: KeyService,
     admin: AdminSession,
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
-    let fields = parse_fields(&body)?;
-    if fields.name.is_none() {
-        return Err(invalid("name", "is required"));
-    }
-    let secret = generate_key();
-    let now = Utc::now();
-    let mut model = api_key::ActiveModel {
-        key_hash: Set(hash_key(&secret)),
-        masked_key: Set(mask(&secret)),
-        is_active: Set(true),
-        tokens_used: Set(0),
-        usage_count: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    };
-    apply(&mut model, fields);
-    let row = model.insert(&state.db).await?;
-    state.keys.invalidate(row.id).await?;
+    let created = keys.create(payload::<KeyChanges>(body)?).await?;
+    let row = &created.row;
     tracing::info!(admin = %admin.0.user.username, key_id = row.id, name = %row.name, "API key created");
-    let mut out = to_json(&row);
-    out["key"] = Value::from(secret);
+    let mut out = to_json(row);
+    out["key"] = Value::from(created.secret);
     Ok(HttpResponse::Created().json(out))
 }
 
-async fn find(state: &AppState, id: i32) -> AppResult<api_key::Model> {
-    api_key::Entity::find_by_id(id)
-        .filter(api_key::Column::DeletedAt.is_null())
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("no API key with id {id}")))
-}
-
 async fn update(
-    state: web::Data<AppState>,
+    keys: KeyService,
     _admin: AdminSession,
     path: web::Path<i32>,
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
-    let fields = parse_fields(&body)?;
-    let row = find(&state, *path).await?;
-    let mut model: api_key::ActiveModel = row.into();
-    apply(&mut model, fields);
-    model.updated_at = Set(Utc::now());
-    let row = model.update(&state.db).await?;
-    state.keys.invalidate(row.id).await?;
+    let row = keys.update(*path, payload::<KeyChanges>(body)?).await?;
     Ok(HttpResponse::Ok().json(to_json(&row)))
 }
 
 async fn delete(
-    state: web::Data<AppState>,
+    keys: KeyService,
     admin: AdminSession,
     path: web::Path<i32>,
 ) -> AppResult<HttpResponse> {
-    let row = find(&state, *path).await?;
-    let id = row.id;
-    let mut model: api_key::ActiveModel = row.into();
-    // Kept (soft-deleted) so that its past log rows still name it.
-    model.deleted_at = Set(Some(Utc::now()));
-    model.is_active = Set(false);
-    model.update(&state.db).await?;
-    state.keys.invalidate(id).await?;
+    let id = *path;
+    keys.delete(id).await?;
     tracing::info!(admin = %admin.0.user.username, key_id = id, "API key deleted");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,4 +1,9 @@
 //! `/admin/*`: the admin API (one module per resource) and the console's embedded assets.
+//!
+//! The resource handlers are the HTTP edge of the services in [`crate::service`]: they parse
+//! the request (query, path, typed payload), call one service and render its answer in the
+//! contract's JSON shape. This module holds what they share: paging, search terms, payload
+//! reading and the services as extractors.
 
 pub mod console;
 pub mod keys;
@@ -7,9 +12,13 @@ pub mod settings;
 pub mod stats;
 pub mod tokens;
 
-use actix_web::web;
+use actix_web::{web, FromRequest, HttpRequest};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
-use crate::error::ErrorCode;
+use crate::error::{AppError, AppResult};
+use crate::service::{AccountService, KeyService, Page, PageRequest, StatsService};
+use crate::state::AppState;
 
 /// Mounts the admin routes inside the `/admin` scope.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -30,31 +39,58 @@ pub struct Paging {
 
 impl Paging {
     /// The page number and size, validated.
-    pub fn resolve(&self) -> crate::error::AppResult<(u64, u64)> {
+    pub fn resolve(&self) -> AppResult<PageRequest> {
         let page = self.page.unwrap_or(1);
         let size = self.page_size.unwrap_or(20);
         if page == 0 {
-            return Err(crate::error::AppError::new(
-                ErrorCode::InvalidRequest,
-                "`page` starts at 1",
-            ));
+            return Err(AppError::invalid_request("`page` starts at 1"));
         }
         if !(1..=200).contains(&size) {
-            return Err(crate::error::AppError::new(
-                ErrorCode::InvalidRequest,
+            return Err(AppError::invalid_request(
                 "`page_size` must be between 1 and 200",
             ));
         }
-        Ok((page, size))
+        Ok(PageRequest { page, size })
     }
 }
 
-/// The contract's list shape.
-pub fn page_of(
-    data: Vec<serde_json::Value>,
-    total: u64,
-    page: u64,
-    page_size: u64,
-) -> serde_json::Value {
-    serde_json::json!({"data": data, "total": total, "page": page, "page_size": page_size})
+/// The contract's list shape, each row rendered by `render`.
+pub fn page_of<T>(page: &Page<T>, at: PageRequest, render: impl Fn(&T) -> Value) -> Value {
+    let data: Vec<Value> = page.rows.iter().map(render).collect();
+    serde_json::json!({"data": data, "total": page.total, "page": at.page, "page_size": at.size})
 }
+
+/// A search term: trimmed, and none when blank.
+pub fn search_term(q: Option<&str>) -> Option<String> {
+    q.map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(str::to_string)
+}
+
+/// Reads a JSON object body into a typed payload. A wrong field answers 400 `invalid_request`
+/// with the payload's own message, which names the field (and carries no JSON position: the
+/// body is well-formed, a field is wrong).
+pub fn payload<T: DeserializeOwned>(body: web::Json<Map<String, Value>>) -> AppResult<T> {
+    serde_json::from_value(Value::Object(body.into_inner()))
+        .map_err(|e| AppError::invalid_request(e.to_string()))
+}
+
+/// Lets a handler name a service among its arguments; it is built from the shared state.
+macro_rules! service_extractor {
+    ($($service:ty),+) => {$(
+        impl FromRequest for $service {
+            type Error = AppError;
+            type Future = std::future::Ready<AppResult<Self>>;
+
+            fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+                std::future::ready(
+                    req.app_data::<web::Data<AppState>>()
+                        .map(|state| <$service>::new(state))
+                        .ok_or_else(|| AppError::internal("application state missing")),
+                )
+            }
+        }
+    )+};
+}
+
+service_extractor!(AccountService, KeyService, StatsService);

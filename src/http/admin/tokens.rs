@@ -1,26 +1,23 @@
-//! `/admin/tokens`: Codex accounts. Import (multipart files or JSON), list with status,
-//! enable/disable/rename, delete, manual refresh, export. Secrets never leave except in the
-//! admin-only export.
+//! `/admin/tokens`: Codex accounts over [`AccountService`]. Import (multipart files or JSON),
+//! list with status, enable/disable/rename, delete, manual refresh, export. This module reads
+//! the requests (the multipart upload included) and renders the account's JSON shape: secrets
+//! never leave except in the admin-only export.
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use chrono::Utc;
 use futures_util::StreamExt;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
-};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use strum::IntoEnumIterator;
 
-use super::{page_of, Paging};
-use crate::codex::credentials::{parse_credentials_file, AccountCredentials};
+use super::{page_of, payload, search_term, Paging};
 use crate::codex::wire::RateLimits;
-use crate::db::account;
-use crate::db::account::AccountStatus;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::auth::AdminSession;
+use crate::service::accounts::{AccountChanges, AccountEntry, AccountFilter, AccountState, Upload};
+use crate::service::AccountService;
 use crate::state::AppState;
 
 /// Mounts the account routes.
@@ -33,31 +30,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tokens/{id}/refresh", web::post().to(refresh));
 }
 
-/// The contract's status of an account, derived from what is stored.
-pub fn status_of(row: &account::Model, lead_seconds: u64) -> &'static str {
-    let now = Utc::now();
-    if !row.is_active {
-        "disabled"
-    } else if row.status == AccountStatus::NeedsRelogin {
-        "needs_relogin"
-    } else if row.expires_at.is_some_and(|at| at <= now) {
-        "expired"
-    } else if row.status == AccountStatus::RefreshFailed {
-        "refresh_failed"
-    } else if row.cooldown_until.is_some_and(|until| until > now) {
-        "cooling_down"
-    } else if row
-        .expires_at
-        .is_some_and(|at| at <= now + chrono::Duration::seconds(lead_seconds as i64))
-    {
-        "expiring"
-    } else {
-        "active"
-    }
-}
-
 /// The API shape of an account: no access, refresh or id token.
-pub fn to_json(row: &account::Model, lead_seconds: u64) -> Value {
+pub fn to_json(entry: &AccountEntry) -> Value {
+    let row = &entry.row;
     let rate_limits: Option<RateLimits> = row
         .rate_limits
         .as_deref()
@@ -69,7 +44,7 @@ pub fn to_json(row: &account::Model, lead_seconds: u64) -> Value {
         "account_id": row.chatgpt_account_id,
         "plan_type": row.plan_type,
         "is_active": row.is_active,
-        "status": status_of(row, lead_seconds),
+        "status": entry.state,
         "expired_at": row.expires_at,
         "last_refresh_at": row.last_refresh_at,
         "last_used_at": row.last_used_at,
@@ -90,182 +65,72 @@ struct ListQuery {
     q: Option<String>,
 }
 
-const STATUSES: [&str; 7] = [
-    "active",
-    "expiring",
-    "expired",
-    "cooling_down",
-    "refresh_failed",
-    "needs_relogin",
-    "disabled",
-];
+/// Reads the `status` filter; blank means none.
+fn parse_state(status: Option<&str>) -> AppResult<Option<AccountState>> {
+    let Some(status) = status.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    status.parse().map(Some).map_err(|_| {
+        let names: Vec<&str> = AccountState::iter().map(AccountState::as_str).collect();
+        AppError::invalid_request(format!("`status` must be one of {}", names.join(", ")))
+    })
+}
 
 async fn list(
-    state: web::Data<AppState>,
+    accounts: AccountService,
     _admin: AdminSession,
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
-    let (page, size) = Paging {
+    let at = Paging {
         page: query.page,
         page_size: query.page_size,
     }
     .resolve()?;
-    let status = query.status.as_deref().filter(|s| !s.is_empty());
-    if let Some(s) = status {
-        if !STATUSES.contains(&s) {
-            return Err(AppError::new(
-                ErrorCode::InvalidRequest,
-                format!("`status` must be one of {}", STATUSES.join(", ")),
-            ));
-        }
-    }
-    let mut select = account::Entity::find().filter(account::Column::DeletedAt.is_null());
-    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        select = select.filter(
-            Condition::any()
-                .add(account::Column::Email.contains(q))
-                .add(account::Column::Name.contains(q))
-                .add(account::Column::ChatgptAccountId.contains(q)),
-        );
-    }
-    let lead = state.settings.get().refresh_lead_seconds;
-    let select = select.order_by_asc(account::Column::Id);
-    // The status is derived from several columns and the clock, so a status filter is applied
-    // in memory; an account pool is at most thousands of rows.
-    let (rows, total) = match status {
-        None => {
-            let paginator = select.paginate(&state.db, size);
-            (
-                paginator.fetch_page(page - 1).await?,
-                paginator.num_items().await?,
-            )
-        }
-        Some(wanted) => {
-            let all: Vec<account::Model> = select
-                .all(&state.db)
-                .await?
-                .into_iter()
-                .filter(|row| status_of(row, lead) == wanted)
-                .collect();
-            let total = all.len() as u64;
-            let start = ((page - 1) * size) as usize;
-            (
-                all.into_iter().skip(start).take(size as usize).collect(),
-                total,
-            )
-        }
+    let filter = AccountFilter {
+        state: parse_state(query.status.as_deref())?,
+        search: search_term(query.q.as_deref()),
     };
-    let data = rows.iter().map(|r| to_json(r, lead)).collect();
-    Ok(HttpResponse::Ok().json(page_of(data, total, page, size)))
-}
-
-async fn find(state: &AppState, id: i32) -> AppResult<account::Model> {
-    account::Entity::find_by_id(id)
-        .filter(account::Column::DeletedAt.is_null())
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("no account with id {id}")))
+    let page = accounts.list(&filter, at).await?;
+    Ok(HttpResponse::Ok().json(page_of(&page, at, to_json)))
 }
 
 async fn update(
-    state: web::Data<AppState>,
+    accounts: AccountService,
     _admin: AdminSession,
     path: web::Path<i32>,
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
-    let row = find(&state, *path).await?;
-    let mut model: account::ActiveModel = row.into();
-    for (key, value) in body.iter() {
-        match (key.as_str(), value) {
-            ("name", Value::Null) => model.name = Set(None),
-            ("name", Value::String(name)) if name.chars().count() <= 200 => {
-                model.name = Set(Some(name.trim().to_string()).filter(|n| !n.is_empty()))
-            }
-            ("is_active", Value::Bool(active)) => model.is_active = Set(*active),
-            ("name", _) => {
-                return Err(AppError::new(
-                    ErrorCode::InvalidRequest,
-                    "`name` must be a string of at most 200 characters or null",
-                ))
-            }
-            ("is_active", _) => {
-                return Err(AppError::new(
-                    ErrorCode::InvalidRequest,
-                    "`is_active` must be true or false",
-                ))
-            }
-            (other, _) => {
-                return Err(AppError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("`{other}` cannot be changed here"),
-                ))
-            }
-        }
-    }
-    model.updated_at = Set(Utc::now());
-    let row = model.update(&state.db).await?;
-    state.pool.upsert(row.clone()).await?;
-    Ok(HttpResponse::Ok().json(to_json(&row, state.settings.get().refresh_lead_seconds)))
+    let changes: AccountChanges = payload(body)?;
+    let entry = accounts.update(*path, changes).await?;
+    Ok(HttpResponse::Ok().json(to_json(&entry)))
 }
 
 async fn delete(
-    state: web::Data<AppState>,
+    accounts: AccountService,
     admin: AdminSession,
     path: web::Path<i32>,
 ) -> AppResult<HttpResponse> {
-    let row = find(&state, *path).await?;
-    let id = row.id;
-    state.pool.remove(id).await?;
-    let mut model: account::ActiveModel = row.into();
-    // The row stays so that past log rows still name the account; its secrets do not.
-    model.deleted_at = Set(Some(Utc::now()));
-    model.access_token = Set(String::new());
-    model.refresh_token = Set(String::new());
-    model.id_token = Set(None);
-    model.update(&state.db).await?;
+    let id = *path;
+    accounts.delete(id).await?;
     tracing::info!(admin = %admin.0.user.username, account_id = id, "account deleted");
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn refresh(
-    state: web::Data<AppState>,
+    accounts: AccountService,
     _admin: AdminSession,
     path: web::Path<i32>,
 ) -> AppResult<HttpResponse> {
-    let row = find(&state, *path).await?;
-    match state.refresher.refresh(row.id, None).await? {
-        Ok(_) => {
-            let row = find(&state, row.id).await?;
-            Ok(HttpResponse::Ok().json(to_json(&row, state.settings.get().refresh_lead_seconds)))
-        }
-        Err(failure) => Err(AppError::new(ErrorCode::RefreshFailed, failure.message)),
-    }
+    let entry = accounts.refresh(*path).await?;
+    Ok(HttpResponse::Ok().json(to_json(&entry)))
 }
 
-async fn export(state: web::Data<AppState>, admin: AdminSession) -> AppResult<HttpResponse> {
-    let rows = account::Entity::find()
-        .filter(account::Column::DeletedAt.is_null())
-        .order_by_asc(account::Column::Id)
-        .all(&state.db)
-        .await?;
-    let files: Vec<Value> = rows
-        .into_iter()
-        .map(|row| {
-            AccountCredentials {
-                email: row.email,
-                account_id: row.chatgpt_account_id,
-                plan_type: row.plan_type,
-                access_token: row.access_token,
-                refresh_token: row.refresh_token,
-                id_token: row.id_token,
-                expires_at: row.expires_at,
-                last_refresh: row.last_refresh_at,
-                disabled: !row.is_active,
-                label: row.name,
-                proxy_url: row.proxy_url,
-            }
-            .to_cliproxy_json()
-        })
+async fn export(accounts: AccountService, admin: AdminSession) -> AppResult<HttpResponse> {
+    let files: Vec<Value> = accounts
+        .export()
+        .await?
+        .iter()
+        .map(crate::codex::credentials::AccountCredentials::to_cliproxy_json)
         .collect();
     tracing::info!(admin = %admin.0.user.username, accounts = files.len(), "accounts exported");
     Ok(HttpResponse::Ok()
@@ -277,14 +142,9 @@ async fn export(state: web::Data<AppState>, admin: AdminSession) -> AppResult<Ht
         .json(files))
 }
 
-/// One uploaded file or JSON body: its name and bytes.
-struct Upload {
-    source: String,
-    bytes: bytes::Bytes,
-}
-
 async fn import(
     state: web::Data<AppState>,
+    accounts: AccountService,
     admin: AdminSession,
     req: HttpRequest,
     payload: web::Payload,
@@ -310,111 +170,19 @@ async fn import(
         ));
     };
     if uploads.is_empty() {
-        return Err(AppError::new(
-            ErrorCode::InvalidRequest,
+        return Err(AppError::invalid_request(
             "no file was uploaded (parts must be named `file`)",
         ));
     }
-
-    // Parsing thousands of files is CPU work: off the async workers.
-    let entries = web::block(move || {
-        uploads
-            .iter()
-            .flat_map(|u| parse_credentials_file(&u.source, &u.bytes))
-            .collect::<Vec<_>>()
-    })
-    .await?;
-
-    let mut imported = 0u64;
-    let mut updated = 0u64;
-    let mut failed = Vec::new();
-    let mut stored = Vec::new();
-    // One transaction for the whole upload: fast for thousands of accounts, and a database
-    // failure leaves nothing half-imported.
-    let txn = state.db.begin().await?;
-    for entry in entries {
-        let account = match entry.result {
-            Ok(account) => account,
-            Err(reason) => {
-                failed.push(json!({"source": entry.source, "reason": reason.to_string()}));
-                continue;
-            }
-        };
-        let (row, created) = upsert(&txn, account).await?;
-        if created {
-            imported += 1;
-        } else {
-            updated += 1;
-        }
-        stored.push(row);
-    }
-    txn.commit().await?;
-    for row in stored {
-        state.pool.upsert(row).await?;
-    }
-    tracing::info!(admin = %admin.0.user.username, imported, updated, failed = failed.len(), "accounts imported");
-    Ok(
-        HttpResponse::Ok()
-            .json(json!({"imported": imported, "updated": updated, "failed": failed})),
-    )
-}
-
-/// Inserts the account, or refreshes the stored one with the same `account_id` (a deleted one
-/// comes back).
-async fn upsert(
-    db: &impl ConnectionTrait,
-    account: AccountCredentials,
-) -> AppResult<(account::Model, bool)> {
-    let now = Utc::now();
-    let existing = account::Entity::find()
-        .filter(account::Column::ChatgptAccountId.eq(account.account_id.as_str()))
-        .one(db)
-        .await?;
-    let created = existing.is_none();
-    let mut model = match existing {
-        Some(row) => {
-            let revived = row.deleted_at.is_some();
-            let mut model: account::ActiveModel = row.into();
-            if revived {
-                model.deleted_at = Set(None);
-                model.created_at = Set(now);
-            }
-            model
-        }
-        None => account::ActiveModel {
-            chatgpt_account_id: Set(account.account_id.clone()),
-            created_at: Set(now),
-            error_count: Set(0),
-            usage_count: Set(0),
-            input_tokens: Set(0),
-            output_tokens: Set(0),
-            ..Default::default()
-        },
-    };
-    model.email = Set(account.email);
-    model.plan_type = Set(account.plan_type);
-    model.access_token = Set(account.access_token);
-    model.refresh_token = Set(account.refresh_token);
-    model.id_token = Set(account.id_token);
-    model.expires_at = Set(account.expires_at);
-    model.last_refresh_at = Set(account.last_refresh);
-    model.is_active = Set(!account.disabled);
-    model.status = Set(AccountStatus::Active);
-    model.last_error = Set(None);
-    model.cooldown_until = Set(None);
-    if account.label.is_some() {
-        model.name = Set(account.label);
-    }
-    if account.proxy_url.is_some() {
-        model.proxy_url = Set(account.proxy_url);
-    }
-    model.updated_at = Set(now);
-    let row = if created {
-        model.insert(db).await?
-    } else {
-        model.update(db).await?
-    };
-    Ok((row, created))
+    let summary = accounts.import(uploads).await?;
+    let failed: Vec<Value> = summary
+        .failed
+        .iter()
+        .map(|f| json!({"source": f.source, "reason": f.reason}))
+        .collect();
+    tracing::info!(admin = %admin.0.user.username, imported = summary.imported, updated = summary.updated, failed = failed.len(), "accounts imported");
+    Ok(HttpResponse::Ok()
+        .json(json!({"imported": summary.imported, "updated": summary.updated, "failed": failed})))
 }
 
 async fn read_multipart(mut form: Multipart, limit: usize) -> AppResult<Vec<Upload>> {
@@ -436,8 +204,7 @@ async fn read_multipart(mut form: Multipart, limit: usize) -> AppResult<Vec<Uplo
         let source = disposition
             .as_ref()
             .and_then(|d| d.get_filename())
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("upload {}", uploads.len() + 1));
+            .map_or_else(|| format!("upload {}", uploads.len() + 1), str::to_string);
         let mut bytes = BytesMut::new();
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(|e| {

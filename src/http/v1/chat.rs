@@ -1,104 +1,93 @@
 //! `POST /v1/chat/completions`: translated to a Codex Responses request, streamed back as
-//! `chat.completion.chunk` events or aggregated into one `chat.completion`.
+//! `chat.completion.chunk` events ended by `data: [DONE]`, or aggregated into one
+//! `chat.completion`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use serde_json::{json, Value};
 
-use super::{error_frame, event_stream, invalid_request, read_body, request_id, ApiKeyAuth};
+use super::invalid_request;
+use super::serve::{Aggregate, Endpoint, Relay, Relayed, Upstream};
 use crate::codex::aggregate::ChatAggregator;
 use crate::codex::chat_stream::ChatStream;
-use crate::codex::openai::ChatRequest;
-use crate::codex::sse::{encode_json, DONE_FRAME};
+use crate::codex::openai::{ChatCompletion, ChatRequest};
+use crate::codex::sse::{encode_json, SseFrame, DONE_FRAME};
 use crate::codex::translate::chat_to_codex;
-use crate::codex::wire::StreamEvent;
-use crate::dispatch::{dispatch_logged, failed_after_dispatch};
-use crate::error::{AppError, OpenAiError};
-use crate::request_log::RequestLog;
-use crate::state::AppState;
+use crate::codex::wire::{StreamError, StreamEvent, StreamOutcome};
+use crate::error::{ErrorCode, OpenAiError};
 
-/// Handles one chat completion.
-pub async fn completions(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    key: ApiKeyAuth,
-    payload: web::Payload,
-) -> Result<HttpResponse, OpenAiError> {
-    let body = read_body(payload, state.config.server.body_limit_bytes).await?;
-    let chat = ChatRequest::from_json(&body).map_err(invalid_request)?;
-    key.check_model(&chat.model)?;
-    let codex = chat_to_codex(&chat).map_err(invalid_request)?;
-    let upstream_body = Bytes::from(serde_json::to_vec(&codex).map_err(AppError::internal)?);
+/// The chat endpoint for one request, answering as the model the client named.
+pub struct Chat {
+    model: String,
+    include_usage: bool,
+}
 
-    state.keys.admit(key.0.clone()).await?;
-    let log = RequestLog::start(
-        &state,
-        &key.0,
-        &chat.model,
-        "/v1/chat/completions",
-        chat.stream,
-        request_id(&req),
-    );
-    let (dispatched, mut log) =
-        dispatch_logged(&state, upstream_body, chat.prompt_cache_key.as_deref(), log).await?;
-    let lease = dispatched.lease;
-    let mut events = dispatched.events;
+impl Endpoint for Chat {
+    const PATH: &'static str = "/v1/chat/completions";
+    type Aggregate = ChatAggregator;
+    type Relay = ChatStream;
 
-    if !chat.stream {
-        let mut aggregator = ChatAggregator::new(chat.model.clone());
-        while let Some(frame) = events.next_frame().await {
-            if let Ok(event) = StreamEvent::parse(frame.event.as_deref(), &frame.data) {
-                aggregator.on_event(&event);
-                if aggregator.outcome().is_some() {
-                    break;
-                }
-            }
-        }
-        drop(lease);
-        log.usage(aggregator.usage());
-        return match aggregator.finish() {
-            Ok(completion) => {
-                log.finish(200, None);
-                Ok(HttpResponse::Ok().json(completion))
-            }
-            Err(e) => Err(failed_after_dispatch(log, &e).into()),
+    fn translate(body: Value) -> Result<(Self, Upstream), OpenAiError> {
+        let chat = ChatRequest::from_value(body).map_err(invalid_request)?;
+        let codex = chat_to_codex(&chat).map_err(invalid_request)?;
+        let endpoint = Chat {
+            model: chat.model.clone(),
+            include_usage: chat.include_usage(),
         };
+        let upstream = Upstream::new(chat.model, chat.stream, chat.prompt_cache_key, &codex)?;
+        Ok((endpoint, upstream))
     }
 
-    let mut converter = ChatStream::new(chat.model.clone(), chat.include_usage());
-    let stream = async_stream::stream! {
-        // Both guards live as long as the stream: a client that goes away drops them, which
-        // frees the account and still writes the log row.
-        let _lease = lease;
-        let mut log = log;
-        while let Some(frame) = events.next_frame().await {
-            let Ok(event) = StreamEvent::parse(frame.event.as_deref(), &frame.data) else {
-                continue;
-            };
-            let chunks = converter.on_event(&event);
-            log.usage(converter.usage());
-            for chunk in chunks {
-                if let Ok(text) = encode_json(&chunk) {
-                    log.first_token();
-                    yield Ok::<Bytes, actix_web::Error>(Bytes::from(text));
-                }
-            }
-            if converter.outcome().is_some() {
-                break;
-            }
+    fn aggregate(&self) -> ChatAggregator {
+        ChatAggregator::new(self.model.clone())
+    }
+
+    fn relay(&self) -> ChatStream {
+        ChatStream::new(self.model.clone(), self.include_usage)
+    }
+}
+
+impl Aggregate for ChatAggregator {
+    type Answer = ChatCompletion;
+
+    fn on_frame(&mut self, _: &SseFrame, event: Option<&StreamEvent>) {
+        if let Some(event) = event {
+            self.on_event(event);
         }
-        let outcome = converter.finish().clone();
-        log.usage(converter.usage());
-        match outcome {
-            Ok(_) => {
-                yield Ok(Bytes::from_static(DONE_FRAME.as_bytes()));
-                log.finish(200, None);
-            }
+    }
+
+    fn finish(self) -> Result<ChatCompletion, StreamError> {
+        ChatAggregator::finish(self)
+    }
+}
+
+impl Relay for ChatStream {
+    fn on_frame(&mut self, _: &SseFrame, event: Option<&StreamEvent>) -> Relayed {
+        let Some(event) = event else {
+            return Relayed::default();
+        };
+        let frames: Vec<Bytes> = self
+            .on_event(event)
+            .iter()
+            .filter_map(|chunk| encode_json(chunk).ok())
+            .map(Bytes::from)
+            .collect();
+        Relayed {
+            output: !frames.is_empty(),
+            frames,
+        }
+    }
+
+    /// `[DONE]` after a complete answer; after a failure, an error event that OpenAI SDKs
+    /// raise as an API error.
+    fn closing_frame(&self, outcome: &StreamOutcome) -> Option<Bytes> {
+        let frame = match outcome {
+            Ok(_) => Bytes::from_static(DONE_FRAME.as_bytes()),
             Err(e) => {
-                let message = e.to_string();
-                yield Ok(error_frame(&message, "upstream_error"));
-                log.finish(502, Some(message));
+                let code = ErrorCode::UpstreamError.name();
+                let body = json!({"error": {"message": e.to_string(), "type": "upstream_error", "param": null, "code": code}});
+                Bytes::from(format!("data: {body}\n\n"))
             }
-        }
-    };
-    Ok(event_stream(stream))
+        };
+        Some(frame)
+    }
 }

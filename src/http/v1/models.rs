@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::ApiKeyAuth;
+use super::extract::ApiKeyAuth;
 use crate::codex::translate::split_model_effort;
 use crate::error::{AppError, ErrorCode, OpenAiError};
 use crate::state::AppState;

@@ -1,111 +1,87 @@
 //! `POST /v1/responses`: the Responses API, forwarded nearly as is after normalisation, so
 //! that Responses clients (the Codex CLI among them) can use the gateway as their provider.
+//! Streamed answers pass the upstream's frames through unchanged; others are aggregated into
+//! the final `response` object.
 
-use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::{event_stream, invalid_request, read_body, request_id, ApiKeyAuth};
+use super::invalid_request;
+use super::serve::{Aggregate, Endpoint, Relay, Relayed, Upstream};
 use crate::codex::aggregate::ResponsesAggregator;
-use crate::codex::sse::encode_frame;
+use crate::codex::sse::{encode_frame, SseFrame};
 use crate::codex::translate::normalize_responses_request;
-use crate::codex::wire::StreamEvent;
-use crate::dispatch::{dispatch_logged, failed_after_dispatch};
-use crate::error::{AppError, ErrorCode, OpenAiError};
-use crate::request_log::RequestLog;
-use crate::state::AppState;
+use crate::codex::wire::{StreamError, StreamEvent, StreamOutcome};
+use crate::error::OpenAiError;
 
-/// Handles one Responses API request.
-pub async fn create(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    key: ApiKeyAuth,
-    payload: web::Payload,
-) -> Result<HttpResponse, OpenAiError> {
-    let body = read_body(payload, state.config.server.body_limit_bytes).await?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        AppError::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "malformed JSON body: {}",
-                e.to_string().split(" at line").next().unwrap_or("")
-            ),
-        )
-    })?;
-    let request = normalize_responses_request(value).map_err(invalid_request)?;
-    key.check_model(&request.model)?;
-    let session = request
-        .body
-        .get("prompt_cache_key")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let upstream_body = Bytes::from(serde_json::to_vec(&request.body).map_err(AppError::internal)?);
+/// The Responses endpoint.
+pub struct Responses;
 
-    state.keys.admit(key.0.clone()).await?;
-    let log = RequestLog::start(
-        &state,
-        &key.0,
-        &request.model,
-        "/v1/responses",
-        request.stream,
-        request_id(&req),
-    );
-    let (dispatched, mut log) =
-        dispatch_logged(&state, upstream_body, session.as_deref(), log).await?;
-    let lease = dispatched.lease;
-    let mut events = dispatched.events;
+impl Endpoint for Responses {
+    const PATH: &'static str = "/v1/responses";
+    type Aggregate = ResponsesAggregator;
+    type Relay = PassThrough;
 
-    if !request.stream {
-        let mut aggregator = ResponsesAggregator::new();
-        while let Some(frame) = events.next_frame().await {
-            if let Ok(value) = serde_json::from_str::<Value>(&frame.data) {
-                aggregator.on_event(&value);
-                if aggregator.outcome().is_some() {
-                    break;
-                }
-            }
-        }
-        drop(lease);
-        log.usage(aggregator.usage());
-        return match aggregator.finish() {
-            Ok(response) => {
-                log.finish(200, None);
-                Ok(HttpResponse::Ok().json(response))
-            }
-            Err(e) => Err(failed_after_dispatch(log, &e).into()),
-        };
+    fn translate(body: Value) -> Result<(Self, Upstream), OpenAiError> {
+        let request = normalize_responses_request(body).map_err(invalid_request)?;
+        let session = request
+            .body
+            .get("prompt_cache_key")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let upstream = Upstream::new(request.model, request.stream, session, &request.body)?;
+        Ok((Responses, upstream))
     }
 
-    let stream = async_stream::stream! {
-        let _lease = lease;
-        let mut log = log;
-        let mut outcome = None;
-        while let Some(frame) = events.next_frame().await {
-            let event = StreamEvent::parse(frame.event.as_deref(), &frame.data).ok();
-            if let Some(event) = &event {
-                if event.carries_output() {
-                    log.first_token();
-                }
-                if let Some(usage) = event.usage() {
-                    log.usage(Some(usage));
-                }
-            }
-            yield Ok::<Bytes, actix_web::Error>(Bytes::from(encode_frame(frame.event.as_deref(), &frame.data)));
-            if let Some(done) = event.and_then(|e| e.outcome()) {
-                outcome = Some(done);
-                break;
-            }
+    fn aggregate(&self) -> ResponsesAggregator {
+        ResponsesAggregator::new()
+    }
+
+    fn relay(&self) -> PassThrough {
+        PassThrough
+    }
+}
+
+impl Aggregate for ResponsesAggregator {
+    type Answer = Value;
+
+    /// Works on the frame's JSON, so that every field the backend sends passes through.
+    fn on_frame(&mut self, frame: &SseFrame, _: Option<&StreamEvent>) {
+        if let Ok(value) = serde_json::from_str::<Value>(&frame.data) {
+            self.on_event(&value);
         }
+    }
+
+    fn finish(self) -> Result<Value, StreamError> {
+        ResponsesAggregator::finish(self)
+    }
+}
+
+/// Sends every upstream frame on as it came.
+#[derive(Debug, Clone, Copy)]
+pub struct PassThrough;
+
+impl Relay for PassThrough {
+    fn on_frame(&mut self, frame: &SseFrame, event: Option<&StreamEvent>) -> Relayed {
+        Relayed {
+            frames: vec![Bytes::from(encode_frame(
+                frame.event.as_deref(),
+                &frame.data,
+            ))],
+            output: event.is_some_and(StreamEvent::carries_output),
+        }
+    }
+
+    /// Nothing after the upstream's own terminal event; an `error` event when there was none.
+    fn closing_frame(&self, outcome: &StreamOutcome) -> Option<Bytes> {
         match outcome {
-            Some(Ok(_)) => log.finish(200, None),
-            Some(Err(e)) => log.finish(502, Some(e.to_string())),
-            None => {
-                let message = "stream disconnected before completion";
-                let event = json!({"type": "error", "code": "stream_disconnected", "message": message});
-                yield Ok(Bytes::from(encode_frame(Some("error"), &event.to_string())));
-                log.finish(502, Some(message.to_string()));
+            Err(StreamError::Disconnected) => {
+                let message = StreamError::Disconnected.to_string();
+                let event =
+                    json!({"type": "error", "code": "stream_disconnected", "message": message});
+                Some(Bytes::from(encode_frame(Some("error"), &event.to_string())))
             }
+            Ok(_) | Err(StreamError::Upstream(_)) => None,
         }
-    };
-    Ok(event_stream(stream))
+    }
 }

@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::ApiKeyAuth;
+use super::extract::ApiKeyAuth;
 use crate::error::{AppError, ErrorCode, OpenAiError};
 use crate::response_store::StoreError;
 use crate::state::AppState;

@@ -1,0 +1,162 @@
+//! The decision on an upstream answer that failed, as the table in CODEX.md §5 gives it: what
+//! becomes of the account and whether the client's request is retried. Pure functions of the
+//! answer; [`super`] applies the verdict (reports to the pool, refreshes, retries or returns).
+//!
+//! | upstream answer | account | the client's request |
+//! | --- | --- | --- |
+//! | 401 | refresh once, send again on it; a second 401 takes it out | retried |
+//! | 429 `usage_limit_reached` | cooling down until the reset | retried on another account |
+//! | 429 other, 408, 5xx, network error, overload before content | short cooldown | retried on another account |
+//! | 402 / 403 | cooling down for long | retried on another account |
+//! | 400 / 404 / 413 / 422 / 431 | unchanged | goes back as is, never retried |
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::codex::wire::UpstreamError;
+
+/// What to do with the account and the client's request after a failed upstream answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// 401: refresh the token once and send again on the same account; a second 401 takes
+    /// the account out and the request goes to another one.
+    Refresh,
+    /// The plan's usage limit: the account cools down until the reset (see [`resets_at`]);
+    /// the request goes to another account.
+    UsageLimit,
+    /// 402/403: the account cools down for long; the request goes to another account.
+    Forbidden,
+    /// Overload, server errors, timeouts, other 429s, network trouble: a short cooldown; the
+    /// request goes to another account.
+    Transient,
+    /// The client's own request is at fault: the account is unchanged and the error goes back
+    /// to the client as is, never retried.
+    Client,
+}
+
+/// The verdict on an HTTP answer other than 200, with its parsed error body.
+pub fn classify(status: u16, error: &UpstreamError) -> Verdict {
+    match status {
+        401 => Verdict::Refresh,
+        429 if error.is_usage_limit() => Verdict::UsageLimit,
+        402 | 403 => Verdict::Forbidden,
+        400 | 404 | 413 | 422 | 431 => Verdict::Client,
+        _ => Verdict::Transient,
+    }
+}
+
+/// The verdict on a 200 whose stream failed (`response.failed` or an `error` event) before
+/// any output.
+pub fn classify_stream(error: &UpstreamError) -> Verdict {
+    if error.is_usage_limit() {
+        Verdict::UsageLimit
+    } else if error.is_transient() {
+        Verdict::Transient
+    } else {
+        Verdict::Client
+    }
+}
+
+/// When a usage limit resets: `resets_at`, else `now` plus `resets_in_seconds`, else in five
+/// minutes.
+pub fn resets_at(error: &UpstreamError, now: DateTime<Utc>) -> DateTime<Utc> {
+    error
+        .resets_at
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .or_else(|| error.resets_in_seconds.map(|s| now + Duration::seconds(s)))
+        .unwrap_or_else(|| now + Duration::minutes(5))
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// An upstream error with this `code` and `type`.
+    pub(in crate::dispatch) fn error(code: Option<&str>, kind: Option<&str>) -> UpstreamError {
+        UpstreamError {
+            code: code.map(str::to_owned),
+            kind: kind.map(str::to_owned),
+            message: "upstream says no".into(),
+            ..UpstreamError::default()
+        }
+    }
+
+    #[test]
+    fn every_row_of_the_table() {
+        let plain = error(None, None);
+        let usage_limit = error(None, Some("usage_limit_reached"));
+        let usage_limit_code = error(Some("usage_limit_reached"), None);
+        let rate_limit = error(Some("rate_limit_exceeded"), None);
+        let overloaded = error(Some("server_is_overloaded"), None);
+        let rows = [
+            // 401: refresh once, then take the account out.
+            (401, &plain, Verdict::Refresh),
+            (401, &usage_limit, Verdict::Refresh),
+            // 429 usage_limit_reached: cool down until the reset.
+            (429, &usage_limit, Verdict::UsageLimit),
+            (429, &usage_limit_code, Verdict::UsageLimit),
+            // Other 429s, 408, 5xx: a short cooldown.
+            (429, &rate_limit, Verdict::Transient),
+            (429, &plain, Verdict::Transient),
+            (408, &plain, Verdict::Transient),
+            (500, &plain, Verdict::Transient),
+            (502, &plain, Verdict::Transient),
+            (503, &overloaded, Verdict::Transient),
+            (504, &plain, Verdict::Transient),
+            (520, &plain, Verdict::Transient),
+            // 402/403: a long cooldown.
+            (402, &plain, Verdict::Forbidden),
+            (403, &plain, Verdict::Forbidden),
+            // The client's fault, whatever the body says.
+            (400, &plain, Verdict::Client),
+            (400, &usage_limit, Verdict::Client),
+            (404, &plain, Verdict::Client),
+            (413, &plain, Verdict::Client),
+            (422, &plain, Verdict::Client),
+            (431, &plain, Verdict::Client),
+        ];
+        for (status, error, verdict) in rows {
+            assert_eq!(classify(status, error), verdict, "{status} {error:?}");
+        }
+    }
+
+    #[test]
+    fn failures_in_the_stream_before_output() {
+        let rows = [
+            (
+                error(None, Some("usage_limit_reached")),
+                Verdict::UsageLimit,
+            ),
+            (
+                error(Some("server_is_overloaded"), None),
+                Verdict::Transient,
+            ),
+            (error(Some("rate_limit_exceeded"), None), Verdict::Transient),
+            (error(Some("server_error"), None), Verdict::Transient),
+            (
+                error(Some("invalid_prompt"), Some("invalid_request_error")),
+                Verdict::Client,
+            ),
+        ];
+        for (error, verdict) in rows {
+            assert_eq!(classify_stream(&error), verdict, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn the_reset_comes_from_the_error() {
+        let now = Utc::now();
+        let limit = error(None, Some("usage_limit_reached"));
+        let at = UpstreamError {
+            resets_at: Some(1_776_358_224),
+            resets_in_seconds: Some(60),
+            ..limit.clone()
+        };
+        assert_eq!(resets_at(&at, now).timestamp(), 1_776_358_224);
+        let after = UpstreamError {
+            resets_in_seconds: Some(600),
+            ..limit.clone()
+        };
+        assert_eq!(resets_at(&after, now), now + Duration::seconds(600));
+        assert_eq!(resets_at(&limit, now), now + Duration::minutes(5));
+    }
+}

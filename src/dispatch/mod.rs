@@ -1,0 +1,423 @@
+//! Dispatching a request upstream: pick an account, send, react to the answer as CODEX.md §5
+//! says, and hand back an event source once the first content is on its way, because retries
+//! are only possible before the first byte reaches the client.
+//!
+//! [`classify`](mod@classify) decides what a failed answer means for the account and for the client's
+//! request; this module carries the verdict out: it reports to the pool, refreshes once on a
+//! 401, and retries on another account or returns the client's error. [`events`] reads the
+//! upstream's frames and looks ahead to the first output.
+
+pub mod classify;
+pub mod events;
+
+use actix_web::http::StatusCode;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use self::classify::{classify, classify_stream, resets_at, Verdict};
+use self::events::EventSource;
+use crate::actors::account_pool::{Lease, Outcome};
+use crate::codex::wire::{RateLimits, StreamError, UpstreamError};
+use crate::error::{AppError, ErrorCode};
+use crate::request_log::RequestLog;
+use crate::state::AppState;
+
+/// A dispatched request: the account serving it and its events.
+pub struct Dispatched {
+    /// The account, held until the answer is complete.
+    pub lease: Lease,
+    /// The upstream's frames, starting with those read before the first output.
+    pub events: EventSource,
+    /// The rate-limit headers of the answer.
+    pub rate_limits: Option<RateLimits>,
+}
+
+/// [`dispatch`] that also ends the request's log row when no account could answer, and sets
+/// the rate-limit snapshot on it when one did.
+pub async fn dispatch_logged(
+    state: &AppState,
+    body: Bytes,
+    session_id: Option<&str>,
+    mut log: RequestLog,
+) -> Result<(Dispatched, RequestLog), AppError> {
+    match dispatch(state, body, session_id, &mut log).await {
+        Ok(dispatched) => {
+            log.record.rate_limits.clone_from(&dispatched.rate_limits);
+            Ok((dispatched, log))
+        }
+        Err(e) => {
+            log.finish(e.status().as_u16(), Some(e.log_line()));
+            Err(e)
+        }
+    }
+}
+
+/// Sends `body` to the upstream for the client's request, retrying on other accounts within
+/// the configured budget. `log` learns which account served (or failed) the request.
+pub async fn dispatch(
+    state: &AppState,
+    body: Bytes,
+    session_id: Option<&str>,
+    log: &mut RequestLog,
+) -> Result<Dispatched, AppError> {
+    let max_retries = state.settings.get().max_retries as usize;
+    let mut tried: Vec<i32> = Vec::new();
+    let mut last_error: Option<AppError> = None;
+    let mut attempts = 0;
+    while attempts <= max_retries {
+        attempts += 1;
+        let lease = match state.pool.checkout(tried.clone()).await {
+            Ok(lease) => lease,
+            // After failures, the upstream's own error says more than "nothing left", unless
+            // every account is now waiting for a usage-limit reset.
+            Err(e) => match last_error {
+                Some(last) if last.status() != StatusCode::TOO_MANY_REQUESTS => return Err(last),
+                _ => return Err(e.into()),
+            },
+        };
+        log.record.account_id = Some(lease.account_id);
+        tried.push(lease.account_id);
+        match attempt(state, lease, body.clone(), session_id).await {
+            Ok(dispatched) => return Ok(dispatched),
+            Err(Failure::Client(e)) => return Err(e),
+            Err(Failure::Retry(e)) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        AppError::new(
+            ErrorCode::NoAvailableAccount,
+            "no upstream account is available",
+        )
+    }))
+}
+
+/// How an attempt on one account failed.
+#[derive(Debug)]
+enum Failure {
+    /// The client's own fault: goes back as is, no retry.
+    Client(AppError),
+    /// The account's trouble: try another one.
+    Retry(AppError),
+}
+
+/// One account: send, and on 401 refresh once and send once more.
+async fn attempt(
+    state: &AppState,
+    mut lease: Lease,
+    body: Bytes,
+    session_id: Option<&str>,
+) -> Result<Dispatched, Failure> {
+    let mut refreshed = false;
+    loop {
+        let sent = state
+            .upstream
+            .responses(
+                &lease.access_token,
+                &lease.chatgpt_account_id,
+                lease.proxy_url.as_deref(),
+                session_id,
+                body.clone(),
+            )
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => return Err(settle(state, &lease, Failed::Unreachable(&e.0)).await),
+        };
+        let status = response.status().as_u16();
+        let rate_limits = RateLimits::from_headers(response.headers());
+        if status == 200 {
+            let mut events = EventSource::new(Box::pin(response.bytes_stream()));
+            let outcome = events.peek_until_output().await;
+            let failed = match &outcome {
+                None | Some(Ok(_)) => {
+                    let success = Outcome::Success(rate_limits.clone());
+                    report(state, lease.account_id, success).await;
+                    return Ok(Dispatched {
+                        lease,
+                        events,
+                        rate_limits,
+                    });
+                }
+                Some(Err(StreamError::Disconnected)) => Failed::Cut,
+                Some(Err(StreamError::Upstream(e))) => Failed::InStream(e),
+            };
+            return Err(settle(state, &lease, failed).await);
+        }
+        let bytes = response.bytes().await.unwrap_or_default();
+        let error = UpstreamError::from_body(&bytes).unwrap_or_else(|| {
+            UpstreamError::message_only(&format!("upstream answered HTTP {status}"))
+        });
+        let failed = Failed::Status(status, &error);
+        if failed.verdict() == Verdict::Refresh && !refreshed {
+            refreshed = true;
+            let stale_token = lease.access_token.clone();
+            match state
+                .refresher
+                .refresh(lease.account_id, Some(stale_token))
+                .await
+            {
+                Ok(Ok(new)) => lease.access_token = new.access_token,
+                Ok(Err(failure)) => {
+                    return Err(Failure::Retry(AppError::upstream(&failure.message)))
+                }
+                Err(e) => return Err(Failure::Retry(e.into())),
+            }
+            continue;
+        }
+        return Err(settle(state, &lease, failed).await);
+    }
+}
+
+/// Carries out what a failed answer means: tells the pool, and returns the client's error.
+async fn settle(state: &AppState, lease: &Lease, failed: Failed<'_>) -> Failure {
+    let (outcome, failure) = consequences(failed, Utc::now());
+    if let Some(outcome) = outcome {
+        report(state, lease.account_id, outcome).await;
+    }
+    failure
+}
+
+/// The account's trouble when its stream ended before any output.
+const CUT: &str = "upstream stream ended before any output";
+
+/// A failed upstream answer, as one attempt saw it.
+#[derive(Debug, Clone, Copy)]
+enum Failed<'a> {
+    /// No HTTP answer at all: the transport error's message.
+    Unreachable(&'a str),
+    /// A 200 whose stream ended before any output.
+    Cut,
+    /// A status other than 200, with its parsed error body.
+    Status(u16, &'a UpstreamError),
+    /// A 200 whose stream failed (`response.failed`, `error`) before any output.
+    InStream(&'a UpstreamError),
+}
+
+impl<'a> Failed<'a> {
+    /// The verdict of CODEX.md §5 on this answer.
+    fn verdict(self) -> Verdict {
+        match self {
+            Self::Unreachable(_) | Self::Cut => Verdict::Transient,
+            Self::Status(status, error) => classify(status, error),
+            Self::InStream(error) => classify_stream(error),
+        }
+    }
+
+    /// The upstream's error, when it gave one.
+    fn error(self) -> Option<&'a UpstreamError> {
+        match self {
+            Self::Status(_, error) | Self::InStream(error) => Some(error),
+            Self::Unreachable(_) | Self::Cut => None,
+        }
+    }
+
+    /// What the client may be told about the account's failure.
+    fn summary(self) -> String {
+        match self {
+            Self::Unreachable(message) => message.to_owned(),
+            Self::Cut => CUT.to_owned(),
+            Self::Status(status, _) => format!("upstream answered {status}"),
+            Self::InStream(e) => {
+                format!("upstream failed: {}", e.code.as_deref().unwrap_or("error"))
+            }
+        }
+    }
+
+    /// What the account's health keeps: the summary with the upstream's own words.
+    fn detail(self) -> String {
+        match self {
+            Self::Status(status, e) => format!("upstream answered {status}: {}", e.message),
+            Self::InStream(e) => format!("upstream failed: {}", e.message),
+            Self::Unreachable(_) | Self::Cut => self.summary(),
+        }
+    }
+}
+
+/// What a failed answer means: the report for the pool, if any, and the client's error, to
+/// retry with or to return. [`settle`] carries it out.
+fn consequences(failed: Failed<'_>, now: DateTime<Utc>) -> (Option<Outcome>, Failure) {
+    match failed.verdict() {
+        Verdict::Refresh => {
+            let message = "the upstream refused the account's token even after a refresh";
+            (
+                Some(Outcome::Unauthorized(message.to_owned())),
+                Failure::Retry(AppError::upstream(message)),
+            )
+        }
+        Verdict::UsageLimit => usage_limited(failed, now),
+        Verdict::Forbidden => (
+            Some(Outcome::Forbidden(failed.detail())),
+            Failure::Retry(AppError::upstream("the upstream refused the account")),
+        ),
+        Verdict::Transient => (
+            Some(Outcome::Transient(failed.detail())),
+            Failure::Retry(AppError::upstream(failed.summary())),
+        ),
+        Verdict::Client => (None, Failure::Client(client_error(failed))),
+    }
+}
+
+/// The account cools down until its usage limit resets; an HTTP 429 also tells the client
+/// when that is.
+fn usage_limited(failed: Failed<'_>, now: DateTime<Utc>) -> (Option<Outcome>, Failure) {
+    let until = resets_at(failed.error().unwrap_or(&UpstreamError::default()), now);
+    let error = AppError::new(
+        ErrorCode::RateLimitExceeded,
+        "the account's usage limit was reached",
+    );
+    let (message, error) = match failed {
+        Failed::Status(..) => (
+            format!("usage limit reached; resets at {}", until.to_rfc3339()),
+            error.with_retry_after((until - now).num_seconds().max(1) as u64),
+        ),
+        _ => ("usage limit reached".to_owned(), error),
+    };
+    (
+        Some(Outcome::UsageLimit { until, message }),
+        Failure::Retry(error),
+    )
+}
+
+/// The client's request is at fault: the upstream's explanation goes back as is, with the
+/// 413 or 422 and the parameter an HTTP answer gave.
+fn client_error(failed: Failed<'_>) -> AppError {
+    let (status, e) = match failed {
+        Failed::Status(status, e) => (status, e),
+        Failed::InStream(e) => return AppError::invalid_request(e.message.clone()),
+        // Never the client's fault (see `Failed::verdict`); named for completeness.
+        Failed::Unreachable(_) | Failed::Cut => return AppError::upstream(failed.summary()),
+    };
+    let message = e.message.clone();
+    let error = match status {
+        404 => AppError::new(ErrorCode::ModelNotFound, message),
+        413 => AppError::invalid_request(message).with_status(StatusCode::PAYLOAD_TOO_LARGE),
+        422 => AppError::invalid_request(message).with_status(StatusCode::UNPROCESSABLE_ENTITY),
+        _ => AppError::invalid_request(message),
+    };
+    match &e.param {
+        Some(param) => error.with_param(param.clone()),
+        None => error,
+    }
+}
+
+/// Tells the pool how an attempt went, and counts it.
+async fn report(state: &AppState, account_id: i32, outcome: Outcome) {
+    let label = match &outcome {
+        Outcome::Success(_) => "success",
+        Outcome::UsageLimit { .. } => "usage_limit",
+        Outcome::Transient(_) => "transient",
+        Outcome::Forbidden(_) => "forbidden",
+        Outcome::Unauthorized(_) => "unauthorized",
+    };
+    state.metrics.upstream(label);
+    match outcome {
+        // Failures change health and are stored before the retry; successes only count.
+        Outcome::Success(limits) => state.pool.succeeded(account_id, limits),
+        failure => state.pool.report(account_id, failure).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify::tests::error;
+    use super::*;
+
+    /// The error a retried request ends with, with the account's outcome.
+    fn retried(failed: Failed<'_>) -> (Outcome, AppError) {
+        match consequences(failed, Utc::now()) {
+            (Some(outcome), Failure::Retry(e)) => (outcome, e),
+            other => panic!("a retry expected, got {other:?}"),
+        }
+    }
+
+    /// The error a request gets back unretried; the account is left alone.
+    fn returned(failed: Failed<'_>) -> AppError {
+        match consequences(failed, Utc::now()) {
+            (None, Failure::Client(e)) => e,
+            other => panic!("the client's error expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_second_401_takes_the_account_out_and_retries() {
+        let (outcome, e) = retried(Failed::Status(401, &error(None, None)));
+        assert!(matches!(outcome, Outcome::Unauthorized(_)));
+        assert_eq!(e.code(), ErrorCode::UpstreamError);
+    }
+
+    #[test]
+    fn a_usage_limit_cools_down_until_the_reset_and_retries() {
+        let limit = UpstreamError {
+            resets_in_seconds: Some(600),
+            ..error(None, Some("usage_limit_reached"))
+        };
+        let (outcome, e) = retried(Failed::Status(429, &limit));
+        let Outcome::UsageLimit { until, message } = outcome else {
+            panic!("usage limit expected")
+        };
+        assert!(until > Utc::now() + chrono::Duration::seconds(590));
+        assert!(message.starts_with("usage limit reached; resets at "));
+        assert_eq!(e.code(), ErrorCode::RateLimitExceeded);
+        assert!(e.retry_after().is_some_and(|s| (590..=600).contains(&s)));
+
+        let (outcome, e) = retried(Failed::InStream(&limit));
+        assert!(matches!(outcome, Outcome::UsageLimit { .. }));
+        assert_eq!(e.code(), ErrorCode::RateLimitExceeded);
+    }
+
+    #[test]
+    fn transient_failures_cool_down_shortly_and_retry() {
+        let plain = error(None, None);
+        let overloaded = error(Some("server_is_overloaded"), None);
+        let rate = error(Some("rate_limit_exceeded"), None);
+        for failed in [
+            Failed::Status(429, &rate),
+            Failed::Status(408, &plain),
+            Failed::Status(500, &plain),
+            Failed::Status(503, &overloaded),
+            Failed::Unreachable("connection refused"),
+            Failed::Cut,
+            Failed::InStream(&overloaded),
+        ] {
+            let (outcome, e) = retried(failed);
+            assert!(matches!(outcome, Outcome::Transient(_)), "{failed:?}");
+            assert_eq!(e.code(), ErrorCode::UpstreamError, "{failed:?}");
+        }
+        let (Outcome::Transient(detail), e) = retried(Failed::Status(503, &overloaded)) else {
+            panic!("transient expected")
+        };
+        assert_eq!(detail, "upstream answered 503: upstream says no");
+        assert_eq!(e.message(), "upstream answered 503");
+    }
+
+    #[test]
+    fn refused_accounts_cool_down_for_long_and_retry() {
+        for status in [402, 403] {
+            let (outcome, e) = retried(Failed::Status(status, &error(None, None)));
+            assert!(matches!(outcome, Outcome::Forbidden(_)), "{status}");
+            assert_eq!(e.code(), ErrorCode::UpstreamError);
+        }
+    }
+
+    #[test]
+    fn the_clients_errors_go_back_as_is() {
+        let bad = UpstreamError {
+            param: Some("input".into()),
+            ..error(None, Some("invalid_request_error"))
+        };
+        for (status, code, answered) in [
+            (400, ErrorCode::InvalidRequest, 400),
+            (404, ErrorCode::ModelNotFound, 404),
+            (413, ErrorCode::InvalidRequest, 413),
+            (422, ErrorCode::InvalidRequest, 422),
+            (431, ErrorCode::InvalidRequest, 400),
+        ] {
+            let e = returned(Failed::Status(status, &bad));
+            assert_eq!(e.code(), code, "{status}");
+            assert_eq!(e.status().as_u16(), answered, "{status}");
+            assert_eq!(e.message(), "upstream says no");
+        }
+        let e = returned(Failed::InStream(&error(Some("invalid_prompt"), None)));
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
+    }
+}

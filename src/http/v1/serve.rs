@@ -1,0 +1,217 @@
+//! The one handler of every proxying `/v1` endpoint. [`serve`] takes the client's JSON body,
+//! lets the [`Endpoint`] parse and translate it, checks the model against the key, admits the
+//! request against the key's limits, starts its usage-log row, dispatches it upstream, and
+//! then either builds one JSON answer from the whole upstream stream (the endpoint's
+//! [`Aggregate`]) or relays the stream as server-sent events (its [`Relay`]). Usage, the time
+//! to first token and the end of the answer are read here, from the upstream's events, for
+//! every endpoint alike.
+
+use actix_web::{web, HttpResponse};
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::extract::{ApiKeyAuth, OpenAiJson, RequestId};
+use crate::codex::sse::SseFrame;
+use crate::codex::wire::{StreamError, StreamEvent, StreamOutcome};
+use crate::dispatch::{dispatch_logged, Dispatched};
+use crate::error::{AppError, ErrorCode, OpenAiError};
+use crate::request_log::RequestLog;
+use crate::state::AppState;
+
+/// A proxying endpoint: its route, how it reads a request and how it answers.
+pub trait Endpoint: Sized {
+    /// The route, as the usage log records it.
+    const PATH: &'static str;
+    /// Builds the answer of a client that did not ask to stream.
+    type Aggregate: Aggregate;
+    /// Relays the events to a client that asked to stream.
+    type Relay: Relay + 'static;
+
+    /// Parses and translates the client's body: the endpoint for this request and what goes
+    /// upstream.
+    fn translate(body: Value) -> Result<(Self, Upstream), OpenAiError>;
+
+    /// A fresh aggregator for the answer.
+    fn aggregate(&self) -> Self::Aggregate;
+
+    /// A fresh relay for the answer.
+    fn relay(&self) -> Self::Relay;
+}
+
+/// Builds one JSON answer from the upstream's frames.
+pub trait Aggregate {
+    /// The answer the client gets.
+    type Answer: Serialize;
+
+    /// Takes one frame into account, with its event when it parses as one.
+    fn on_frame(&mut self, frame: &SseFrame, event: Option<&StreamEvent>);
+
+    /// The answer, or why the upstream gave none.
+    fn finish(self) -> Result<Self::Answer, StreamError>;
+}
+
+/// Turns the upstream's frames into the client's event stream.
+pub trait Relay {
+    /// What to send for one frame (often nothing), given its event when it parses as one.
+    fn on_frame(&mut self, frame: &SseFrame, event: Option<&StreamEvent>) -> Relayed;
+
+    /// The frame that ends the client's stream after this outcome, if any.
+    fn closing_frame(&self, outcome: &StreamOutcome) -> Option<Bytes>;
+}
+
+/// What a [`Relay`] sends for one upstream frame.
+#[derive(Debug, Default)]
+pub struct Relayed {
+    /// The frames, encoded for the wire.
+    pub frames: Vec<Bytes>,
+    /// Whether they carry model output (the first such frame is the time to first token).
+    pub output: bool,
+}
+
+/// A client's request, translated for the upstream.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The model the usage log records.
+    pub model: String,
+    /// Whether the client asked for an event stream.
+    pub stream: bool,
+    /// The prompt-cache key, sent as the upstream's session id.
+    pub session: Option<String>,
+    /// The body sent upstream.
+    pub body: Bytes,
+}
+
+impl Upstream {
+    /// A request whose upstream body is `body` as JSON.
+    pub fn new(
+        model: String,
+        stream: bool,
+        session: Option<String>,
+        body: &impl Serialize,
+    ) -> Result<Self, OpenAiError> {
+        let body = Bytes::from(serde_json::to_vec(body).map_err(AppError::internal)?);
+        Ok(Self {
+            model,
+            stream,
+            session,
+            body,
+        })
+    }
+}
+
+/// Serves one request to endpoint `E`: translation, model check, admission, usage log,
+/// dispatch, then the endpoint's answer.
+pub async fn serve<E: Endpoint>(
+    state: web::Data<AppState>,
+    key: ApiKeyAuth,
+    request_id: RequestId,
+    body: OpenAiJson,
+) -> Result<HttpResponse, OpenAiError> {
+    // The key was checked by its extractor; only now is the body read.
+    let (endpoint, upstream) = E::translate(body.read().await?)?;
+    key.check_model(&upstream.model)?;
+    state.keys.admit(key.0.clone()).await?;
+    let log = RequestLog::start(
+        &state,
+        &key.0,
+        &upstream.model,
+        E::PATH,
+        upstream.stream,
+        request_id.0,
+    );
+    let (dispatched, log) =
+        dispatch_logged(&state, upstream.body, upstream.session.as_deref(), log).await?;
+    if upstream.stream {
+        Ok(relay(dispatched, log, endpoint.relay()))
+    } else {
+        aggregate(dispatched, log, endpoint.aggregate()).await
+    }
+}
+
+/// The event in an upstream frame, if it is one, and the end of the answer it announces; its
+/// usage goes to the log.
+fn observe(frame: &SseFrame, log: &mut RequestLog) -> (Option<StreamEvent>, Option<StreamOutcome>) {
+    let event = StreamEvent::parse(frame.event.as_deref(), &frame.data).ok();
+    let outcome = event.as_ref().and_then(|event| {
+        log.usage(event.usage());
+        event.outcome()
+    });
+    (event, outcome)
+}
+
+/// Reads the whole answer and sends it as one JSON body.
+async fn aggregate<A: Aggregate>(
+    dispatched: Dispatched,
+    mut log: RequestLog,
+    mut aggregator: A,
+) -> Result<HttpResponse, OpenAiError> {
+    let Dispatched {
+        lease, mut events, ..
+    } = dispatched;
+    while let Some(frame) = events.next_frame().await {
+        let (event, outcome) = observe(&frame, &mut log);
+        aggregator.on_frame(&frame, event.as_ref());
+        if outcome.is_some() {
+            break;
+        }
+    }
+    drop(lease);
+    match aggregator.finish() {
+        Ok(answer) => {
+            log.finish(200, None);
+            Ok(HttpResponse::Ok().json(answer))
+        }
+        Err(e) => {
+            let message = e.to_string();
+            log.finish(502, Some(message.clone()));
+            Err(AppError::new(ErrorCode::UpstreamError, message).into())
+        }
+    }
+}
+
+/// Relays the answer as a `text/event-stream` that proxies in front of the gateway must not
+/// buffer.
+fn relay<R: Relay + 'static>(
+    dispatched: Dispatched,
+    log: RequestLog,
+    mut relay: R,
+) -> HttpResponse {
+    let Dispatched {
+        lease, mut events, ..
+    } = dispatched;
+    let stream = async_stream::stream! {
+        // Both guards live as long as the stream: a client that goes away drops them, which
+        // frees the account and still writes the log row.
+        let _lease = lease;
+        let mut log = log;
+        let mut outcome = None;
+        while let Some(frame) = events.next_frame().await {
+            let (event, ended) = observe(&frame, &mut log);
+            let relayed = relay.on_frame(&frame, event.as_ref());
+            if relayed.output {
+                log.first_token();
+            }
+            for bytes in relayed.frames {
+                yield Ok::<Bytes, actix_web::Error>(bytes);
+            }
+            if ended.is_some() {
+                outcome = ended;
+                break;
+            }
+        }
+        let outcome = outcome.unwrap_or(Err(StreamError::Disconnected));
+        if let Some(frame) = relay.closing_frame(&outcome) {
+            yield Ok(frame);
+        }
+        match outcome {
+            Ok(_) => log.finish(200, None),
+            Err(e) => log.finish(502, Some(e.to_string())),
+        }
+    };
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(stream)
+}

@@ -1,0 +1,555 @@
+//! Codex accounts ("tokens" in the HTTP contract): the console's derived [`AccountState`], and
+//! [`AccountService`], which owns their queries and keeps the account pool in step with every
+//! change (import, update, delete) and asks the refresh scheduler for manual refreshes.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{fetch_page, find_live, invalid, is_active, read, set_if, Page, PageRequest};
+use crate::actors::account_pool::AccountPoolHandle;
+use crate::actors::refresher::RefresherHandle;
+use crate::codex::credentials::{parse_credentials_file, AccountCredentials};
+use crate::db::account::{self, AccountStatus};
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::settings::SettingsStore;
+use crate::state::AppState;
+
+/// The console's status of an account, derived from its stored health, its expiry, its
+/// cooldown and the clock. Declared in the order the console lists them.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    strum::EnumIter,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum AccountState {
+    /// Serving, and not expiring soon.
+    Active,
+    /// Serving, but the access token expires within the refresh lead.
+    Expiring,
+    /// The access token has expired.
+    Expired,
+    /// Taken out of rotation until its cooldown ends.
+    CoolingDown,
+    /// The last refresh failed for a transient reason.
+    RefreshFailed,
+    /// The refresh token is dead: the account must sign in again.
+    NeedsRelogin,
+    /// Switched off by an admin.
+    Disabled,
+}
+
+impl AccountState {
+    /// The state of `row` at `now`, with tokens expiring within `lead_seconds` as `Expiring`.
+    pub fn of(row: &account::Model, lead_seconds: u64, now: DateTime<Utc>) -> Self {
+        if !row.is_active {
+            Self::Disabled
+        } else if row.status == AccountStatus::NeedsRelogin {
+            Self::NeedsRelogin
+        } else if row.expires_at.is_some_and(|at| at <= now) {
+            Self::Expired
+        } else if row.status == AccountStatus::RefreshFailed {
+            Self::RefreshFailed
+        } else if row.cooldown_until.is_some_and(|until| until > now) {
+            Self::CoolingDown
+        } else if row
+            .expires_at
+            .is_some_and(|at| at <= now + chrono::Duration::seconds(lead_seconds as i64))
+        {
+            Self::Expiring
+        } else {
+            Self::Active
+        }
+    }
+
+    /// The contract's name (`cooling_down`, ...).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Whether the account still serves requests (an expiring one does until it expires).
+    pub fn is_serving(self) -> bool {
+        matches!(self, Self::Active | Self::Expiring)
+    }
+}
+
+/// How many accounts are in each [`AccountState`].
+#[derive(Debug, Clone, Default)]
+pub struct StateCounts(HashMap<AccountState, u64>);
+
+impl StateCounts {
+    /// Counts the states of `rows` at `now`.
+    pub fn of(rows: &[account::Model], lead_seconds: u64, now: DateTime<Utc>) -> Self {
+        let mut counts = HashMap::new();
+        for row in rows {
+            *counts
+                .entry(AccountState::of(row, lead_seconds, now))
+                .or_default() += 1;
+        }
+        Self(counts)
+    }
+
+    /// The number of accounts in `state`.
+    pub fn get(&self, state: AccountState) -> u64 {
+        self.0.get(&state).copied().unwrap_or(0)
+    }
+
+    /// The number of accounts that still serve requests (see [`AccountState::is_serving`]).
+    pub fn serving(&self) -> u64 {
+        self.0
+            .iter()
+            .filter(|(state, _)| state.is_serving())
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// An account row with the state it was in when it was read.
+#[derive(Debug, Clone)]
+pub struct AccountEntry {
+    /// The stored row (it holds the secrets: render it with care).
+    pub row: account::Model,
+    /// The derived console state.
+    pub state: AccountState,
+}
+
+impl AccountEntry {
+    /// Pairs a row with its state at `now`.
+    pub fn new(row: account::Model, lead_seconds: u64, now: DateTime<Utc>) -> Self {
+        Self {
+            state: AccountState::of(&row, lead_seconds, now),
+            row,
+        }
+    }
+}
+
+/// What the account list shows.
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    /// Only accounts in this state.
+    pub state: Option<AccountState>,
+    /// A part of the e-mail, name or ChatGPT account id.
+    pub search: Option<String>,
+}
+
+/// The changes `PATCH /admin/tokens/{id}` may make; an absent field stays as it is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountChanges {
+    /// The display name; `null` or blank clears it.
+    #[serde(default, deserialize_with = "account_name")]
+    pub name: Option<Option<String>>,
+    /// Whether the account is in rotation.
+    #[serde(default, deserialize_with = "is_active")]
+    pub is_active: Option<bool>,
+}
+
+/// Reads a display name: at most 200 characters, trimmed, blank meaning none.
+fn account_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    const WHY: &str = "must be a string of at most 200 characters or null";
+    match read::<_, Option<String>>(d, "name", WHY)? {
+        None => Ok(Some(None)),
+        Some(name) if name.chars().count() <= 200 => {
+            let name = name.trim();
+            Ok(Some((!name.is_empty()).then(|| name.to_string())))
+        }
+        Some(_) => Err(invalid("name", WHY)),
+    }
+}
+
+/// One uploaded credential file (or JSON body): where it came from and its bytes.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The file name, or a description such as "request body".
+    pub source: String,
+    /// The file's content.
+    pub bytes: Bytes,
+}
+
+/// An entry of an import that was not stored, and why.
+#[derive(Debug, Clone)]
+pub struct ImportFailure {
+    /// The file (and array position) of the entry.
+    pub source: String,
+    /// Why it was rejected; never holds a token.
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default)]
+pub struct ImportSummary {
+    /// Accounts that were new (or had been deleted).
+    pub imported: u64,
+    /// Accounts that were already stored and got the new credentials.
+    pub updated: u64,
+    /// Entries that could not be read.
+    pub failed: Vec<ImportFailure>,
+}
+
+/// Queries and changes Codex accounts, keeping the account pool in step.
+#[derive(Clone)]
+pub struct AccountService {
+    db: DatabaseConnection,
+    pool: AccountPoolHandle,
+    refresher: RefresherHandle,
+    settings: SettingsStore,
+}
+
+impl AccountService {
+    /// The service over the shared state's database and actors.
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            pool: state.pool.clone(),
+            refresher: state.refresher.clone(),
+            settings: state.settings.clone(),
+        }
+    }
+
+    /// The current refresh lead: tokens expiring within it are `Expiring`.
+    fn lead_seconds(&self) -> u64 {
+        self.settings.get().refresh_lead_seconds
+    }
+
+    /// Pairs rows with their state now.
+    fn entries(&self, rows: Vec<account::Model>) -> Vec<AccountEntry> {
+        let (lead, now) = (self.lead_seconds(), Utc::now());
+        rows.into_iter()
+            .map(|row| AccountEntry::new(row, lead, now))
+            .collect()
+    }
+
+    /// One row with its state now.
+    fn entry(&self, row: account::Model) -> AccountEntry {
+        AccountEntry::new(row, self.lead_seconds(), Utc::now())
+    }
+
+    /// A page of the accounts that are not deleted, in id order.
+    pub async fn list(
+        &self,
+        filter: &AccountFilter,
+        at: PageRequest,
+    ) -> AppResult<Page<AccountEntry>> {
+        let mut select = account::Entity::find().filter(account::Column::DeletedAt.is_null());
+        if let Some(q) = filter.search.as_deref() {
+            select = select.filter(
+                Condition::any()
+                    .add(account::Column::Email.contains(q))
+                    .add(account::Column::Name.contains(q))
+                    .add(account::Column::ChatgptAccountId.contains(q)),
+            );
+        }
+        let select = select.order_by_asc(account::Column::Id);
+        let Some(wanted) = filter.state else {
+            let page = fetch_page(select, &self.db, at).await?;
+            return Ok(Page {
+                rows: self.entries(page.rows),
+                total: page.total,
+            });
+        };
+        // The state is derived from several columns and the clock, so it is filtered in
+        // memory; an account pool is at most thousands of rows.
+        let all: Vec<AccountEntry> = self
+            .entries(select.all(&self.db).await?)
+            .into_iter()
+            .filter(|entry| entry.state == wanted)
+            .collect();
+        Ok(Page {
+            total: all.len() as u64,
+            rows: at.slice(all),
+        })
+    }
+
+    /// The account with this id, unless it is deleted.
+    async fn find(&self, id: i32) -> AppResult<account::Model> {
+        find_live::<account::Entity>(&self.db, id, account::Column::DeletedAt, "account").await
+    }
+
+    /// Renames, enables or disables an account; the pool sees the change at once.
+    pub async fn update(&self, id: i32, changes: AccountChanges) -> AppResult<AccountEntry> {
+        let row = self.find(id).await?;
+        let mut model: account::ActiveModel = row.into();
+        set_if(&mut model.name, changes.name);
+        set_if(&mut model.is_active, changes.is_active);
+        model.updated_at = Set(Utc::now());
+        let row = model.update(&self.db).await?;
+        self.pool.upsert(row.clone()).await?;
+        Ok(self.entry(row))
+    }
+
+    /// Takes an account out of the pool and deletes it. The row stays so that past log rows
+    /// still name the account; its secrets do not.
+    pub async fn delete(&self, id: i32) -> AppResult<()> {
+        let row = self.find(id).await?;
+        self.pool.remove(row.id).await?;
+        let mut model: account::ActiveModel = row.into();
+        model.deleted_at = Set(Some(Utc::now()));
+        model.access_token = Set(String::new());
+        model.refresh_token = Set(String::new());
+        model.id_token = Set(None);
+        model.update(&self.db).await?;
+        Ok(())
+    }
+
+    /// Refreshes an account's tokens now and answers the stored result.
+    pub async fn refresh(&self, id: i32) -> AppResult<AccountEntry> {
+        let row = self.find(id).await?;
+        match self.refresher.refresh(row.id, None).await? {
+            Ok(_) => Ok(self.entry(self.find(row.id).await?)),
+            Err(failure) => Err(AppError::new(ErrorCode::RefreshFailed, failure.message)),
+        }
+    }
+
+    /// Every account that is not deleted, with its secrets, in id order.
+    pub async fn export(&self) -> AppResult<Vec<AccountCredentials>> {
+        let rows = account::Entity::find()
+            .filter(account::Column::DeletedAt.is_null())
+            .order_by_asc(account::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| AccountCredentials {
+                email: row.email,
+                account_id: row.chatgpt_account_id,
+                plan_type: row.plan_type,
+                access_token: row.access_token,
+                refresh_token: row.refresh_token,
+                id_token: row.id_token,
+                expires_at: row.expires_at,
+                last_refresh: row.last_refresh_at,
+                disabled: !row.is_active,
+                label: row.name,
+                proxy_url: row.proxy_url,
+            })
+            .collect())
+    }
+
+    /// Parses the uploads and stores every account they hold, in one transaction (fast for
+    /// thousands of accounts, and a database failure leaves nothing half-imported); then tells
+    /// the pool about all of them in one message. Bad entries are reported, not fatal.
+    pub async fn import(&self, uploads: Vec<Upload>) -> AppResult<ImportSummary> {
+        // Parsing thousands of files is CPU work: off the async workers.
+        let entries = tokio::task::spawn_blocking(move || {
+            uploads
+                .iter()
+                .flat_map(|u| parse_credentials_file(&u.source, &u.bytes))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| AppError::internal(format_args!("blocking task: {e}")))?;
+
+        let mut summary = ImportSummary::default();
+        let mut stored = Vec::new();
+        let txn = self.db.begin().await?;
+        for entry in entries {
+            let account = match entry.result {
+                Ok(account) => account,
+                Err(reason) => {
+                    summary.failed.push(ImportFailure {
+                        source: entry.source,
+                        reason: reason.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let (row, created) = store(&txn, account).await?;
+            if created {
+                summary.imported += 1;
+            } else {
+                summary.updated += 1;
+            }
+            stored.push(row);
+        }
+        txn.commit().await?;
+        self.pool.upsert_many(stored).await?;
+        Ok(summary)
+    }
+}
+
+/// Inserts the account, or refreshes the stored one with the same `account_id` (a deleted one
+/// comes back). Answers the row and whether it is new.
+async fn store(
+    db: &impl ConnectionTrait,
+    account: AccountCredentials,
+) -> AppResult<(account::Model, bool)> {
+    let now = Utc::now();
+    let existing = account::Entity::find()
+        .filter(account::Column::ChatgptAccountId.eq(account.account_id.as_str()))
+        .one(db)
+        .await?;
+    let created = existing.is_none();
+    let mut model = match existing {
+        Some(row) => {
+            let revived = row.deleted_at.is_some();
+            let mut model: account::ActiveModel = row.into();
+            if revived {
+                model.deleted_at = Set(None);
+                model.created_at = Set(now);
+            }
+            model
+        }
+        None => account::ActiveModel {
+            chatgpt_account_id: Set(account.account_id.clone()),
+            created_at: Set(now),
+            error_count: Set(0),
+            usage_count: Set(0),
+            input_tokens: Set(0),
+            output_tokens: Set(0),
+            ..Default::default()
+        },
+    };
+    model.email = Set(account.email);
+    model.plan_type = Set(account.plan_type);
+    model.access_token = Set(account.access_token);
+    model.refresh_token = Set(account.refresh_token);
+    model.id_token = Set(account.id_token);
+    model.expires_at = Set(account.expires_at);
+    model.last_refresh_at = Set(account.last_refresh);
+    model.is_active = Set(!account.disabled);
+    model.status = Set(AccountStatus::Active);
+    model.last_error = Set(None);
+    model.cooldown_until = Set(None);
+    if account.label.is_some() {
+        model.name = Set(account.label);
+    }
+    if account.proxy_url.is_some() {
+        model.proxy_url = Set(account.proxy_url);
+    }
+    model.updated_at = Set(now);
+    let row = if created {
+        model.insert(db).await?
+    } else {
+        model.update(db).await?
+    };
+    Ok((row, created))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn row() -> account::Model {
+        let mut row = crate::actors::account_pool::tests::row(None);
+        row.expires_at = Some(Utc::now() + Duration::days(10));
+        row
+    }
+
+    #[test]
+    fn the_state_is_derived_in_order_of_precedence() {
+        let now = Utc::now();
+        let lead = 3600;
+        let state = |change: &dyn Fn(&mut account::Model)| {
+            let mut row = row();
+            change(&mut row);
+            AccountState::of(&row, lead, now)
+        };
+        assert_eq!(state(&|_| {}), AccountState::Active);
+        assert_eq!(
+            state(&|r| r.expires_at = Some(now + Duration::minutes(30))),
+            AccountState::Expiring
+        );
+        assert_eq!(
+            state(&|r| r.cooldown_until = Some(now + Duration::minutes(1))),
+            AccountState::CoolingDown
+        );
+        assert_eq!(
+            state(&|r| {
+                r.status = AccountStatus::RefreshFailed;
+                r.cooldown_until = Some(now + Duration::minutes(1));
+            }),
+            AccountState::RefreshFailed
+        );
+        assert_eq!(
+            state(&|r| {
+                r.status = AccountStatus::RefreshFailed;
+                r.expires_at = Some(now - Duration::minutes(1));
+            }),
+            AccountState::Expired
+        );
+        assert_eq!(
+            state(&|r| {
+                r.status = AccountStatus::NeedsRelogin;
+                r.expires_at = Some(now - Duration::minutes(1));
+            }),
+            AccountState::NeedsRelogin
+        );
+        assert_eq!(
+            state(&|r| {
+                r.is_active = false;
+                r.status = AccountStatus::NeedsRelogin;
+            }),
+            AccountState::Disabled
+        );
+    }
+
+    #[test]
+    fn states_have_the_contract_names() {
+        use strum::IntoEnumIterator;
+        let names: Vec<&str> = AccountState::iter().map(AccountState::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "active",
+                "expiring",
+                "expired",
+                "cooling_down",
+                "refresh_failed",
+                "needs_relogin",
+                "disabled"
+            ]
+        );
+        for state in AccountState::iter() {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+            assert_eq!(state.as_str().parse::<AccountState>().ok(), Some(state));
+        }
+    }
+
+    #[test]
+    fn counts_add_expiring_accounts_to_the_serving_ones() {
+        let now = Utc::now();
+        let mut expiring = row();
+        expiring.expires_at = Some(now + Duration::minutes(5));
+        let mut disabled = row();
+        disabled.is_active = false;
+        let counts = StateCounts::of(&[row(), expiring, disabled], 3600, now);
+        assert_eq!(counts.get(AccountState::Active), 1);
+        assert_eq!(counts.get(AccountState::Expiring), 1);
+        assert_eq!(counts.get(AccountState::Disabled), 1);
+        assert_eq!(counts.get(AccountState::Expired), 0);
+        assert_eq!(counts.serving(), 2);
+    }
+
+    #[test]
+    fn an_account_name_may_be_cleared() {
+        let read = |body| serde_json::from_value::<AccountChanges>(body).map_err(|e| e.to_string());
+        let blank = read(serde_json::json!({"name": "  "})).unwrap();
+        assert_eq!(blank.name, Some(None));
+        let named = read(serde_json::json!({"name": " work ", "is_active": false})).unwrap();
+        assert_eq!(named.name, Some(Some("work".to_string())));
+        assert_eq!(named.is_active, Some(false));
+        let long = read(serde_json::json!({"name": "x".repeat(201)})).unwrap_err();
+        assert!(
+            long.starts_with("`name` must be a string of at most 200"),
+            "{long}"
+        );
+        let other = read(serde_json::json!({"email": "a@b"})).unwrap_err();
+        assert!(other.contains("unknown field `email`"), "{other}");
+    }
+}
