@@ -3,7 +3,8 @@
 //! encrypted text. `response_items` indexes every input and output item by its id (no content:
 //! the item is read from its response), so a reference is found without scanning.
 
-use sea_orm_migration::{prelude::*, schema::*};
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::{integer, integer_null, string, text, timestamp_with_time_zone};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

@@ -75,11 +75,13 @@ pub enum Outcome {
     Unauthorized(String),
 }
 
-/// Picks an account, skipping `exclude` (accounts already tried for this request).
+/// Picks an account, skipping `exclude` (accounts already tried for this request), and taking
+/// `prefer` when it can serve (the account whose prompt cache holds the conversation).
 #[derive(Message)]
 #[rtype(result = "Result<Lease, PoolError>")]
 pub struct Checkout {
     pub exclude: Vec<i32>,
+    pub prefer: Option<i32>,
 }
 
 /// Reports the outcome of a request.
@@ -245,7 +247,7 @@ impl AccountPool {
         self.accounts.insert(row.id, fresh);
     }
 
-    fn pick(&mut self, exclude: &[i32]) -> Result<Lease, PoolError> {
+    fn pick(&mut self, exclude: &[i32], prefer: Option<i32>) -> Result<Lease, PoolError> {
         let now = Utc::now();
         let excluded: HashSet<i32> = exclude.iter().copied().collect();
         let mut nearest_reset: Option<DateTime<Utc>> = None;
@@ -268,7 +270,8 @@ impl AccountPool {
             }
             candidates.push(account);
         }
-        let chosen = match self.settings.strategy {
+        let preferred = prefer.and_then(|id| candidates.iter().copied().find(|a| a.id == id));
+        let chosen = preferred.or_else(|| match self.settings.strategy {
             Strategy::FillFirst => candidates.first().copied(),
             Strategy::LeastUsed => candidates
                 .iter()
@@ -282,7 +285,7 @@ impl AccountPool {
                     .find(|a| after.is_none_or(|c| a.id > c))
                     .or_else(|| candidates.first().copied())
             }
-        };
+        });
         let Some(chosen) = chosen else {
             return Err(match nearest_reset {
                 Some(at) => PoolError::AllCooling {
@@ -348,7 +351,7 @@ impl Handler<Checkout> for AccountPool {
     type Result = Result<Lease, PoolError>;
 
     fn handle(&mut self, msg: Checkout, _: &mut Self::Context) -> Self::Result {
-        self.pick(&msg.exclude)
+        self.pick(&msg.exclude, msg.prefer)
     }
 }
 
@@ -517,10 +520,14 @@ impl AccountPoolHandle {
     }
 
     /// Checks out an account for a request.
-    pub async fn checkout(&self, exclude: Vec<i32>) -> Result<Lease, PoolError> {
+    pub async fn checkout(
+        &self,
+        exclude: Vec<i32>,
+        prefer: Option<i32>,
+    ) -> Result<Lease, PoolError> {
         super::ask(
             &self.addr,
-            Checkout { exclude },
+            Checkout { exclude, prefer },
             self.timeout,
             "account pool",
         )
@@ -685,10 +692,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_preferred_account_is_taken_when_it_can_serve() {
+        let mut pool = pool();
+        for id in [7, 8, 9] {
+            let mut account = row(None);
+            account.id = id;
+            account.chatgpt_account_id = format!("acct-{id}");
+            pool.put_row(&account);
+        }
+        assert_eq!(pool.pick(&[], Some(9)).unwrap().account_id, 9);
+        assert_eq!(pool.pick(&[], Some(9)).unwrap().account_id, 9);
+        // Not when it was already tried for this request, nor when it is unknown.
+        assert_ne!(pool.pick(&[9], Some(9)).unwrap().account_id, 9);
+        assert!(pool.pick(&[], Some(42)).is_ok());
+        // Nor while it cools down.
+        pool.accounts.get_mut(&9).unwrap().cooldown_until =
+            Some(Utc::now() + chrono::Duration::minutes(5));
+        assert_ne!(pool.pick(&[], Some(9)).unwrap().account_id, 9);
+    }
+
+    #[test]
     fn a_fresh_row_keeps_the_live_counters_and_the_fresher_rate_limits() {
         let mut pool = pool();
         pool.put_row(&row(None));
-        let lease = pool.pick(&[]).unwrap();
+        let lease = pool.pick(&[], None).unwrap();
         {
             let live = pool.accounts.get_mut(&7).unwrap();
             live.served = 5;

@@ -44,10 +44,10 @@ pub fn referenced_ids(input: &[Value]) -> Vec<String> {
 
 /// The full input to send upstream: `previous` input and output (when continuing), then the new
 /// `input` with each reference replaced by the item from `items`.
-pub fn expand_input(
+pub fn expand_input<S: std::hash::BuildHasher>(
     previous: Option<Previous<'_>>,
     input: Vec<Value>,
-    items: &HashMap<String, Value>,
+    items: &HashMap<String, Value, S>,
 ) -> Result<Vec<Value>, UnknownReference> {
     let mut full = Vec::new();
     if let Some(previous) = previous {

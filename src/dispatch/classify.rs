@@ -25,9 +25,13 @@ pub enum Verdict {
     UsageLimit,
     /// 402/403: the account cools down for long; the request goes to another account.
     Forbidden,
-    /// Overload, server errors, timeouts, other 429s, network trouble: a short cooldown; the
-    /// request goes to another account.
+    /// Server errors, timeouts, other 429s, network trouble: a short cooldown; the request goes
+    /// to another account.
     Transient,
+    /// The backend is overloaded (503, `server_is_overloaded`, `slow_down`): its condition, not
+    /// the account's. The account is not cooled; the request goes once more to another account
+    /// after a short pause.
+    Overloaded,
     /// The client's own request is at fault: the account is unchanged and the error goes back
     /// to the client as is, never retried.
     Client,
@@ -40,6 +44,8 @@ pub fn classify(status: u16, error: &UpstreamError) -> Verdict {
         429 if error.is_usage_limit() => Verdict::UsageLimit,
         402 | 403 => Verdict::Forbidden,
         400 | 404 | 413 | 422 | 431 => Verdict::Client,
+        503 => Verdict::Overloaded,
+        _ if error.is_overload() => Verdict::Overloaded,
         _ => Verdict::Transient,
     }
 }
@@ -49,6 +55,8 @@ pub fn classify(status: u16, error: &UpstreamError) -> Verdict {
 pub fn classify_stream(error: &UpstreamError) -> Verdict {
     if error.is_usage_limit() {
         Verdict::UsageLimit
+    } else if error.is_overload() {
+        Verdict::Overloaded
     } else if error.is_transient() {
         Verdict::Transient
     } else {
@@ -87,6 +95,7 @@ pub(super) mod tests {
         let usage_limit_code = error(Some("usage_limit_reached"), None);
         let rate_limit = error(Some("rate_limit_exceeded"), None);
         let overloaded = error(Some("server_is_overloaded"), None);
+        let slow_down = error(Some("slow_down"), None);
         let rows = [
             // 401: refresh once, then take the account out.
             (401, &plain, Verdict::Refresh),
@@ -100,7 +109,11 @@ pub(super) mod tests {
             (408, &plain, Verdict::Transient),
             (500, &plain, Verdict::Transient),
             (502, &plain, Verdict::Transient),
-            (503, &overloaded, Verdict::Transient),
+            // Overload: the backend's condition, not the account's.
+            (503, &overloaded, Verdict::Overloaded),
+            (503, &plain, Verdict::Overloaded),
+            (500, &overloaded, Verdict::Overloaded),
+            (429, &slow_down, Verdict::Overloaded),
             (504, &plain, Verdict::Transient),
             (520, &plain, Verdict::Transient),
             // 402/403: a long cooldown.
@@ -128,8 +141,9 @@ pub(super) mod tests {
             ),
             (
                 error(Some("server_is_overloaded"), None),
-                Verdict::Transient,
+                Verdict::Overloaded,
             ),
+            (error(Some("slow_down"), None), Verdict::Overloaded),
             (error(Some("rate_limit_exceeded"), None), Verdict::Transient),
             (error(Some("server_error"), None), Verdict::Transient),
             (

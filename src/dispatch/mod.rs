@@ -36,11 +36,10 @@ pub struct Dispatched {
 /// the rate-limit snapshot on it when one did.
 pub async fn dispatch_logged(
     state: &AppState,
-    body: Bytes,
-    session_id: Option<&str>,
+    request: UpstreamRequest<'_>,
     mut log: RequestLog,
 ) -> Result<(Dispatched, RequestLog), AppError> {
-    match dispatch(state, body, session_id, &mut log).await {
+    match dispatch(state, request, &mut log).await {
         Ok(dispatched) => {
             log.record.rate_limits.clone_from(&dispatched.rate_limits);
             Ok((dispatched, log))
@@ -52,21 +51,37 @@ pub async fn dispatch_logged(
     }
 }
 
-/// Sends `body` to the upstream for the client's request, retrying on other accounts within
-/// the configured budget. `log` learns which account served (or failed) the request.
+/// What goes upstream for one client request.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest<'a> {
+    /// The Codex request body.
+    pub body: Bytes,
+    /// The conversation's session id, if any.
+    pub session_id: Option<&'a str>,
+    /// The account to use first when it can serve (it served the conversation before).
+    pub prefer: Option<i32>,
+}
+
+/// Sends the request upstream, retrying on other accounts within the configured budget. `log`
+/// learns which account served (or failed) the request.
 pub async fn dispatch(
     state: &AppState,
-    body: Bytes,
-    session_id: Option<&str>,
+    request: UpstreamRequest<'_>,
     log: &mut RequestLog,
 ) -> Result<Dispatched, AppError> {
+    let UpstreamRequest {
+        body,
+        session_id,
+        mut prefer,
+    } = request;
     let max_retries = state.settings.get().max_retries as usize;
     let mut tried: Vec<i32> = Vec::new();
     let mut last_error: Option<AppError> = None;
     let mut attempts = 0;
+    let mut overloads = 0;
     while attempts <= max_retries {
         attempts += 1;
-        let lease = match state.pool.checkout(tried.clone()).await {
+        let lease = match state.pool.checkout(tried.clone(), prefer.take()).await {
             Ok(lease) => lease,
             // After failures, the upstream's own error says more than "nothing left", unless
             // every account is now waiting for a usage-limit reset.
@@ -81,6 +96,15 @@ pub async fn dispatch(
             Ok(dispatched) => return Ok(dispatched),
             Err(Failure::Client(e)) => return Err(e),
             Err(Failure::Retry(e)) => last_error = Some(e),
+            Err(Failure::Overloaded(e)) => {
+                state.metrics.upstream("overloaded");
+                overloads += 1;
+                if overloads > 1 {
+                    return Err(e);
+                }
+                last_error = Some(e);
+                tokio::time::sleep(overload_pause()).await;
+            }
         }
     }
     Err(last_error.unwrap_or_else(|| {
@@ -98,6 +122,18 @@ enum Failure {
     Client(AppError),
     /// The account's trouble: try another one.
     Retry(AppError),
+    /// The backend's overload: try once more on another account after a short pause.
+    Overloaded(AppError),
+}
+
+/// `Retry-After` of the answer when every attempt met an overload.
+const OVERLOAD_RETRY_AFTER_SECS: u64 = 2;
+
+/// A short, jittered pause before trying another account after an overload, so that retries
+/// from many clients do not arrive together.
+fn overload_pause() -> std::time::Duration {
+    use rand::Rng;
+    std::time::Duration::from_millis(rand::thread_rng().gen_range(50..=250))
 }
 
 /// One account: send, and on 401 refresh once and send once more.
@@ -253,6 +289,16 @@ fn consequences(failed: Failed<'_>, now: DateTime<Utc>) -> (Option<Outcome>, Fai
             Some(Outcome::Transient(failed.detail())),
             Failure::Retry(AppError::upstream(failed.summary())),
         ),
+        Verdict::Overloaded => (
+            None,
+            Failure::Overloaded(
+                AppError::new(
+                    ErrorCode::ServerOverloaded,
+                    "the upstream is overloaded; try again shortly",
+                )
+                .with_retry_after(OVERLOAD_RETRY_AFTER_SECS),
+            ),
+        ),
         Verdict::Client => (None, Failure::Client(client_error(failed))),
     }
 }
@@ -368,26 +414,49 @@ mod tests {
     #[test]
     fn transient_failures_cool_down_shortly_and_retry() {
         let plain = error(None, None);
-        let overloaded = error(Some("server_is_overloaded"), None);
         let rate = error(Some("rate_limit_exceeded"), None);
         for failed in [
             Failed::Status(429, &rate),
             Failed::Status(408, &plain),
             Failed::Status(500, &plain),
-            Failed::Status(503, &overloaded),
+            Failed::Status(502, &plain),
             Failed::Unreachable("connection refused"),
             Failed::Cut,
-            Failed::InStream(&overloaded),
+            Failed::InStream(&rate),
         ] {
             let (outcome, e) = retried(failed);
             assert!(matches!(outcome, Outcome::Transient(_)), "{failed:?}");
             assert_eq!(e.code(), ErrorCode::UpstreamError, "{failed:?}");
         }
-        let (Outcome::Transient(detail), e) = retried(Failed::Status(503, &overloaded)) else {
+        let (Outcome::Transient(detail), e) = retried(Failed::Status(502, &plain)) else {
             panic!("transient expected")
         };
-        assert_eq!(detail, "upstream answered 503: upstream says no");
-        assert_eq!(e.message(), "upstream answered 503");
+        assert_eq!(detail, "upstream answered 502: upstream says no");
+        assert_eq!(e.message(), "upstream answered 502");
+    }
+
+    #[test]
+    fn an_overload_leaves_the_account_alone_and_answers_503_at_last() {
+        let plain = error(None, None);
+        let overloaded = error(Some("server_is_overloaded"), None);
+        let slow = error(Some("slow_down"), None);
+        for failed in [
+            Failed::Status(503, &plain),
+            Failed::Status(503, &overloaded),
+            Failed::Status(429, &slow),
+            Failed::InStream(&overloaded),
+            Failed::InStream(&slow),
+        ] {
+            let (outcome, failure) = consequences(failed, Utc::now());
+            assert!(outcome.is_none(), "{failed:?}: the account is not cooled");
+            let Failure::Overloaded(e) = failure else {
+                panic!("{failed:?}: an overload expected, got {failure:?}")
+            };
+            assert_eq!(e.code(), ErrorCode::ServerOverloaded);
+            assert_eq!(e.status().as_u16(), 503);
+            assert!(e.retry_after().is_some_and(|s| s <= 5));
+        }
+        assert!(overload_pause() <= std::time::Duration::from_millis(250));
     }
 
     #[test]

@@ -100,9 +100,18 @@ impl UpstreamError {
     }
 
     /// A transient condition worth retrying on another account after a short cooldown.
+    /// The backend is overloaded: its condition, not the account's.
+    pub fn is_overload(&self) -> bool {
+        ["server_is_overloaded", "slow_down"]
+            .iter()
+            .any(|name| self.is(name))
+    }
+
+    /// A failure that may go away on its own (overload, short-term limits, server errors).
     pub fn is_transient(&self) -> bool {
         [
             "server_is_overloaded",
+            "slow_down",
             "rate_limit_exceeded",
             "server_error",
         ]

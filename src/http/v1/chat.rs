@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::invalid_request;
-use super::serve::{Aggregate, Endpoint, Relay, Relayed, Upstream};
+use super::serve::{Aggregate, Client, Endpoint, Relay, Relayed, Upstream};
 use crate::codex::aggregate::ChatAggregator;
 use crate::codex::chat_stream::ChatStream;
 use crate::codex::openai::{ChatCompletion, ChatRequest};
@@ -26,7 +26,7 @@ impl Endpoint for Chat {
     type Aggregate = ChatAggregator;
     type Relay = ChatStream;
 
-    fn translate(body: Value) -> Result<(Self, Upstream), OpenAiError> {
+    async fn translate(_: &Client<'_>, body: Value) -> Result<(Self, Upstream), OpenAiError> {
         let chat = ChatRequest::from_value(body).map_err(invalid_request)?;
         let codex = chat_to_codex(&chat).map_err(invalid_request)?;
         let endpoint = Chat {
@@ -37,12 +37,12 @@ impl Endpoint for Chat {
         Ok((endpoint, upstream))
     }
 
-    fn aggregate(&self) -> ChatAggregator {
-        ChatAggregator::new(self.model.clone())
+    fn aggregate(self, _: i32) -> ChatAggregator {
+        ChatAggregator::new(self.model)
     }
 
-    fn relay(&self) -> ChatStream {
-        ChatStream::new(self.model.clone(), self.include_usage)
+    fn relay(self, _: i32) -> ChatStream {
+        ChatStream::new(self.model, self.include_usage)
     }
 }
 
@@ -55,7 +55,7 @@ impl Aggregate for ChatAggregator {
         }
     }
 
-    fn finish(self) -> Result<ChatCompletion, StreamError> {
+    async fn finish(self) -> Result<ChatCompletion, StreamError> {
         ChatAggregator::finish(self)
     }
 }

@@ -12,14 +12,17 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::extract::{ApiKeyAuth, OpenAiJson, RequestId};
+use crate::actors::key_cache::KeyRecord;
 use crate::codex::sse::SseFrame;
 use crate::codex::wire::{StreamError, StreamEvent, StreamOutcome};
-use crate::dispatch::{dispatch_logged, Dispatched};
+use crate::dispatch::{dispatch_logged, Dispatched, UpstreamRequest};
 use crate::error::{AppError, ErrorCode, OpenAiError};
 use crate::request_log::RequestLog;
 use crate::state::AppState;
 
 /// A proxying endpoint: its route, how it reads a request and how it answers.
+// Used only by actix handlers, which run on one worker thread: the futures need not be Send.
+#[allow(async_fn_in_trait)]
 pub trait Endpoint: Sized {
     /// The route, as the usage log records it.
     const PATH: &'static str;
@@ -29,17 +32,28 @@ pub trait Endpoint: Sized {
     type Relay: Relay + 'static;
 
     /// Parses and translates the client's body: the endpoint for this request and what goes
-    /// upstream.
-    fn translate(body: Value) -> Result<(Self, Upstream), OpenAiError>;
+    /// upstream. `client` is the request's key and the gateway's state, for endpoints that
+    /// build on what the key stored before.
+    async fn translate(client: &Client<'_>, body: Value) -> Result<(Self, Upstream), OpenAiError>;
 
-    /// A fresh aggregator for the answer.
-    fn aggregate(&self) -> Self::Aggregate;
+    /// A fresh aggregator for the answer served by `account_id`.
+    fn aggregate(self, account_id: i32) -> Self::Aggregate;
 
-    /// A fresh relay for the answer.
-    fn relay(&self) -> Self::Relay;
+    /// A fresh relay for the answer served by `account_id`.
+    fn relay(self, account_id: i32) -> Self::Relay;
+}
+
+/// Who is asking: the key and the gateway's state.
+pub struct Client<'a> {
+    /// The gateway's state.
+    pub state: &'a AppState,
+    /// The request's key.
+    pub key: &'a KeyRecord,
 }
 
 /// Builds one JSON answer from the upstream's frames.
+// Used only by actix handlers, which run on one worker thread: the futures need not be Send.
+#[allow(async_fn_in_trait)]
 pub trait Aggregate {
     /// The answer the client gets.
     type Answer: Serialize;
@@ -48,13 +62,21 @@ pub trait Aggregate {
     fn on_frame(&mut self, frame: &SseFrame, event: Option<&StreamEvent>);
 
     /// The answer, or why the upstream gave none.
-    fn finish(self) -> Result<Self::Answer, StreamError>;
+    async fn finish(self) -> Result<Self::Answer, StreamError>;
 }
 
 /// Turns the upstream's frames into the client's event stream.
+// Used only by actix handlers, which run on one worker thread: the futures need not be Send.
+#[allow(async_fn_in_trait)]
 pub trait Relay {
     /// What to send for one frame (often nothing), given its event when it parses as one.
     fn on_frame(&mut self, frame: &SseFrame, event: Option<&StreamEvent>) -> Relayed;
+
+    /// Called once the upstream's terminal event is read, before its frames go to the client:
+    /// the place to keep what the answer produced. Nothing by default.
+    async fn completed(&mut self, outcome: &StreamOutcome) {
+        let _ = outcome;
+    }
 
     /// The frame that ends the client's stream after this outcome, if any.
     fn closing_frame(&self, outcome: &StreamOutcome) -> Option<Bytes>;
@@ -80,6 +102,8 @@ pub struct Upstream {
     pub session: Option<String>,
     /// The body sent upstream.
     pub body: Bytes,
+    /// The account to try first (the one that served the conversation before).
+    pub prefer: Option<i32>,
 }
 
 impl Upstream {
@@ -96,6 +120,7 @@ impl Upstream {
             stream,
             session,
             body,
+            prefer: None,
         })
     }
 }
@@ -109,7 +134,11 @@ pub async fn serve<E: Endpoint>(
     body: OpenAiJson,
 ) -> Result<HttpResponse, OpenAiError> {
     // The key was checked by its extractor; only now is the body read.
-    let (endpoint, upstream) = E::translate(body.read().await?)?;
+    let client = Client {
+        state: &state,
+        key: &key.0,
+    };
+    let (endpoint, upstream) = E::translate(&client, body.read().await?).await?;
     key.check_model(&upstream.model)?;
     state.keys.admit(key.0.clone()).await?;
     let log = RequestLog::start(
@@ -120,12 +149,21 @@ pub async fn serve<E: Endpoint>(
         upstream.stream,
         request_id.0,
     );
-    let (dispatched, log) =
-        dispatch_logged(&state, upstream.body, upstream.session.as_deref(), log).await?;
+    let (dispatched, log) = dispatch_logged(
+        &state,
+        UpstreamRequest {
+            body: upstream.body,
+            session_id: upstream.session.as_deref(),
+            prefer: upstream.prefer,
+        },
+        log,
+    )
+    .await?;
+    let account_id = dispatched.lease.account_id;
     if upstream.stream {
-        Ok(relay(dispatched, log, endpoint.relay()))
+        Ok(relay(dispatched, log, endpoint.relay(account_id)))
     } else {
-        aggregate(dispatched, log, endpoint.aggregate()).await
+        aggregate(dispatched, log, endpoint.aggregate(account_id)).await
     }
 }
 
@@ -157,7 +195,7 @@ async fn aggregate<A: Aggregate>(
         }
     }
     drop(lease);
-    match aggregator.finish() {
+    match aggregator.finish().await {
         Ok(answer) => {
             log.finish(200, None);
             Ok(HttpResponse::Ok().json(answer))
@@ -191,6 +229,9 @@ fn relay<R: Relay + 'static>(
             let relayed = relay.on_frame(&frame, event.as_ref());
             if relayed.output {
                 log.first_token();
+            }
+            if let Some(ended) = &ended {
+                relay.completed(ended).await;
             }
             for bytes in relayed.frames {
                 yield Ok::<Bytes, actix_web::Error>(bytes);
