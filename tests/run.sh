@@ -23,5 +23,8 @@ fi
 echo "== OpenAI SDK end-to-end tests"
 bash tests/sdk/run.sh
 
+echo "== JavaScript client libraries"
+bash tests/clients/run.sh
+
 echo "== console end-to-end tests in headless Chromium"
 bash tests/e2e/run.sh
