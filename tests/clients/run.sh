@@ -20,7 +20,7 @@ here="$repo/tests/clients"
 
 # The gateway and the mock upstream, built in the cargo profile's output directory (debug).
 build_stack() {
-  cargo build --quiet --bin gpt2api --example mock_upstream
+  cargo build --quiet --workspace --bin gpt2api --bin mock_upstream
 }
 
 # --- Node and the client libraries ----------------------------------------------------------------
