@@ -435,6 +435,50 @@ async fn expired_responses_are_gone_and_purged() {
 }
 
 #[actix_web::test]
+async fn each_key_keeps_its_newest_responses_up_to_the_cap() {
+    let mock = MockUpstream::start();
+    let account = mock.create_account("acct-cap");
+    let app = spawn_with_mock(&mock, |c| c.responses.max_per_key = 2).await;
+    add_account(&app, &account).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    let (_, other) = create_key(&app, "other", |_| {}).await;
+    let theirs =
+        ok_json(create(&app, &other, &json!({"model": "gpt-5", "input": "x"})).await).await;
+    let mut ids = Vec::new();
+    for turn in 0..3 {
+        let made = ok_json(
+            create(
+                &app,
+                &key,
+                &json!({"model": "gpt-5", "input": format!("n{turn}")}),
+            )
+            .await,
+        )
+        .await;
+        ids.push(made["id"].as_str().unwrap().to_owned());
+    }
+    let status = |key: String, id: String| {
+        let app = &app;
+        async move {
+            get(app, &key, &format!("/v1/responses/{id}"))
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        status(key.clone(), ids[0].clone()).await,
+        404,
+        "the oldest went"
+    );
+    assert_eq!(status(key.clone(), ids[1].clone()).await, 200);
+    assert_eq!(status(key.clone(), ids[2].clone()).await, 200);
+    // Another key's responses are not counted against this one.
+    let theirs = theirs["id"].as_str().unwrap().to_owned();
+    assert_eq!(status(other.clone(), theirs).await, 200);
+}
+
+#[actix_web::test]
 async fn turned_off_the_store_answers_a_clear_400() {
     let mock = MockUpstream::start();
     let account = mock.create_account("acct-off");
