@@ -269,19 +269,28 @@ async fn server_errors_and_overload_retry_on_another_account() {
         "acct-y",
         Behaviour::StreamFailed("server_is_overloaded".into()),
     );
+    // An overload is the backend's condition: 503 with a short Retry-After, nothing cooled.
     let res = chat(&app, &key, &ask("hi", false)).await;
-    assert_eq!(res.status(), 502, "both failed before content");
+    assert_eq!(res.status(), 503, "both failed before content");
+    assert!(res.headers().contains_key("retry-after"));
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "upstream_error");
+    assert_eq!(body["error"]["code"], "server_overloaded");
 
     mock.set_behaviour("acct-y", Behaviour::Ok);
     let c = mock.create_account("acct-z");
     add_account(&app, &c).await;
     let res = chat(&app, &key, &ask("hi", false)).await;
-    assert_eq!(
-        res.status(),
-        200,
-        "the cooled accounts are skipped, the new one answers"
+    assert_eq!(res.status(), 200, "a recovered account answers");
+    // A plain server error still cools its account: the next requests avoid acct-x.
+    mock.set_behaviour("acct-x", Behaviour::ServerError(500));
+    let before = mock.request_count("acct-x");
+    for _ in 0..4 {
+        let res = chat(&app, &key, &ask("hi", false)).await;
+        assert_eq!(res.status(), 200);
+    }
+    assert!(
+        mock.request_count("acct-x") - before <= 1,
+        "the failing account cools down after one 500"
     );
 }
 
