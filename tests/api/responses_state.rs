@@ -263,6 +263,21 @@ async fn item_references_resolve_to_output_and_input_items() {
         requests,
         "never reaches the upstream"
     );
+
+    // The number of references is bounded.
+    let many: Vec<Value> = (0..1001)
+        .map(|i| json!({"type": "item_reference", "id": format!("msg_{i}")}))
+        .collect();
+    let res = create(&app, &key, &json!({"model": "gpt-5", "input": many})).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most"),
+        "{body}"
+    );
 }
 
 #[actix_web::test]

@@ -26,6 +26,9 @@ use crate::codex::wire::{StreamError, StreamEvent, StreamOutcome};
 use crate::error::{AppError, ErrorCode, OpenAiError};
 use crate::response_store::{NewResponse, ResponseStore};
 
+/// Distinct `item_reference` items one request may carry (each is looked up in the store).
+const MAX_REFERENCES: usize = 1000;
+
 /// The Responses endpoint for one request.
 pub struct Responses {
     /// Where the answer is kept, when it is.
@@ -106,6 +109,13 @@ impl Endpoint for Responses {
             _ => Vec::new(),
         };
         let references = referenced_ids(&input);
+        if references.len() > MAX_REFERENCES {
+            return Err(AppError::invalid_request(format!(
+                "at most {MAX_REFERENCES} item_reference items per request"
+            ))
+            .with_param("input")
+            .into());
+        }
         let items = if references.is_empty() {
             HashMap::new()
         } else {
