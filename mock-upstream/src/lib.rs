@@ -46,6 +46,7 @@ mod control;
 mod oauth;
 mod responses;
 mod scenario;
+mod signin;
 mod sse;
 mod state;
 mod validate;
@@ -61,6 +62,7 @@ use serde_json::{json, Value};
 pub use accounts::{fake_jwt, jwt_claims, MockAccount};
 pub use oauth::RefreshBehaviour;
 pub use responses::Behaviour;
+pub use signin::{DeviceSettings, SignIn};
 pub use sse::{
     FAST_ANSWER, USAGE_CACHED_TOKENS, USAGE_INPUT_TOKENS, USAGE_OUTPUT_TOKENS,
     USAGE_REASONING_TOKENS,
@@ -143,6 +145,21 @@ impl MockUpstream {
         format!("http://{}{OAUTH_PATH}", self.addr)
     }
 
+    /// The sign-in page (the gateway's `codex.oauth_authorize_url`).
+    pub fn authorize_url(&self) -> String {
+        format!("http://{}{}", self.addr, signin::AUTHORIZE_PATH)
+    }
+
+    /// The device flow's user-code endpoint (`codex.device_usercode_url`).
+    pub fn device_usercode_url(&self) -> String {
+        format!("http://{}{}", self.addr, signin::DEVICE_USERCODE_PATH)
+    }
+
+    /// The device flow's token endpoint (`codex.device_token_url`).
+    pub fn device_token_url(&self) -> String {
+        format!("http://{}{}", self.addr, signin::DEVICE_TOKEN_PATH)
+    }
+
     /// The server root, e.g. for the `/__mock/*` control endpoints.
     pub fn root_url(&self) -> String {
         format!("http://{}", self.addr)
@@ -160,6 +177,7 @@ impl Deref for MockUpstream {
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(RESPONSES_PATH, web::post().to(responses::responses))
         .route(OAUTH_PATH, web::post().to(oauth::oauth_token))
+        .configure(signin::routes)
         .configure(control::routes)
         .default_service(web::to(control::unmatched));
 }
