@@ -24,6 +24,10 @@
 //!   that goes away is only noticed when the mock stops, as nothing is written);
 //! - `[mock:unsupported_model]` the backend's 400 for a model the plan does not have.
 //!
+//! Signing in (CODEX.md §8) works too: the authorize page redirects at once to the callback URL
+//! with a code (or a refusal), codes are single use and checked against their PKCE challenge,
+//! and the device-code endpoints answer "pending" N times before the approval (`signin.rs`).
+//!
 //! Each account can also be told to fail (`Behaviour`: usage limit, 401 until refreshed, 5xx, ...)
 //! lastingly or for its next N requests, and its refreshes likewise (`RefreshBehaviour`).
 //!
