@@ -51,6 +51,8 @@ pub enum Secrets {
         /// The code the operator types (shown once at the start).
         user_code: String,
     },
+    /// Used: nothing is kept.
+    Spent,
 }
 
 /// Where a flow is.
@@ -115,6 +117,14 @@ pub struct SignInFlows {
 
 fn not_found() -> AppError {
     AppError::not_found("no such sign-in flow (it may have been cancelled or forgotten)")
+}
+
+fn state_mismatch() -> AppError {
+    AppError::new(
+        ErrorCode::OauthStateMismatch,
+        "the pasted URL belongs to another sign-in (its state does not match): \
+         paste the address from the tab this sign-in opened",
+    )
 }
 
 fn expired() -> AppError {
@@ -256,29 +266,41 @@ impl SignInFlows {
             return Err(not_found());
         };
         if !constant_time_eq(expected.as_bytes(), state.as_bytes()) {
-            return Err(AppError::new(
-                ErrorCode::OauthStateMismatch,
-                "the pasted URL belongs to another sign-in (its state does not match): \
-                 paste the address from the tab this sign-in opened",
-            ));
+            return Err(state_mismatch());
         }
+        let verifier = verifier.clone();
         flow.status = Status::Working;
+        // Used once: the flow keeps no secret from now on.
+        flow.secrets = Secrets::Spent;
         Ok(Claimed {
             name: flow.name.clone(),
             proxy_url: flow.proxy_url.clone(),
             secrets: Secrets::Pkce {
-                verifier: verifier.clone(),
+                verifier,
                 state: String::new(),
             },
         })
     }
 
-    /// Closes a pending PKCE flow whose sign-in the upstream refused.
-    pub fn deny(&self, id: Uuid, error: &AppError) -> Result<(), AppError> {
+    /// Closes a pending PKCE flow whose sign-in the upstream refused; a refusal that names
+    /// another flow's state changes nothing.
+    pub fn deny(&self, id: Uuid, state: Option<&str>, error: &AppError) -> Result<(), AppError> {
         let mut flows = self.lock();
         Self::sweep(&mut flows, Utc::now());
         let flow = Self::pending_of(&mut flows, id, Method::Pkce)?;
+        if let (
+            Some(state),
+            Secrets::Pkce {
+                state: expected, ..
+            },
+        ) = (state, &flow.secrets)
+        {
+            if !constant_time_eq(expected.as_bytes(), state.as_bytes()) {
+                return Err(state_mismatch());
+            }
+        }
         flow.status = Status::Failed(error.code(), error.message().to_string());
+        flow.secrets = Secrets::Spent;
         Ok(())
     }
 
@@ -288,20 +310,12 @@ impl SignInFlows {
         Self::sweep(&mut flows, Utc::now());
         let flow = Self::pending_of(&mut flows, id, Method::Device)?;
         flow.status = Status::Working;
-        let Secrets::Device {
-            device_auth_id,
-            user_code,
-        } = &flow.secrets
-        else {
-            return Err(not_found());
-        };
+        // Used once: the flow keeps no secret from now on.
+        let secrets = std::mem::replace(&mut flow.secrets, Secrets::Spent);
         Ok(Claimed {
             name: flow.name.clone(),
             proxy_url: flow.proxy_url.clone(),
-            secrets: Secrets::Device {
-                device_auth_id: device_auth_id.clone(),
-                user_code: user_code.clone(),
-            },
+            secrets,
         })
     }
 
@@ -322,7 +336,7 @@ impl SignInFlows {
                 user_code.clone(),
                 flow.proxy_url.clone(),
             )),
-            Secrets::Pkce { .. } => None,
+            Secrets::Pkce { .. } | Secrets::Spent => None,
         }
     }
 
@@ -468,6 +482,12 @@ mod tests {
 
         assert_eq!(
             flows.claim_pkce(id, "x").err().map(|e| e.code()),
+            Some(ErrorCode::OauthStateMismatch)
+        );
+        assert_eq!(flows.view(id).unwrap().status, "pending");
+        let denied = AppError::new(ErrorCode::OauthDenied, "no");
+        assert_eq!(
+            flows.deny(id, Some("x"), &denied).err().map(|e| e.code()),
             Some(ErrorCode::OauthStateMismatch)
         );
         assert_eq!(flows.view(id).unwrap().status, "pending");

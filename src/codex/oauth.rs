@@ -103,6 +103,8 @@ pub enum Callback {
         error: String,
         /// Its explanation (`missing_codex_entitlement`, ...), when given.
         description: Option<String>,
+        /// The state the upstream sent back, when it did.
+        state: Option<String>,
     },
 }
 
@@ -148,7 +150,11 @@ pub fn parse_callback(pasted: &str) -> Result<Callback, CallbackError> {
         }
     }
     if let Some(error) = error {
-        return Ok(Callback::Denied { error, description });
+        return Ok(Callback::Denied {
+            error,
+            description,
+            state,
+        });
     }
     let code = code.ok_or(CallbackError::Missing("code"))?;
     let state = state.ok_or(CallbackError::Missing("state"))?;
@@ -366,7 +372,8 @@ mod tests {
             ),
             Ok(Callback::Denied {
                 error: "access_denied".into(),
-                description: Some("missing_codex_entitlement".into())
+                description: Some("missing_codex_entitlement".into()),
+                state: Some("s".into())
             })
         );
         assert_eq!(parse_callback("hello"), Err(CallbackError::NotAUrl));

@@ -198,7 +198,11 @@ impl SignInService {
             parse_callback(redirect_url).map_err(|e| AppError::invalid_request(e.to_string()))?;
         let (code, state) = match callback {
             Callback::Code { code, state } => (code, state),
-            Callback::Denied { error, description } => {
+            Callback::Denied {
+                error,
+                description,
+                state,
+            } => {
                 let reason = match description {
                     Some(description) => format!("{error} ({description})"),
                     None => error,
@@ -212,7 +216,7 @@ impl SignInService {
                     ErrorCode::OauthDenied,
                     format!("OpenAI refused the sign-in: {reason}{hint}"),
                 );
-                self.flows.deny(id, &denied)?;
+                self.flows.deny(id, state.as_deref(), &denied)?;
                 return Err(denied);
             }
         };

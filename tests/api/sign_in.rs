@@ -352,8 +352,13 @@ async fn a_denied_sign_in_reports_the_missing_entitlement() {
     let app = spawn(&mock).await;
     let admin = app.admin_token().await;
     let (flow, url) = start_pkce(&app, &admin).await;
+    let (other, _) = start_pkce(&app, &admin).await;
     let landed = sign_in_at(&url).await;
     assert!(landed.contains("error=access_denied"), "{landed}");
+    // Another flow's refusal does not close this one.
+    let res = callback(&app, &admin, &other, &landed).await;
+    assert_eq!(admin_error_code(res).await, "oauth_state_mismatch");
+    assert_eq!(flow_status(&app, &admin, &other).await["status"], "pending");
 
     let res = callback(&app, &admin, &flow, &landed).await;
     assert_eq!(res.status(), 400);
