@@ -152,6 +152,9 @@ impl Default for AuthConfig {
 pub struct CodexConfig {
     pub base_url: String,
     pub oauth_token_url: String,
+    pub oauth_authorize_url: String,
+    pub device_usercode_url: String,
+    pub device_token_url: String,
     pub client_id: String,
     pub originator: String,
     pub user_agent: String,
@@ -167,6 +170,9 @@ impl Default for CodexConfig {
         Self {
             base_url: "https://chatgpt.com/backend-api/codex".into(),
             oauth_token_url: "https://auth.openai.com/oauth/token".into(),
+            oauth_authorize_url: "https://auth.openai.com/oauth/authorize".into(),
+            device_usercode_url: "https://auth.openai.com/api/accounts/deviceauth/usercode".into(),
+            device_token_url: "https://auth.openai.com/api/accounts/deviceauth/token".into(),
             client_id: "app_EMoamEEZ73f0CkXaXp7hrann".into(),
             originator: "codex_cli_rs".into(),
             user_agent: "codex_cli_rs/0.101.0 (Mac OS 26.0.1; arm64)".into(),

@@ -26,6 +26,7 @@ pub mod response_store;
 pub mod retention;
 pub mod service;
 pub mod settings;
+pub mod sign_in_flows;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -145,6 +145,7 @@ impl Application {
             keys: actors.keys,
             upstream: actors.upstream,
             responses,
+            sign_in_flows: crate::sign_in_flows::SignInFlows::new(),
             metrics: crate::metrics::Metrics::new().map_err(StartupError::Metrics)?,
             started_at: Instant::now(),
         };

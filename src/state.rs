@@ -28,6 +28,8 @@ pub struct AppState {
     pub upstream: CodexClient,
     /// Stored `/v1/responses` answers.
     pub responses: crate::response_store::ResponseStore,
+    /// "Sign in with OpenAI" flows in progress.
+    pub sign_in_flows: crate::sign_in_flows::SignInFlows,
     pub metrics: crate::metrics::Metrics,
     pub started_at: Instant,
 }

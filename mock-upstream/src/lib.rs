@@ -24,6 +24,10 @@
 //!   that goes away is only noticed when the mock stops, as nothing is written);
 //! - `[mock:unsupported_model]` the backend's 400 for a model the plan does not have.
 //!
+//! Signing in (CODEX.md §8) works too: the authorize page redirects at once to the callback URL
+//! with a code (or a refusal), codes are single use and checked against their PKCE challenge,
+//! and the device-code endpoints answer "pending" N times before the approval (`signin.rs`).
+//!
 //! Each account can also be told to fail (`Behaviour`: usage limit, 401 until refreshed, 5xx, ...)
 //! lastingly or for its next N requests, and its refreshes likewise (`RefreshBehaviour`).
 //!
@@ -46,6 +50,7 @@ mod control;
 mod oauth;
 mod responses;
 mod scenario;
+mod signin;
 mod sse;
 mod state;
 mod validate;
@@ -61,6 +66,7 @@ use serde_json::{json, Value};
 pub use accounts::{fake_jwt, jwt_claims, MockAccount};
 pub use oauth::RefreshBehaviour;
 pub use responses::Behaviour;
+pub use signin::{DeviceSettings, SignIn};
 pub use sse::{
     FAST_ANSWER, USAGE_CACHED_TOKENS, USAGE_INPUT_TOKENS, USAGE_OUTPUT_TOKENS,
     USAGE_REASONING_TOKENS,
@@ -143,6 +149,21 @@ impl MockUpstream {
         format!("http://{}{OAUTH_PATH}", self.addr)
     }
 
+    /// The sign-in page (the gateway's `codex.oauth_authorize_url`).
+    pub fn authorize_url(&self) -> String {
+        format!("http://{}{}", self.addr, signin::AUTHORIZE_PATH)
+    }
+
+    /// The device flow's user-code endpoint (`codex.device_usercode_url`).
+    pub fn device_usercode_url(&self) -> String {
+        format!("http://{}{}", self.addr, signin::DEVICE_USERCODE_PATH)
+    }
+
+    /// The device flow's token endpoint (`codex.device_token_url`).
+    pub fn device_token_url(&self) -> String {
+        format!("http://{}{}", self.addr, signin::DEVICE_TOKEN_PATH)
+    }
+
     /// The server root, e.g. for the `/__mock/*` control endpoints.
     pub fn root_url(&self) -> String {
         format!("http://{}", self.addr)
@@ -160,6 +181,7 @@ impl Deref for MockUpstream {
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(RESPONSES_PATH, web::post().to(responses::responses))
         .route(OAUTH_PATH, web::post().to(oauth::oauth_token))
+        .configure(signin::routes)
         .configure(control::routes)
         .default_service(web::to(control::unmatched));
 }

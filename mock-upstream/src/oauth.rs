@@ -105,6 +105,9 @@ fn decide_refresh(inner: &mut Inner, params: &HashMap<String, String>) -> Refres
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     };
+    if param("grant_type") == Some("authorization_code") {
+        return crate::signin::exchange(inner, params);
+    }
     if param("grant_type") != Some("refresh_token") {
         return oauth_error(
             400,

@@ -53,6 +53,7 @@ pub(crate) struct Inner {
     pub(crate) open_streams: usize,
     pub(crate) dropped_streams: usize,
     pub(crate) finished_streams: usize,
+    pub(crate) sign_in: crate::signin::SignInState,
 }
 
 /// What the mock knows and counts of one account.

@@ -88,7 +88,16 @@ impl CodexClient {
         })
     }
 
-    fn client_for(&self, proxy_url: Option<&str>) -> Result<reqwest::Client, TransportError> {
+    /// The configuration the client was built from.
+    pub(crate) fn config(&self) -> &CodexConfig {
+        &self.config
+    }
+
+    /// The pooled client for the account's proxy, else the global one, else none.
+    pub(crate) fn client_for(
+        &self,
+        proxy_url: Option<&str>,
+    ) -> Result<reqwest::Client, TransportError> {
         let proxy = proxy_url
             .filter(|p| !p.trim().is_empty())
             .map(str::to_string)
@@ -229,7 +238,7 @@ fn build_client(
 }
 
 /// A transport error as a sentence without the URL (which may carry credentials of a proxy).
-fn describe_transport(e: &reqwest::Error) -> String {
+pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

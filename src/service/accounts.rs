@@ -382,6 +382,22 @@ impl AccountService {
     }
 }
 
+impl AccountService {
+    /// Stores an account that signed in from the console as an import stores it (found by its
+    /// ChatGPT account id, created or updated); the pool has it at once. Answers the entry and
+    /// whether it is new.
+    pub async fn store_signed_in(
+        &self,
+        account: AccountCredentials,
+    ) -> AppResult<(AccountEntry, bool)> {
+        let txn = self.db.begin().await?;
+        let (row, created) = store(&txn, account).await?;
+        txn.commit().await?;
+        self.pool.upsert(row.clone()).await?;
+        Ok((self.entry(row), created))
+    }
+}
+
 /// Inserts the account, or refreshes the stored one with the same `account_id` (a deleted one
 /// comes back). Answers the row and whether it is new.
 async fn store(

@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod keys;
+pub mod sign_in;
 pub mod stats;
 
 use sea_orm::{
@@ -18,6 +19,7 @@ use serde::{Deserialize, Deserializer};
 
 pub use accounts::AccountService;
 pub use keys::KeyService;
+pub use sign_in::SignInService;
 pub use stats::StatsService;
 
 use crate::error::{AppError, AppResult};

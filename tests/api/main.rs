@@ -12,4 +12,5 @@ mod migrations;
 mod proxy;
 mod responses_state;
 mod server;
+mod sign_in;
 mod stats;

@@ -8,7 +8,7 @@
 //   their filters -> an account named like markup -> screenshots of every page in both
 //   languages -> runtime settings -> delete the key -> change the password -> log out.
 //
-// Environment (set by run.sh): GPT2API_URL, GPT2API_ADMIN_PASSWORD, GPT2API_MOCK_ACCOUNTS_FILE,
+// Environment (set by run.sh): GPT2API_URL, GPT2API_ADMIN_PASSWORD, GPT2API_MOCK_ACCOUNTS_FILE, GPT2API_MOCK_ROOT_URL,
 // E2E_FIXTURES, E2E_ARTIFACTS, E2E_NODE_MODULES, E2E_CHROMIUM.
 
 import { after, before, test } from 'node:test';
@@ -34,6 +34,7 @@ const ADMIN = 'admin';
 const FIRST_PASSWORD = env('GPT2API_ADMIN_PASSWORD');
 const NEW_PASSWORD = `${FIRST_PASSWORD}-New!2`;
 const MOCK_ACCOUNTS = env('GPT2API_MOCK_ACCOUNTS_FILE');
+const MOCK_ROOT = env('GPT2API_MOCK_ROOT_URL');
 const FIXTURES = process.env.E2E_FIXTURES || join(repo, 'tests', 'fixtures', 'auth');
 const ARTIFACTS = process.env.E2E_ARTIFACTS || join(repo, 'target', 'e2e-artifacts');
 const CHROMIUM = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
@@ -567,6 +568,122 @@ test('on a narrow screen the menu is a drawer and every page still fits', async 
     }
   } finally {
     await page.setViewportSize({ width: 1366, height: 768 });
+  }
+});
+
+/** Tells the mock upstream who signs in and how the device endpoints behave. */
+async function mockSignIn(settings) {
+  const res = await fetch(`${MOCK_ROOT}/__mock/signin`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(settings) });
+  assert.equal(res.status, 200, 'mock sign-in control');
+}
+
+/** A screenshot of the window (the dialog scrolls inside it) with `testid` in view. */
+async function dialogShot(name, testid) {
+  if (testid) await byId(testid).scrollIntoViewIfNeeded();
+  await page.evaluate(() => document.fonts.ready);
+  await page.mouse.move(0, 0);
+  await page.evaluate(() => document.querySelectorAll('[data-testid="toast"]').forEach((el) => el.remove()));
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+}
+
+/** Opens the "Sign in with OpenAI" dialog on the tokens page. */
+async function openSignInDialog() {
+  await go('tokens');
+  await byId('tokens-signin').click();
+  await byId('signin-dialog').waitFor();
+}
+
+/** The dialog must fit the screen: no sideways scrolling inside it or of the page. */
+async function fitsWidth(what) {
+  const overflow = await page.evaluate(() => {
+    const box = document.querySelector('[data-testid="signin-dialog"] .modal-box');
+    return Math.max(box.scrollWidth - box.clientWidth, document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  });
+  assert.ok(overflow <= 0, `${what} is ${overflow}px wider than the screen`);
+}
+
+/** Clicks "open the sign-in page" and answers the address the new tab lands on. */
+async function signInInNewTab() {
+  const opened = context.waitForEvent('page');
+  await byId('signin-pkce-open').click();
+  const tab = await opened;
+  await tab.waitForURL(/localhost:1455\/auth\/callback/);
+  const landed = tab.url();
+  await tab.close();
+  return landed;
+}
+
+test('tokens: signing in with OpenAI adds accounts, by a pasted address and by a device code, in both languages at 375 px', async () => {
+  // The browser lands on http://localhost:1455/auth/callback, which serves nothing, as in real life.
+  await context.route('http://localhost:1455/**', (route) => route.fulfill({ status: 502, contentType: 'text/plain', body: 'This site can\'t be reached' }));
+  await page.setViewportSize({ width: 375, height: 812 });
+  try {
+    for (const lang of LANGS) {
+      await go('tokens');
+      await setLang(lang);
+      const d = DICT[lang];
+      const email = `signin-${lang.toLowerCase()}@example.com`;
+      await mockSignIn({ account_id: `signin-${lang.toLowerCase()}`, device_enabled: true, device_approve_after: null, device_interval: '0.2', device_expired: false });
+
+      // PKCE: open the page in a new tab, paste where it landed, the account is added.
+      await openSignInDialog();
+      assert.equal(await text(byId('signin-tab-pkce')), d['signin.tabPkce']);
+      assert.equal(await byId('signin-pkce-steps').locator('li').count(), 3);
+      await dialogShot(`${lang}-signin-pkce-375`);
+      await fitsWidth(`${lang} PKCE tab`);
+      const landed = await signInInNewTab();
+      assert.ok(landed.includes('code=') && landed.includes('state='), landed);
+      await byId('signin-pkce-countdown').waitFor();
+      await byId('signin-paste').fill(landed);
+      await byId('signin-pkce-submit').click();
+      await byId('signin-pkce-done').waitFor();
+      assert.ok((await text(byId('signin-pkce-done'))).includes(email));
+      await dialogShot(`${lang}-signin-pkce-done-375`, 'signin-pkce-done');
+      // Pasting the same address again: the sign-in is used up, the reason shows inline.
+      await byId('signin-paste').fill(landed);
+      await byId('signin-pkce-submit').click();
+      await byId('signin-pkce-error').waitFor();
+
+      // Refused: the upstream's reason shows inline.
+      await mockSignIn({ denied: 'missing_codex_entitlement' });
+      await byId('signin-paste').fill('');
+      const refused = await signInInNewTab();
+      await byId('signin-paste').fill(refused);
+      await byId('signin-pkce-submit').click();
+      await byId('signin-pkce-reason').waitFor();
+      assert.ok((await text(byId('signin-pkce-reason'))).includes('missing_codex_entitlement'));
+      await dialogShot(`${lang}-signin-pkce-refused-375`, 'signin-pkce-error');
+      await mockSignIn({ account_id: `signin-device-${lang.toLowerCase()}` });
+
+      // Device code: the code, the link, a live countdown; cancel; then approved.
+      await byId('signin-tab-device').click();
+      await byId('signin-device-start').click();
+      await byId('signin-device-code').waitFor();
+      const code = await text(byId('signin-device-code'));
+      assert.match(code, /^[A-Z0-9]{4}-[A-Z0-9]{5}$/);
+      assert.ok((await byId('signin-device-link').getAttribute('href')).endsWith('/codex/device'));
+      const before = await text(byId('signin-device-countdown'));
+      await eventually(async () => assert.notEqual(await text(byId('signin-device-countdown')), before, 'the countdown ticks'));
+      await fitsWidth(`${lang} device tab`);
+      await dialogShot(`${lang}-signin-device-375`, 'signin-device-status');
+      await byId('signin-device-cancel').click();
+      await byId('signin-device-cancelled').waitFor();
+      await mockSignIn({ device_approve_after: 1 });
+      await byId('signin-device-start').click();
+      await byId('signin-device-done').waitFor({ timeout: 15_000 });
+      await dialogShot(`${lang}-signin-device-done-375`, 'signin-device-done');
+      await byId('dialog-close').first().click();
+      await byId('signin-dialog').waitFor({ state: 'detached' });
+
+      // Both accounts are in the list.
+      await settled();
+      await tokenRow(email).waitFor();
+      await tokenRow(`signin-device-${lang.toLowerCase()}@example.com`).waitFor();
+    }
+  } finally {
+    await setLang('en');
+    await page.setViewportSize({ width: 1366, height: 768 });
+    await context.unroute('http://localhost:1455/**');
   }
 });
 

@@ -60,7 +60,10 @@ cargo build --quiet --workspace --bin gpt2api --bin mock_upstream
 source "$repo/tests/support/stack.sh"
 stack_init e2e
 stack_start_mock "$target_dir/debug" 2
-stack_start_gateway "$target_dir/debug"
+stack_start_gateway "$target_dir/debug" \
+  GPT2API__CODEX__OAUTH_AUTHORIZE_URL="$mock_root_url/oauth/authorize" \
+  GPT2API__CODEX__DEVICE_USERCODE_URL="$mock_root_url/api/accounts/deviceauth/usercode" \
+  GPT2API__CODEX__DEVICE_TOKEN_URL="$mock_root_url/api/accounts/deviceauth/token"
 
 # --- Tests ---------------------------------------------------------------------------------------
 rm -rf "$artifacts"

@@ -10,6 +10,7 @@ import {
 } from './ui.js';
 import { replaceParams } from './router.js';
 import { TOKEN_STATUSES, statusBadge, statusLabel, tokenTitle } from './status.js';
+import { openSignIn } from './sign-in.js';
 
 const COLS = 6;
 
@@ -193,10 +194,11 @@ export function mount(el, { params }) {
   const tbody = h('tbody', { testid: 'tokens-tbody' });
   const footer = h('div');
   const exportBtn = h('button', { class: 'btn', testid: 'tokens-export', onclick: () => exportAll() }, icon('download'), t('tokens.export'));
+  const signInBtn = h('button', { class: 'btn btn-primary', testid: 'tokens-signin', onclick: () => openSignIn({ onAdded: () => load() }) }, icon('users', 'h-4 w-4'), t('signin.button'));
 
   setChildren(
     el,
-    pageHeader(t('nav.tokens'), t('tokens.subtitle'), exportBtn),
+    pageHeader(t('nav.tokens'), t('tokens.subtitle'), signInBtn, exportBtn),
     h(
       'section',
       { class: 'card bg-base-100 shadow-sm border border-base-300 mb-6', testid: 'import-card' },

@@ -9,6 +9,7 @@ pub mod console;
 pub mod keys;
 pub mod session;
 pub mod settings;
+pub mod sign_in;
 pub mod stats;
 pub mod tokens;
 
@@ -17,13 +18,14 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::{AppError, AppResult};
-use crate::service::{AccountService, KeyService, Page, PageRequest, StatsService};
+use crate::service::{AccountService, KeyService, Page, PageRequest, SignInService, StatsService};
 use crate::state::AppState;
 
 /// Mounts the admin routes inside the `/admin` scope.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(session::configure)
         .configure(keys::configure)
+        .configure(sign_in::configure)
         .configure(tokens::configure)
         .configure(stats::configure)
         .configure(settings::configure)
@@ -93,4 +95,4 @@ macro_rules! service_extractor {
     )+};
 }
 
-service_extractor!(AccountService, KeyService, StatsService);
+service_extractor!(AccountService, KeyService, SignInService, StatsService);
