@@ -308,6 +308,8 @@ impl Default for ResponsesConfig {
 pub struct SecretsConfig {
     /// 64 hex digits or base64 of 32 bytes; unset = generated once into `data_dir`.
     pub encryption_key: Option<SecretString>,
+    /// Earlier keys, which still open what they sealed (see `gpt2api secrets rotate`).
+    pub previous_keys: Vec<SecretString>,
 }
 
 /// Values given on the command line; they win over every other layer.

@@ -53,6 +53,9 @@ pub enum StartupError {
     /// The encryption key could not be read, created or parsed.
     #[error("cannot load the encryption key")]
     EncryptionKey(#[source] std::io::Error),
+    /// Account tokens stored in clear could not be encrypted.
+    #[error("cannot encrypt the stored account tokens")]
+    Reseal(#[source] crate::secrets::ResealError),
     /// Preparing the admin sign-in failed.
     #[error("cannot prepare the admin sign-in")]
     Auth(#[source] AppError),
@@ -114,15 +117,27 @@ impl Application {
             .await
             .map_err(StartupError::Settings)?;
 
-        let actors = start_actors(&config, &db, &settings).await?;
-        let cipher = crate::crypto::Cipher::load_or_create(
-            config.secrets.encryption_key.as_ref(),
-            &config.server.data_dir,
-        )
-        .map_err(StartupError::EncryptionKey)?;
+        let cipher = Arc::new(
+            crate::crypto::Cipher::load(
+                config.secrets.encryption_key.as_ref(),
+                &config.secrets.previous_keys,
+                &config.server.data_dir,
+            )
+            .map_err(StartupError::EncryptionKey)?,
+        );
+        let migrated = crate::secrets::reseal(&db, &cipher, crate::secrets::Reseal::Plaintext)
+            .await
+            .map_err(StartupError::Reseal)?;
+        if migrated.accounts > 0 {
+            tracing::info!(
+                accounts = migrated.accounts,
+                "encrypted the tokens stored in clear"
+            );
+        }
+        let actors = start_actors(&config, &db, &settings, &cipher).await?;
         let responses = crate::response_store::ResponseStore::new(
             db.clone(),
-            Arc::new(cipher),
+            cipher.clone(),
             config.responses.clone(),
         );
         crate::retention::spawn(
@@ -145,6 +160,7 @@ impl Application {
             keys: actors.keys,
             upstream: actors.upstream,
             responses,
+            cipher,
             metrics: crate::metrics::Metrics::new().map_err(StartupError::Metrics)?,
             started_at: Instant::now(),
         };
@@ -211,6 +227,7 @@ async fn start_actors(
     config: &Config,
     db: &DatabaseConnection,
     settings: &SettingsStore,
+    cipher: &Arc<crate::crypto::Cipher>,
 ) -> Result<Actors, StartupError> {
     let timeout = Duration::from_millis(config.pool.actor_timeout_ms.max(1));
     let upstream = CodexClient::new(config.codex.clone()).map_err(StartupError::Client)?;
@@ -220,6 +237,7 @@ async fn start_actors(
             settings.get(),
             Duration::from_secs(config.pool.reload_interval_seconds.max(1)),
         )
+        .with_cipher(cipher.clone())
         .start(),
         timeout,
     );
@@ -233,6 +251,7 @@ async fn start_actors(
             settings.get(),
             Duration::from_secs(config.pool.refresh_check_interval_seconds.max(1)),
         )
+        .with_cipher(cipher.clone())
         .start(),
     );
     let usage = UsageLogHandle::start(UsageLogWriter::new(

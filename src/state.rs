@@ -28,6 +28,8 @@ pub struct AppState {
     pub upstream: CodexClient,
     /// Stored `/v1/responses` answers.
     pub responses: crate::response_store::ResponseStore,
+    /// Seals and opens secrets at rest (account tokens, stored responses).
+    pub cipher: Arc<crate::crypto::Cipher>,
     pub metrics: crate::metrics::Metrics,
     pub started_at: Instant,
 }

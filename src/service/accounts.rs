@@ -208,6 +208,7 @@ pub struct AccountService {
     pool: AccountPoolHandle,
     refresher: RefresherHandle,
     settings: SettingsStore,
+    cipher: std::sync::Arc<crate::crypto::Cipher>,
 }
 
 impl AccountService {
@@ -218,6 +219,7 @@ impl AccountService {
             pool: state.pool.clone(),
             refresher: state.refresher.clone(),
             settings: state.settings.clone(),
+            cipher: state.cipher.clone(),
         }
     }
 
@@ -322,6 +324,15 @@ impl AccountService {
             .order_by_asc(account::Column::Id)
             .all(&self.db)
             .await?;
+        let rows = rows
+            .into_iter()
+            .map(|row| {
+                let id = row.id;
+                crate::secrets::open_account(&self.cipher, row).map_err(|e| {
+                    AppError::internal(format_args!("account {id} cannot be decrypted: {e}"))
+                })
+            })
+            .collect::<AppResult<Vec<_>>>()?;
         Ok(rows
             .into_iter()
             .map(|row| AccountCredentials {
@@ -368,7 +379,7 @@ impl AccountService {
                     continue;
                 }
             };
-            let (row, created) = store(&txn, account).await?;
+            let (row, created) = store(&txn, &self.cipher, account).await?;
             if created {
                 summary.imported += 1;
             } else {
@@ -386,6 +397,7 @@ impl AccountService {
 /// comes back). Answers the row and whether it is new.
 async fn store(
     db: &impl ConnectionTrait,
+    cipher: &crate::crypto::Cipher,
     account: AccountCredentials,
 ) -> AppResult<(account::Model, bool)> {
     let now = Utc::now();
@@ -416,9 +428,12 @@ async fn store(
     };
     model.email = Set(account.email);
     model.plan_type = Set(account.plan_type);
-    model.access_token = Set(account.access_token);
-    model.refresh_token = Set(account.refresh_token);
-    model.id_token = Set(account.id_token);
+    model.access_token = Set(crate::secrets::seal(cipher, &account.access_token));
+    model.refresh_token = Set(crate::secrets::seal(cipher, &account.refresh_token));
+    model.id_token = Set(account
+        .id_token
+        .as_deref()
+        .map(|t| crate::secrets::seal(cipher, t)));
     model.expires_at = Set(account.expires_at);
     model.last_refresh_at = Set(account.last_refresh);
     model.is_active = Set(!account.disabled);
