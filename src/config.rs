@@ -38,6 +38,14 @@ pub struct ServerConfig {
     pub import_limit_bytes: usize,
     pub shutdown_timeout_seconds: u64,
     pub trust_forwarded_for: bool,
+    /// Reverse proxies in front of the gateway that append to `X-Forwarded-For`.
+    pub trusted_proxies: usize,
+    /// How long a client may take to send a request's head.
+    pub request_head_timeout_seconds: u64,
+    /// How long a client may take to send a request's body.
+    pub body_read_timeout_seconds: u64,
+    /// Open connections from one address at most; 0 = no cap.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +59,10 @@ impl Default for ServerConfig {
             import_limit_bytes: 64 * 1024 * 1024,
             shutdown_timeout_seconds: 30,
             trust_forwarded_for: false,
+            trusted_proxies: 1,
+            request_head_timeout_seconds: 10,
+            body_read_timeout_seconds: 60,
+            max_connections_per_address: 256,
         }
     }
 }

@@ -188,3 +188,242 @@ async fn a_configured_previous_key_opens_rows_sealed_before_the_change() {
         "served with the token sealed by the previous key"
     );
 }
+
+/// A client that keeps the session cookie of its sign-in.
+async fn browser(app: &TestApp) -> reqwest::Client {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let res = client
+        .post(app.url("/admin/login"))
+        .json(
+            &json!({"username": crate::helpers::ADMIN, "password": crate::helpers::ADMIN_PASSWORD}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    client
+}
+
+#[actix_web::test]
+async fn a_cross_site_cookie_request_is_refused_and_a_same_origin_one_served() {
+    let app = crate::helpers::spawn_app().await;
+    let client = browser(&app).await;
+    let create = |site: Option<&'static str>, origin: Option<&'static str>| {
+        let mut req = client
+            .post(app.url("/admin/api-keys"))
+            .json(&json!({"name": "csrf"}));
+        if let Some(site) = site {
+            req = req.header("sec-fetch-site", site);
+        }
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.send()
+    };
+    let res = create(Some("cross-site"), Some("https://evil.example"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        crate::helpers::admin_error_code(res).await,
+        "cross_site_request"
+    );
+    let res = create(None, Some("https://evil.example")).await.unwrap();
+    assert_eq!(res.status(), 403, "a foreign Origin");
+    let res = create(None, None).await.unwrap();
+    assert_eq!(res.status(), 403, "neither header");
+    let res = create(Some("same-site"), None).await.unwrap();
+    assert_eq!(res.status(), 403, "a sibling site is another origin");
+
+    let res = create(Some("same-origin"), None).await.unwrap();
+    assert_eq!(res.status(), 201, "the console's own requests");
+    let own = app.address.clone();
+    let own: &'static str = Box::leak(own.into_boxed_str());
+    let res = create(None, Some(own)).await.unwrap();
+    assert_eq!(
+        res.status(),
+        201,
+        "a same-origin Origin without Sec-Fetch-Site"
+    );
+    // Reads and Bearer-token calls are unaffected.
+    let res = client
+        .get(app.url("/admin/api-keys"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let token = app.admin_token().await;
+    let res = reqwest::Client::new()
+        .post(app.url("/admin/api-keys"))
+        .bearer_auth(&token)
+        .header("origin", "https://evil.example")
+        .json(&json!({"name": "api"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // Logout too.
+    let res = client
+        .post(app.url("/admin/logout"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = client.get(app.url("/admin/profile")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "still signed in");
+}
+
+#[actix_web::test]
+async fn the_console_and_admin_json_carry_the_browser_security_headers() {
+    let app = crate::helpers::spawn_app_with(|c| c.auth.cookie_secure = true).await;
+    let token = app.admin_token().await;
+    let check = |res: &reqwest::Response, json: bool| {
+        let h = res.headers();
+        assert_eq!(
+            h["content-security-policy"],
+            "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+        );
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert!(h.contains_key("referrer-policy"));
+        assert!(h["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age="));
+        if json {
+            assert_eq!(h["cache-control"], "no-store");
+        }
+    };
+    let res = app.get("/admin/api-keys", &token).await;
+    check(&res, true);
+    let res = reqwest::get(app.url("/admin/")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    check(&res, false);
+    let res = reqwest::get(app.url("/admin/profile")).await.unwrap();
+    assert_eq!(res.status(), 401);
+    check(&res, true);
+
+    let plain = crate::helpers::spawn_app().await;
+    let res = reqwest::get(plain.url("/admin/")).await.unwrap();
+    assert!(
+        !res.headers().contains_key("strict-transport-security"),
+        "no HSTS over plain HTTP"
+    );
+}
+
+#[actix_web::test]
+async fn the_rightmost_untrusted_forwarded_hop_is_the_client() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.server.trust_forwarded_for = true;
+        c.auth.login_max_failures = 2;
+    })
+    .await;
+    // The client writes any leftmost hops it likes; the proxy appends the real address.
+    for spoof in ["1.1.1.1", "2.2.2.2"] {
+        let res = app
+            .login_from("nobody", "wrong", &format!("{spoof}, 203.0.113.9"))
+            .await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = app
+        .login_from("nobody", "wrong", "3.3.3.3, 203.0.113.9")
+        .await;
+    assert_eq!(
+        res.status(),
+        429,
+        "the same client address, however spoofed"
+    );
+    let rows = gpt2api::db::login_failure::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert!(
+        rows.iter().all(|r| r.client_ip == "203.0.113.9"),
+        "{rows:?}"
+    );
+
+    // Two trusted proxies: the second appended the first's view of the client.
+    let two = crate::helpers::spawn_app_with(|c| {
+        c.server.trust_forwarded_for = true;
+        c.server.trusted_proxies = 2;
+    })
+    .await;
+    two.login_from("nobody", "wrong", "9.9.9.9, 198.51.100.7, 10.0.0.2")
+        .await;
+    let rows = gpt2api::db::login_failure::Entity::find()
+        .all(&two.state.db)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].client_ip, "198.51.100.7");
+}
+
+#[actix_web::test]
+async fn a_body_slower_than_the_deadline_is_refused_and_its_connection_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(|c| c.server.body_read_timeout_seconds = 1).await;
+    let addr = app.address.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /admin/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    // Nothing more is sent; the gateway answers and closes well before the client would.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the connection was closed by the gateway");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 4"), "{text}");
+}
+
+#[actix_web::test]
+async fn connections_beyond_the_per_address_cap_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(|c| c.server.max_connections_per_address = 3).await;
+    let addr = app.address.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        // An answer on it proves the gateway counted it.
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 12];
+        conn.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+        held.push(conn);
+    }
+    // The fourth is accepted by the kernel and closed by the gateway at once.
+    let mut fourth = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), fourth.read(&mut buf))
+        .await
+        .expect("closed, not left hanging")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    // Once one closes, a new one is served (as soon as the gateway has seen it close).
+    drop(held.pop());
+    let mut served = false;
+    for _ in 0..200 {
+        if let Ok(res) = reqwest::get(app.url("/healthz")).await {
+            served = res.status() == 200;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(served);
+    let (soft, hard) = gpt2api::startup::open_file_limits().unwrap();
+    assert_eq!(
+        soft, hard,
+        "the soft open-file limit was raised to the hard one"
+    );
+}

@@ -29,7 +29,7 @@ async fn login(
     req: HttpRequest,
     body: web::Json<LoginBody>,
 ) -> AppResult<HttpResponse> {
-    let ip = client_ip(&req, state.config.server.trust_forwarded_for);
+    let ip = client_ip(&req, &state.config.server);
     let outcome = state
         .auth
         .login(body.username.trim(), &body.password, &ip)
