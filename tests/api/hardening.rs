@@ -427,3 +427,93 @@ async fn connections_beyond_the_per_address_cap_are_closed() {
         "the soft open-file limit was raised to the hard one"
     );
 }
+
+#[actix_web::test]
+async fn wrong_passwords_from_one_address_never_lock_the_admin_out_elsewhere() {
+    use crate::helpers::{ADMIN, ADMIN_PASSWORD};
+    let app = crate::helpers::spawn_app_with(|c| c.server.trust_forwarded_for = true).await;
+    for _ in 0..7 {
+        let res = app.login_from(ADMIN, "Wrong-Passw0rd", "10.9.0.1").await;
+        assert!([401, 429].contains(&res.status().as_u16()));
+    }
+    assert_eq!(
+        app.login_from(ADMIN, ADMIN_PASSWORD, "10.9.0.1")
+            .await
+            .status(),
+        429,
+        "the attacking address is locked"
+    );
+    assert_eq!(
+        app.login_from(ADMIN, ADMIN_PASSWORD, "10.9.0.2")
+            .await
+            .status(),
+        200,
+        "the real admin from a clean address is not"
+    );
+}
+
+#[actix_web::test]
+async fn concurrent_wrong_sign_ins_hash_at_most_the_limit() {
+    let app = crate::helpers::spawn_app_with(|c| c.server.trust_forwarded_for = true).await;
+    let attempts = (0..40).map(|i| {
+        let app = &app;
+        async move {
+            app.login_from(&format!("user{i}"), "Wrong-Passw0rd", "10.8.0.1")
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 40, "{statuses:?}");
+    assert!(
+        checked <= 5,
+        "{checked} passwords were checked: {statuses:?}"
+    );
+}
+
+#[actix_web::test]
+async fn sign_in_bodies_and_passwords_are_capped() {
+    let app = crate::helpers::spawn_app().await;
+    let res = reqwest::Client::new()
+        .post(app.url("/admin/login"))
+        .json(&json!({"username": "admin", "password": "x".repeat(5000)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413, "a body over 4 KB");
+    let res = app.login_raw("admin", &"x".repeat(1025)).await;
+    assert_eq!(res.status(), 400, "a password over 1 KB");
+    assert_eq!(
+        crate::helpers::admin_error_code(res).await,
+        "invalid_request"
+    );
+}
+
+#[actix_web::test]
+async fn a_session_cannot_guess_the_current_password_without_limit() {
+    let app = crate::helpers::spawn_app().await;
+    let token = app.admin_token().await;
+    let change = |current: &'static str| {
+        let body = json!({"current_password": current, "new_password": "Another-Passw0rd-1"});
+        let token = token.clone();
+        let url = app.url("/admin/change-password");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(change("Wrong-Guess-1").await.status(), 401);
+    }
+    let res = change(crate::helpers::ADMIN_PASSWORD).await;
+    assert_eq!(res.status(), 429, "locked like a sign-in");
+    assert!(res.headers().contains_key("retry-after"));
+}
