@@ -137,6 +137,9 @@ pub enum CredentialError {
     /// Neither the file nor its tokens name the ChatGPT account.
     #[error("no account_id in the file or its id_token (nor in its access_token)")]
     NoAccountId,
+    /// `proxy_url` is not an http, https, socks5 or socks5h URL with a host.
+    #[error("`proxy_url` {0}")]
+    BadProxyUrl(&'static str),
     /// A time field holds something that is not a recognised timestamp.
     #[error("unrecognised timestamp in `{field}`: {detail}")]
     BadTimestamp {
@@ -288,8 +291,37 @@ pub fn parse_account(value: &Value) -> Result<AccountCredentials, CredentialErro
         last_refresh,
         disabled: bool_field(obj, "disabled")?,
         label: str_field(obj, "label")?,
-        proxy_url: str_field(obj, "proxy_url")?,
+        proxy_url: str_field(obj, "proxy_url")?
+            .map(|url| check_proxy_url(&url).map(|()| url))
+            .transpose()
+            .map_err(CredentialError::BadProxyUrl)?,
     })
+}
+
+/// Accepts an upstream proxy URL: http, https, socks5 or socks5h, with a host. The reason
+/// never repeats the URL (it may hold a password).
+pub fn check_proxy_url(text: &str) -> Result<(), &'static str> {
+    let url = url::Url::parse(text).map_err(|_| "is not a URL")?;
+    if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") {
+        return Err("must use http, https, socks5 or socks5h");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host");
+    }
+    Ok(())
+}
+
+/// A proxy URL as the console may show it: scheme, host and port, with any credentials masked.
+pub fn masked_proxy_url(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    let host = url.host_str()?;
+    let credentials = if url.username().is_empty() && url.password().is_none() {
+        ""
+    } else {
+        "***@"
+    };
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    Some(format!("{}://{credentials}{host}{port}", url.scheme()))
 }
 
 impl AccountCredentials {
@@ -936,6 +968,31 @@ mod tests {
         assert!(acc.disabled);
         assert_eq!(acc.label.as_deref(), Some("team seat 3"));
         assert_eq!(acc.proxy_url.as_deref(), Some("socks5://127.0.0.1:1080"));
+        for bad in [
+            "file:///etc/passwd",
+            "ftp://proxy:21",
+            "http://",
+            "not a url",
+            "socks4://h:1",
+        ] {
+            assert!(check_proxy_url(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "http://h:3128",
+            "https://u:p@h",
+            "socks5://127.0.0.1:1080",
+            "socks5h://proxy.example:1080",
+        ] {
+            assert!(check_proxy_url(good).is_ok(), "{good}");
+        }
+        assert_eq!(
+            masked_proxy_url("socks5h://user:secret@proxy.example:1080").as_deref(),
+            Some("socks5h://***@proxy.example:1080")
+        );
+        assert_eq!(
+            masked_proxy_url("http://proxy.example:3128").as_deref(),
+            Some("http://proxy.example:3128")
+        );
         let acc = parse_account(&json!({
             "access_token": "x", "refresh_token": "r", "account_id": "a", "disabled": "false"
         }))

@@ -517,3 +517,34 @@ async fn a_session_cannot_guess_the_current_password_without_limit() {
     assert_eq!(res.status(), 429, "locked like a sign-in");
     assert!(res.headers().contains_key("retry-after"));
 }
+
+#[actix_web::test]
+async fn bad_proxy_urls_are_refused_and_good_ones_shown_masked() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.admin_token().await;
+    let entry = |id: &str, proxy: &str| {
+        json!({"type": "codex", "account_id": id, "access_token": "at", "refresh_token": "rt",
+               "email": format!("{id}@example.com"), "proxy_url": proxy})
+    };
+    let body = json!([
+        entry("p-file", "file:///etc/passwd"),
+        entry("p-ftp", "ftp://proxy.example:21"),
+        entry("p-nohost", "http://"),
+        entry("p-good", "socks5h://user:s3cret@proxy.example:1080"),
+    ]);
+    let res = app.post("/admin/tokens/import", &admin, &body).await;
+    assert_eq!(res.status(), 200);
+    let summary: Value = res.json().await.unwrap();
+    assert_eq!(summary["imported"], 1, "{summary}");
+    let failed = summary["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 3, "{summary}");
+    for f in failed {
+        let reason = f["reason"].as_str().unwrap();
+        assert!(reason.contains("proxy_url"), "{reason}");
+        assert!(!reason.contains("/etc/passwd"), "{reason}");
+    }
+    let list: Value = app.get("/admin/tokens", &admin).await.json().await.unwrap();
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["data"][0]["proxy"], "socks5h://***@proxy.example:1080");
+    assert!(!list.to_string().contains("s3cret"));
+}

@@ -53,6 +53,7 @@ pub fn to_json(entry: &AccountEntry) -> Value {
         "last_error": row.last_error,
         "cooldown_until": row.cooldown_until.filter(|u| *u > Utc::now()),
         "rate_limits": rate_limits,
+        "proxy": row.proxy_url.as_deref().and_then(crate::codex::credentials::masked_proxy_url),
         "created_at": row.created_at,
     })
 }
