@@ -58,6 +58,20 @@ impl RequestLog {
         }
     }
 
+    /// Writes the row of a request its key's own limits refused (no account served it).
+    pub fn refused(
+        state: &AppState,
+        key: &KeyRecord,
+        model: &str,
+        endpoint: &'static str,
+        stream: bool,
+        request_id: Option<String>,
+        error: &crate::error::AppError,
+    ) {
+        let log = Self::start(state, key, model, endpoint, stream, request_id);
+        log.finish(error.status().as_u16(), Some(error.message().to_string()));
+    }
+
     /// Notes the first byte of content sent to the client.
     pub fn first_token(&mut self) {
         if self.record.ttft_ms.is_none() {

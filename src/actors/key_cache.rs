@@ -216,9 +216,14 @@ impl Handler<Admit> for KeyCache {
                 let start = today
                     .and_hms_opt(0, 0, 0)
                     .map_or_else(Utc::now, |t| t.and_utc());
+                // Requests the key's limits refused (no account, 401/403/429) were not admitted.
+                let refused = sea_orm::Condition::all()
+                    .add(api_log::Column::AccountId.is_null())
+                    .add(api_log::Column::StatusCode.is_in([401, 403, 429]));
                 api_log::Entity::find()
                     .filter(api_log::Column::ApiKeyId.eq(key_id))
                     .filter(api_log::Column::CreatedAt.gte(start))
+                    .filter(sea_orm::Condition::not(refused))
                     .count(&db)
                     .await
                     .unwrap_or(0) as i64

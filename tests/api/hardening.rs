@@ -548,3 +548,65 @@ async fn bad_proxy_urls_are_refused_and_good_ones_shown_masked() {
     assert_eq!(list["data"][0]["proxy"], "socks5h://***@proxy.example:1080");
     assert!(!list.to_string().contains("s3cret"));
 }
+
+#[actix_web::test]
+async fn requests_refused_by_their_key_leave_a_log_row() {
+    use sea_orm::Set;
+    let mock = MockUpstream::start();
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &mock.create_account("acct-refusals")).await;
+    let (rpm_id, rpm) = create_key(&app, "rpm", |k| k.rpm_limit = Set(Some(1))).await;
+    assert_eq!(chat(&app, &rpm, &ask("one", false)).await.status(), 200);
+    assert_eq!(chat(&app, &rpm, &ask("two", false)).await.status(), 429);
+    let (model_id, model) = create_key(&app, "model", |k| {
+        k.allowed_models = Set(Some(r#"["gpt-5.4"]"#.into()));
+    })
+    .await;
+    assert_eq!(chat(&app, &model, &ask("hi", false)).await.status(), 403);
+    let (budget_id, budget) = create_key(&app, "budget", |k| {
+        k.total_token_limit = Set(Some(10));
+        k.tokens_used = Set(10);
+    })
+    .await;
+    assert_eq!(chat(&app, &budget, &ask("hi", false)).await.status(), 429);
+    let (expired_id, expired) = create_key(&app, "expired", |k| {
+        k.expires_at = Set(Some(chrono::Utc::now() - chrono::Duration::hours(1)));
+    })
+    .await;
+    assert_eq!(chat(&app, &expired, &ask("hi", false)).await.status(), 401);
+
+    let rows = crate::helpers::pool::log_rows(&app).await;
+    let refusal = |key: i32| {
+        rows.iter()
+            .find(|r| r.api_key_id == Some(key) && r.status_code >= 400)
+            .unwrap_or_else(|| panic!("a refusal row for key {key}: {rows:?}"))
+    };
+    for (key, status, words) in [
+        (rpm_id, 429, "per-minute"),
+        (model_id, 403, "model"),
+        (budget_id, 429, "budget"),
+        (expired_id, 401, "expired"),
+    ] {
+        let row = refusal(key);
+        assert_eq!(row.status_code, status);
+        assert_eq!(row.account_id, None);
+        let message = row.error_message.as_deref().unwrap_or_default();
+        assert!(message.contains(words), "{message}");
+    }
+    assert_eq!(refusal(rpm_id).endpoint, "/v1/chat/completions");
+    assert_eq!(refusal(expired_id).endpoint, "/v1/chat/completions");
+
+    // The statistics count them as errors of their key.
+    let admin = app.admin_token().await;
+    let errors: Value = app
+        .get(
+            &format!("/admin/logs?status=error&api_key_id={rpm_id}"),
+            &admin,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(errors["total"], 1);
+    assert_eq!(errors["data"][0]["token_id"], Value::Null);
+}

@@ -139,8 +139,25 @@ pub async fn serve<E: Endpoint>(
         key: &key.0,
     };
     let (endpoint, upstream) = E::translate(&client, body.read().await?).await?;
-    key.check_model(&upstream.model)?;
-    state.keys.admit(key.0.clone()).await?;
+    // A refusal by the key's own limits leaves a log row, so that the operator sees why.
+    let refuse = |e: OpenAiError| {
+        RequestLog::refused(
+            &state,
+            &key.0,
+            &upstream.model,
+            E::PATH,
+            upstream.stream,
+            request_id.0.clone(),
+            &e.0,
+        );
+        e
+    };
+    key.check_model(&upstream.model).map_err(refuse)?;
+    state
+        .keys
+        .admit(key.0.clone())
+        .await
+        .map_err(|e| refuse(e.into()))?;
     let log = RequestLog::start(
         &state,
         &key.0,
