@@ -610,3 +610,47 @@ async fn requests_refused_by_their_key_leave_a_log_row() {
     assert_eq!(errors["total"], 1);
     assert_eq!(errors["data"][0]["token_id"], Value::Null);
 }
+
+#[actix_web::test]
+async fn concurrent_requests_overshoot_a_token_budget_by_one_request_at_most() {
+    use sea_orm::Set;
+    let mock = MockUpstream::start();
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    for i in 0..3 {
+        add_account(&app, &mock.create_account(&format!("acct-budget-{i}"))).await;
+    }
+    let (key_id, key) = create_key(&app, "budget", |k| k.total_token_limit = Set(Some(10))).await;
+    let requests = (0..20).map(|i| {
+        let (app, key) = (&app, &key);
+        async move {
+            chat(app, key, &ask(&format!("question {i}"), false))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        statuses.iter().all(|s| [200, 429].contains(s)),
+        "{statuses:?}"
+    );
+    let rows = crate::helpers::pool::log_rows(&app).await;
+    let used: i64 = rows
+        .iter()
+        .filter(|r| r.api_key_id == Some(key_id))
+        .map(|r| r.input_tokens + r.output_tokens)
+        .sum();
+    let one_request = rows
+        .iter()
+        .filter(|r| r.api_key_id == Some(key_id))
+        .map(|r| r.input_tokens + r.output_tokens)
+        .max()
+        .unwrap_or(0);
+    assert!(served >= 1, "{statuses:?}");
+    assert!(
+        used <= 10 + one_request,
+        "{used} tokens used by {served} requests of at most {one_request}"
+    );
+    assert!(served < 20, "the budget stopped most of them");
+}
