@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub body_read_timeout_seconds: u64,
     /// Open connections from one address at most; 0 = no cap.
     pub max_connections_per_address: usize,
+    /// Accounts one import may hold at most (413 `too_many_accounts` beyond).
+    pub import_max_accounts: usize,
     /// `/v1` requests one API key may have in flight at once; 0 = no cap.
     pub max_concurrent_requests_per_key: usize,
 }
@@ -65,6 +67,7 @@ impl Default for ServerConfig {
             request_head_timeout_seconds: 10,
             body_read_timeout_seconds: 60,
             max_connections_per_address: 256,
+            import_max_accounts: 10_000,
             max_concurrent_requests_per_key: 64,
         }
     }

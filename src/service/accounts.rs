@@ -15,7 +15,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::{fetch_page, find_live, invalid, is_active, read, set_if, Page, PageRequest};
 use crate::actors::account_pool::AccountPoolHandle;
 use crate::actors::refresher::RefresherHandle;
-use crate::codex::credentials::{parse_credentials_file, AccountCredentials};
+use std::ops::ControlFlow;
+
+use crate::codex::credentials::{read_credentials_file, AccountCredentials};
 use crate::db::account::{self, AccountStatus};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::settings::SettingsStore;
@@ -197,9 +199,14 @@ pub struct ImportSummary {
     pub imported: u64,
     /// Accounts that were already stored and got the new credentials.
     pub updated: u64,
-    /// Entries that could not be read.
+    /// Entries that could not be read: the first [`MAX_LISTED_FAILURES`].
     pub failed: Vec<ImportFailure>,
+    /// How many entries could not be read in all.
+    pub failed_count: u64,
 }
+
+/// Failures listed in an import's answer at most (the rest are only counted).
+pub const MAX_LISTED_FAILURES: usize = 100;
 
 /// Queries and changes Codex accounts, keeping the account pool in step.
 #[derive(Clone)]
@@ -354,31 +361,60 @@ impl AccountService {
     /// Parses the uploads and stores every account they hold, in one transaction (fast for
     /// thousands of accounts, and a database failure leaves nothing half-imported); then tells
     /// the pool about all of them in one message. Bad entries are reported, not fatal.
-    pub async fn import(&self, uploads: Vec<Upload>) -> AppResult<ImportSummary> {
-        // Parsing thousands of files is CPU work: off the async workers.
-        let entries = tokio::task::spawn_blocking(move || {
-            uploads
-                .iter()
-                .flat_map(|u| parse_credentials_file(&u.source, &u.bytes))
-                .collect::<Vec<_>>()
+    /// More than `max_accounts` entries in all refuse the whole import (413
+    /// `too_many_accounts`), before anything is stored.
+    pub async fn import(
+        &self,
+        uploads: Vec<Upload>,
+        max_accounts: usize,
+    ) -> AppResult<ImportSummary> {
+        // Parsing thousands of files is CPU work: off the async workers. Entries are read one
+        // at a time; only the accounts and the first failures are kept.
+        let parsed = tokio::task::spawn_blocking(move || {
+            let mut summary = ImportSummary::default();
+            let mut accounts = Vec::new();
+            let mut seen = 0usize;
+            for upload in &uploads {
+                read_credentials_file(&upload.source, &upload.bytes, &mut |entry| {
+                    seen += 1;
+                    if seen > max_accounts {
+                        return ControlFlow::Break(());
+                    }
+                    match entry.result {
+                        Ok(account) => accounts.push(account),
+                        Err(reason) => {
+                            summary.failed_count += 1;
+                            if summary.failed.len() < MAX_LISTED_FAILURES {
+                                summary.failed.push(ImportFailure {
+                                    source: entry.source,
+                                    reason: reason.to_string(),
+                                });
+                            }
+                        }
+                    }
+                    ControlFlow::Continue(())
+                });
+                if seen > max_accounts {
+                    return None;
+                }
+            }
+            Some((summary, accounts))
         })
         .await
         .map_err(|e| AppError::internal(format_args!("blocking task: {e}")))?;
+        let Some((mut summary, accounts)) = parsed else {
+            return Err(AppError::new(
+                ErrorCode::TooManyAccounts,
+                format!(
+                    "the upload holds more than {max_accounts} accounts \
+                     (server.import_max_accounts); split it into smaller uploads"
+                ),
+            ));
+        };
 
-        let mut summary = ImportSummary::default();
         let mut stored = Vec::new();
         let txn = self.db.begin().await?;
-        for entry in entries {
-            let account = match entry.result {
-                Ok(account) => account,
-                Err(reason) => {
-                    summary.failed.push(ImportFailure {
-                        source: entry.source,
-                        reason: reason.to_string(),
-                    });
-                    continue;
-                }
-            };
+        for account in accounts {
             let (row, created) = store(&txn, &self.cipher, account).await?;
             if created {
                 summary.imported += 1;

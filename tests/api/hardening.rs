@@ -654,3 +654,61 @@ async fn concurrent_requests_overshoot_a_token_budget_by_one_request_at_most() {
     );
     assert!(served < 20, "the budget stopped most of them");
 }
+
+#[actix_web::test]
+async fn an_import_over_the_account_cap_is_refused_whole() {
+    let app = crate::helpers::spawn_app_with(|c| c.server.import_max_accounts = 50).await;
+    let admin = app.admin_token().await;
+    let accounts: Vec<Value> = (0..51)
+        .map(|i| {
+            json!({"type": "codex", "account_id": format!("cap-{i}"), "access_token": "at",
+                   "refresh_token": "rt"})
+        })
+        .collect();
+    let res = app
+        .post(
+            "/admin/tokens/import",
+            &admin,
+            &Value::Array(accounts.clone()),
+        )
+        .await;
+    assert_eq!(res.status(), 413);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_accounts");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("50"),
+        "{body}"
+    );
+    let list: Value = app.get("/admin/tokens", &admin).await.json().await.unwrap();
+    assert_eq!(list["total"], 0, "nothing stored");
+    let res = app
+        .post(
+            "/admin/tokens/import",
+            &admin,
+            &Value::Array(accounts[..50].to_vec()),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "at the cap is fine");
+}
+
+#[actix_web::test]
+async fn the_failed_list_is_capped_and_counted() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.admin_token().await;
+    let mut entries: Vec<Value> = (0..250).map(|i| json!({"junk": i})).collect();
+    entries.push(json!(42));
+    entries.push(json!([1, 2, 3]));
+    entries.push(
+        json!({"type": "codex", "account_id": "good", "access_token": "at",
+                        "refresh_token": "rt"}),
+    );
+    let res = app
+        .post("/admin/tokens/import", &admin, &Value::Array(entries))
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["imported"], 1);
+    assert_eq!(body["failed"].as_array().unwrap().len(), 100);
+    assert_eq!(body["failed_count"], 252);
+    assert_eq!(body["failed"][0]["source"], "request body[1]");
+}

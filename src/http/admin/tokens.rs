@@ -175,15 +175,21 @@ async fn import(
             "no file was uploaded (parts must be named `file`)",
         ));
     }
-    let summary = accounts.import(uploads).await?;
+    let summary = accounts
+        .import(uploads, state.config.server.import_max_accounts)
+        .await?;
     let failed: Vec<Value> = summary
         .failed
         .iter()
         .map(|f| json!({"source": f.source, "reason": f.reason}))
         .collect();
-    tracing::info!(admin = %admin.0.user.username, imported = summary.imported, updated = summary.updated, failed = failed.len(), "accounts imported");
-    Ok(HttpResponse::Ok()
-        .json(json!({"imported": summary.imported, "updated": summary.updated, "failed": failed})))
+    tracing::info!(admin = %admin.0.user.username, imported = summary.imported, updated = summary.updated, failed = summary.failed_count, "accounts imported");
+    Ok(HttpResponse::Ok().json(json!({
+        "imported": summary.imported,
+        "updated": summary.updated,
+        "failed": failed,
+        "failed_count": summary.failed_count,
+    })))
 }
 
 async fn read_multipart(mut form: Multipart, limit: usize) -> AppResult<Vec<Upload>> {
