@@ -712,3 +712,40 @@ async fn the_failed_list_is_capped_and_counted() {
     assert_eq!(body["failed_count"], 252);
     assert_eq!(body["failed"][0]["source"], "request body[1]");
 }
+
+#[actix_web::test]
+async fn usage_rows_survive_a_database_that_refuses_writes_for_a_while() {
+    use sea_orm::ConnectionTrait;
+    let mock = MockUpstream::start();
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &mock.create_account("acct-busy")).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    let db = &app.state.db;
+    db.execute_unprepared("ALTER TABLE api_logs RENAME TO api_logs_away")
+        .await
+        .unwrap();
+    for i in 0..5 {
+        let res = chat(&app, &key, &ask(&format!("q{i}"), false)).await;
+        assert_eq!(res.status(), 200, "serving goes on");
+    }
+    // Several attempts fail (the writer keeps the rows and backs off)...
+    assert!(app.state.usage.flush().await.is_err());
+    let mut retried = false;
+    for _ in 0..400 {
+        if app.state.usage.retried() >= 3 {
+            retried = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(retried, "the writer retries");
+    // ... and requests are still taken in meanwhile.
+    assert_eq!(chat(&app, &key, &ask("more", false)).await.status(), 200);
+    db.execute_unprepared("ALTER TABLE api_logs_away RENAME TO api_logs")
+        .await
+        .unwrap();
+    let rows = crate::helpers::pool::log_rows(&app).await;
+    assert_eq!(rows.len(), 6, "no row was lost");
+    let (_, dropped, failed) = app.state.usage.counts();
+    assert_eq!((dropped, failed), (0, 0));
+}
