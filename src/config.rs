@@ -38,6 +38,18 @@ pub struct ServerConfig {
     pub import_limit_bytes: usize,
     pub shutdown_timeout_seconds: u64,
     pub trust_forwarded_for: bool,
+    /// Reverse proxies in front of the gateway that append to `X-Forwarded-For`.
+    pub trusted_proxies: usize,
+    /// How long a client may take to send a request's head.
+    pub request_head_timeout_seconds: u64,
+    /// How long a client may take to send a request's body.
+    pub body_read_timeout_seconds: u64,
+    /// Open connections from one address at most; 0 = no cap.
+    pub max_connections_per_address: usize,
+    /// Accounts one import may hold at most (413 `too_many_accounts` beyond).
+    pub import_max_accounts: usize,
+    /// `/v1` requests one API key may have in flight at once; 0 = no cap.
+    pub max_concurrent_requests_per_key: usize,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +63,12 @@ impl Default for ServerConfig {
             import_limit_bytes: 64 * 1024 * 1024,
             shutdown_timeout_seconds: 30,
             trust_forwarded_for: false,
+            trusted_proxies: 1,
+            request_head_timeout_seconds: 10,
+            body_read_timeout_seconds: 60,
+            max_connections_per_address: 256,
+            import_max_accounts: 10_000,
+            max_concurrent_requests_per_key: 64,
         }
     }
 }
@@ -314,6 +332,8 @@ impl Default for ResponsesConfig {
 pub struct SecretsConfig {
     /// 64 hex digits or base64 of 32 bytes; unset = generated once into `data_dir`.
     pub encryption_key: Option<SecretString>,
+    /// Earlier keys, which still open what they sealed (see `gpt2api secrets rotate`).
+    pub previous_keys: Vec<SecretString>,
 }
 
 /// Values given on the command line; they win over every other layer.

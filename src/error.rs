@@ -478,6 +478,16 @@ impl From<LimitError> for AppError {
                 ErrorCode::InsufficientQuota,
                 "this API key's token budget is used up",
             ),
+            LimitError::TokensReserved => AppError::new(
+                ErrorCode::RateLimitExceeded,
+                "the rest of this API key's token budget is reserved by its requests in flight",
+            )
+            .with_retry_after(1),
+            LimitError::Concurrency => AppError::new(
+                ErrorCode::RateLimitExceeded,
+                "this API key has too many requests in flight",
+            )
+            .with_retry_after(1),
             LimitError::Actor(e) => e.into(),
         }
     }

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod request_log;
 pub mod response_store;
 pub mod retention;
+pub mod secrets;
 pub mod service;
 pub mod settings;
 pub mod sign_in_flows;

@@ -47,6 +47,19 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Encryption key tools.
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsAction {
+    /// Re-encrypt every stored secret with the current key. With `secrets.encryption_key`
+    /// configured, that key is the new one (list the old one in `secrets.previous_keys`);
+    /// without it, a new key is generated into data_dir and the old one kept beside it.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -87,6 +100,10 @@ enum CliError {
     Database(#[from] sea_orm::DbErr),
     #[error("cannot load the session signing secret")]
     Secret(#[source] std::io::Error),
+    #[error("cannot load the encryption key")]
+    EncryptionKey(#[source] std::io::Error),
+    #[error("cannot re-encrypt the stored secrets")]
+    Reseal(#[from] gpt2api::secrets::ResealError),
     #[error("cannot read the new password from standard input")]
     Stdin(#[source] std::io::Error),
     /// A refusal with a message meant for the operator (a weak password, an unknown admin).
@@ -146,6 +163,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Admin {
             action: AdminAction::ResetPassword { username, stdin },
         } => reset_password(config, &username, stdin).await,
+        Command::Secrets {
+            action: SecretsAction::Rotate,
+        } => rotate(&config).await,
     }
 }
 
@@ -224,6 +244,39 @@ async fn reset_password(config: Config, username: &str, from_stdin: bool) -> Res
     } else {
         println!("new password of '{username}': {password}");
         println!("it must be changed at the next sign-in; all sessions were revoked");
+    }
+    Ok(())
+}
+
+async fn rotate(config: &Config) -> Result<(), CliError> {
+    use gpt2api::crypto::Cipher;
+    let db = gpt2api::db::connect(&config.database).await?;
+    gpt2api::db::migrate_up(&db).await?;
+    let secrets = &config.secrets;
+    let data_dir = &config.server.data_dir;
+    let configured = secrets
+        .encryption_key
+        .as_ref()
+        .filter(|k| !secrecy::ExposeSecret::expose_secret(*k).is_empty());
+    let cipher = match configured {
+        Some(key) => Cipher::load(Some(key), &secrets.previous_keys, data_dir),
+        None => Cipher::load(None, &secrets.previous_keys, data_dir)
+            .and_then(|_| Cipher::replace_generated(data_dir, &secrets.previous_keys)),
+    }
+    .map_err(CliError::EncryptionKey)?;
+    let count =
+        gpt2api::secrets::reseal(&db, &cipher, gpt2api::secrets::Reseal::NotCurrent).await?;
+    println!(
+        "re-encrypted {} account(s) and {} stored response(s) with key {}",
+        count.accounts,
+        count.responses,
+        cipher.key_id()
+    );
+    if configured.is_none() {
+        println!(
+            "the new key is in {}; restart the gateway to seal new values with it",
+            data_dir.join("encryption_key").display()
+        );
     }
     Ok(())
 }

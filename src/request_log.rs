@@ -19,6 +19,8 @@ pub struct RequestLog {
     keys: KeyCacheHandle,
     metrics: crate::metrics::Metrics,
     done: bool,
+    /// The token estimate reserved at admission, released when the row is written.
+    reserved: Option<i64>,
 }
 
 impl RequestLog {
@@ -55,7 +57,29 @@ impl RequestLog {
             keys: state.keys.clone(),
             metrics: state.metrics.clone(),
             done: false,
+            reserved: None,
         }
+    }
+
+    /// Notes that the request was admitted with `estimate` tokens reserved: writing the row
+    /// settles the reservation with the real usage.
+    pub fn admitted(mut self, estimate: i64) -> Self {
+        self.reserved = Some(estimate);
+        self
+    }
+
+    /// Writes the row of a request its key's own limits refused (no account served it).
+    pub fn refused(
+        state: &AppState,
+        key: &KeyRecord,
+        model: &str,
+        endpoint: &'static str,
+        stream: bool,
+        request_id: Option<String>,
+        error: &crate::error::AppError,
+    ) {
+        let log = Self::start(state, key, model, endpoint, stream, request_id);
+        log.finish(error.status().as_u16(), Some(error.message().to_string()));
     }
 
     /// Notes the first byte of content sent to the client.
@@ -89,8 +113,11 @@ impl RequestLog {
         self.done = true;
         self.record.latency_ms = self.started.elapsed().as_millis() as u64;
         if let Some(key_id) = self.record.api_key_id {
-            let tokens = self.record.input_tokens + self.record.output_tokens;
-            self.keys.settle(key_id, tokens as i64);
+            let tokens = (self.record.input_tokens + self.record.output_tokens) as i64;
+            match self.reserved.take() {
+                Some(reserved) => self.keys.release(key_id, tokens, reserved),
+                None => self.keys.settle(key_id, tokens),
+            }
         }
         self.metrics.request(
             self.record.endpoint,

@@ -53,6 +53,9 @@ pub enum StartupError {
     /// The encryption key could not be read, created or parsed.
     #[error("cannot load the encryption key")]
     EncryptionKey(#[source] std::io::Error),
+    /// Account tokens stored in clear could not be encrypted.
+    #[error("cannot encrypt the stored account tokens")]
+    Reseal(#[source] crate::secrets::ResealError),
     /// Preparing the admin sign-in failed.
     #[error("cannot prepare the admin sign-in")]
     Auth(#[source] AppError),
@@ -84,6 +87,7 @@ pub struct Application {
 impl Application {
     /// Binds, migrates, creates the first admin if needed and starts the services.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        raise_open_file_limit();
         let bind_error = |source| StartupError::Bind {
             addr: format!("{}:{}", config.server.host, config.server.port),
             source,
@@ -114,15 +118,27 @@ impl Application {
             .await
             .map_err(StartupError::Settings)?;
 
-        let actors = start_actors(&config, &db, &settings).await?;
-        let cipher = crate::crypto::Cipher::load_or_create(
-            config.secrets.encryption_key.as_ref(),
-            &config.server.data_dir,
-        )
-        .map_err(StartupError::EncryptionKey)?;
+        let cipher = Arc::new(
+            crate::crypto::Cipher::load(
+                config.secrets.encryption_key.as_ref(),
+                &config.secrets.previous_keys,
+                &config.server.data_dir,
+            )
+            .map_err(StartupError::EncryptionKey)?,
+        );
+        let migrated = crate::secrets::reseal(&db, &cipher, crate::secrets::Reseal::Plaintext)
+            .await
+            .map_err(StartupError::Reseal)?;
+        if migrated.accounts > 0 {
+            tracing::info!(
+                accounts = migrated.accounts,
+                "encrypted the tokens stored in clear"
+            );
+        }
+        let actors = start_actors(&config, &db, &settings, &cipher).await?;
         let responses = crate::response_store::ResponseStore::new(
             db.clone(),
-            Arc::new(cipher),
+            cipher.clone(),
             config.responses.clone(),
         );
         crate::retention::spawn(
@@ -146,6 +162,7 @@ impl Application {
             upstream: actors.upstream,
             responses,
             sign_in_flows: crate::sign_in_flows::SignInFlows::new(),
+            cipher,
             metrics: crate::metrics::Metrics::new().map_err(StartupError::Metrics)?,
             started_at: Instant::now(),
         };
@@ -212,6 +229,7 @@ async fn start_actors(
     config: &Config,
     db: &DatabaseConnection,
     settings: &SettingsStore,
+    cipher: &Arc<crate::crypto::Cipher>,
 ) -> Result<Actors, StartupError> {
     let timeout = Duration::from_millis(config.pool.actor_timeout_ms.max(1));
     let upstream = CodexClient::new(config.codex.clone()).map_err(StartupError::Client)?;
@@ -221,6 +239,7 @@ async fn start_actors(
             settings.get(),
             Duration::from_secs(config.pool.reload_interval_seconds.max(1)),
         )
+        .with_cipher(cipher.clone())
         .start(),
         timeout,
     );
@@ -234,6 +253,7 @@ async fn start_actors(
             settings.get(),
             Duration::from_secs(config.pool.refresh_check_interval_seconds.max(1)),
         )
+        .with_cipher(cipher.clone())
         .start(),
     );
     let usage = UsageLogHandle::start(UsageLogWriter::new(
@@ -268,29 +288,96 @@ fn build_server(listener: TcpListener, state: AppState) -> Result<Server, Startu
         n => n,
     };
     let shutdown = state.config.server.shutdown_timeout_seconds;
+    let head_timeout = Duration::from_secs(state.config.server.request_head_timeout_seconds);
+    let per_address = state.config.server.max_connections_per_address;
+    // Behind a reverse proxy every connection comes from the proxy: no cap per address there.
+    let per_address = if state.config.server.trust_forwarded_for {
+        0
+    } else {
+        per_address
+    };
+    let connections = http::guard::ConnectionCounter::default();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         let data = data.clone();
         App::new()
             .app_data(data.clone())
+            .wrap(from_fn(http::guard::body_deadline))
             .wrap(from_fn(http::request_id_header))
             .wrap(TracingLogger::default())
             .configure(|cfg| http::configure(cfg, &data))
     })
-    .on_connect(|conn, _ext| {
+    .on_connect(move |conn, ext| {
+        let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+            return;
+        };
         // Streaming is many small writes; Nagle's algorithm would hold them back.
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let _ = tcp.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        if per_address == 0 {
+            return;
+        }
+        let Ok(peer) = tcp.peer_addr() else { return };
+        if let Some(slot) = connections.admit(peer.ip(), per_address) {
+            ext.insert(slot);
+        } else {
+            // Over the cap: closed before a byte is read.
+            tracing::debug!(ip = %peer.ip(), "connection refused: too many from this address");
+            let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Both);
         }
     })
     .workers(workers)
     .shutdown_timeout(shutdown)
     .disable_signals()
-    .client_request_timeout(Duration::from_mins(1))
+    .client_request_timeout(head_timeout)
     .listen(listener)
     .map_err(StartupError::Server)?
     .run();
     Ok(server)
+}
+
+/// Raises the soft limit of open files to the hard one: every connection is a descriptor, and
+/// the common default soft limit (1,024) is far below what a busy gateway holds.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit read and write the one struct passed by reference.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) != 0 {
+                return;
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                let before = limit.rlim_cur;
+                limit.rlim_cur = limit.rlim_max;
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) == 0 {
+                    tracing::debug!(
+                        from = before,
+                        to = limit.rlim_max,
+                        "raised the open-file limit"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The soft and hard limits of open files.
+pub fn open_file_limits() -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the one struct passed by reference.
+        let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } == 0;
+        ok.then_some((limit.rlim_cur, limit.rlim_max))
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 async fn wait_for_signal() {

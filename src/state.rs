@@ -30,6 +30,8 @@ pub struct AppState {
     pub responses: crate::response_store::ResponseStore,
     /// "Sign in with OpenAI" flows in progress.
     pub sign_in_flows: crate::sign_in_flows::SignInFlows,
+    /// Seals and opens secrets at rest (account tokens, stored responses).
+    pub cipher: Arc<crate::crypto::Cipher>,
     pub metrics: crate::metrics::Metrics,
     pub started_at: Instant,
 }

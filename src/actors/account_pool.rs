@@ -219,6 +219,8 @@ pub struct AccountPool {
     settings: RuntimeSettings,
     /// The id handed out last by round-robin.
     cursor: Option<i32>,
+    /// Opens the tokens of the rows it reads (rows in clear pass as they are).
+    cipher: Option<Arc<crate::crypto::Cipher>>,
 }
 
 impl AccountPool {
@@ -230,7 +232,15 @@ impl AccountPool {
             accounts: BTreeMap::new(),
             settings,
             cursor: None,
+            cipher: None,
         }
+    }
+
+    /// Opens sealed tokens with `cipher`.
+    #[must_use]
+    pub fn with_cipher(mut self, cipher: Arc<crate::crypto::Cipher>) -> Self {
+        self.cipher = Some(cipher);
+        self
     }
 
     /// Puts a fresh database row in the pool, merged with the live state of the account it
@@ -240,6 +250,20 @@ impl AccountPool {
         if row.deleted_at.is_some() {
             return;
         }
+        let opened;
+        let row = match &self.cipher {
+            Some(cipher) => match crate::secrets::open_account(cipher, row.clone()) {
+                Ok(open) => {
+                    opened = open;
+                    &opened
+                }
+                Err(e) => {
+                    tracing::error!(account_id = row.id, error = %e, "cannot decrypt the account's tokens; it stays out of the pool");
+                    return;
+                }
+            },
+            None => row,
+        };
         let mut fresh = Account::from_row(row);
         if let Some(old) = old {
             fresh.keep_live(old);

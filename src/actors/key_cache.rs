@@ -104,6 +104,10 @@ struct KeyUsage {
     day: Option<(NaiveDate, i64)>,
     /// Tokens settled since the key record was (re)loaded.
     tokens_since_load: i64,
+    /// Tokens reserved by the requests in flight (their estimates, until they settle).
+    reserved: i64,
+    /// Requests admitted and not yet settled.
+    in_flight: usize,
 }
 
 /// Why a key may not send another request now.
@@ -118,15 +122,28 @@ pub enum LimitError {
     /// `total_token_limit` used up.
     #[error("token budget used up")]
     Tokens,
+    /// What is left of `total_token_limit` is reserved by the key's requests in flight.
+    #[error("token budget reserved by requests in flight")]
+    TokensReserved,
+    /// The key already has the most requests in flight that one key may have.
+    #[error("too many concurrent requests")]
+    Concurrency,
     /// The key cache did not answer.
     #[error(transparent)]
     Actor(#[from] ActorError),
 }
 
-/// Reserves one request for a key against its limits.
+/// Reserves one request for a key against its limits: a request slot, a place among its
+/// concurrent requests, and an estimate of its tokens against the budget.
 #[derive(Message)]
 #[rtype(result = "Result<(), LimitError>")]
-pub struct Admit(pub Arc<KeyRecord>);
+pub struct Admit {
+    pub key: Arc<KeyRecord>,
+    /// The tokens the request is expected to use.
+    pub estimate: i64,
+    /// Requests one key may have in flight (0 = any number).
+    pub max_concurrent: usize,
+}
 
 /// Adds the tokens a finished request used.
 #[derive(Message)]
@@ -134,10 +151,13 @@ pub struct Admit(pub Arc<KeyRecord>);
 pub struct Settle {
     pub key_id: i32,
     pub tokens: i64,
+    /// The estimate reserved at admission, released now (`None` for a request not admitted).
+    pub reserved: Option<i64>,
 }
 
 impl KeyCache {
-    fn admit_now(&mut self, key: &KeyRecord, today_count: Option<i64>) -> Result<(), LimitError> {
+    fn admit_now(&mut self, msg: &Admit, today_count: Option<i64>) -> Result<(), LimitError> {
+        let key = &msg.key;
         let now = Instant::now();
         let usage = self.usage.entry(key.id).or_default();
         let today = Utc::now().date_naive();
@@ -147,9 +167,18 @@ impl KeyCache {
             }
         }
         if let Some(limit) = key.total_token_limit {
-            if key.tokens_used + usage.tokens_since_load >= limit {
+            let used = key.tokens_used + usage.tokens_since_load;
+            if used >= limit {
                 return Err(LimitError::Tokens);
             }
+            // With requests in flight, another goes only if its estimate fits beside theirs:
+            // concurrent requests overshoot the budget by one request's worth at most.
+            if usage.reserved > 0 && used + usage.reserved + msg.estimate.max(1) > limit {
+                return Err(LimitError::TokensReserved);
+            }
+        }
+        if msg.max_concurrent > 0 && usage.in_flight >= msg.max_concurrent {
+            return Err(LimitError::Concurrency);
         }
         while usage
             .minute
@@ -185,6 +214,8 @@ impl KeyCache {
         if key.rpm_limit.is_some() {
             usage.minute.push_back(now);
         }
+        usage.in_flight += 1;
+        usage.reserved += msg.estimate.max(1);
         Ok(())
     }
 }
@@ -196,7 +227,7 @@ impl Handler<Admit> for KeyCache {
     type Result = ResponseActFuture<Self, Result<(), LimitError>>;
 
     fn handle(&mut self, msg: Admit, _: &mut Self::Context) -> Self::Result {
-        let key = msg.0;
+        let key = msg.key.clone();
         let today = Utc::now().date_naive();
         let needs_day = key.daily_request_limit.is_some()
             && self
@@ -205,7 +236,7 @@ impl Handler<Admit> for KeyCache {
                 .and_then(|u| u.day)
                 .is_none_or(|(day, _)| day != today);
         if !needs_day {
-            let result = self.admit_now(&key, None);
+            let result = self.admit_now(&msg, None);
             return Box::pin(fut::ready(result));
         }
         // First request of the day in this process: count what the log already holds.
@@ -216,15 +247,20 @@ impl Handler<Admit> for KeyCache {
                 let start = today
                     .and_hms_opt(0, 0, 0)
                     .map_or_else(Utc::now, |t| t.and_utc());
+                // Requests the key's limits refused (no account, 401/403/429) were not admitted.
+                let refused = sea_orm::Condition::all()
+                    .add(api_log::Column::AccountId.is_null())
+                    .add(api_log::Column::StatusCode.is_in([401, 403, 429]));
                 api_log::Entity::find()
                     .filter(api_log::Column::ApiKeyId.eq(key_id))
                     .filter(api_log::Column::CreatedAt.gte(start))
+                    .filter(sea_orm::Condition::not(refused))
                     .count(&db)
                     .await
                     .unwrap_or(0) as i64
             }
             .into_actor(self)
-            .map(move |count, act, _| act.admit_now(&key, Some(count))),
+            .map(move |count, act, _| act.admit_now(&msg, Some(count))),
         )
     }
 }
@@ -233,7 +269,12 @@ impl Handler<Settle> for KeyCache {
     type Result = ();
 
     fn handle(&mut self, msg: Settle, _: &mut Self::Context) {
-        self.usage.entry(msg.key_id).or_default().tokens_since_load += msg.tokens;
+        let usage = self.usage.entry(msg.key_id).or_default();
+        usage.tokens_since_load += msg.tokens;
+        if let Some(reserved) = msg.reserved {
+            usage.reserved = (usage.reserved - reserved.max(1)).max(0);
+            usage.in_flight = usage.in_flight.saturating_sub(1);
+        }
     }
 }
 
@@ -287,6 +328,11 @@ impl Handler<Lookup> for KeyCache {
             .into_actor(self)
             .map(move |row, act, _| {
                 let row = row?;
+                // Lookups of one key that raced on a miss: the first to load wins, so that a
+                // later one does not reset what was settled meanwhile.
+                if let Some(Entry::Found(record)) = act.entries.get(&hash) {
+                    return Ok(Some(record.clone()));
+                }
                 if act.entries.len() >= MAX_ENTRIES {
                     act.entries.clear();
                     act.hashes.clear();
@@ -340,14 +386,40 @@ impl KeyCacheHandle {
         Ok(super::ask(&self.addr, Lookup(hash_key(key)), self.timeout, "key cache").await??)
     }
 
-    /// Reserves a request against the key's limits (before dispatch).
-    pub async fn admit(&self, key: Arc<KeyRecord>) -> Result<(), LimitError> {
-        super::ask(&self.addr, Admit(key), self.timeout, "key cache").await?
+    /// Reserves a request against the key's limits (before dispatch), with `estimate` tokens
+    /// held against its budget until it settles; at most `max_concurrent` in flight (0 = any).
+    pub async fn admit(
+        &self,
+        key: Arc<KeyRecord>,
+        estimate: i64,
+        max_concurrent: usize,
+    ) -> Result<(), LimitError> {
+        let msg = Admit {
+            key,
+            estimate,
+            max_concurrent,
+        };
+        super::ask(&self.addr, msg, self.timeout, "key cache").await?
+    }
+
+    /// Settles an admitted request: its tokens counted, its reservation and place released.
+    /// Never waits, and is never dropped (a lost release would hold the place for good).
+    pub fn release(&self, key_id: i32, tokens: i64, reserved: i64) {
+        self.addr.do_send(Settle {
+            key_id,
+            tokens,
+            reserved: Some(reserved),
+        });
     }
 
     /// Adds the tokens a finished request used; never waits (a full mailbox drops it).
     pub fn settle(&self, key_id: i32, tokens: i64) {
-        if tokens > 0 && self.addr.try_send(Settle { key_id, tokens }).is_err() {
+        let msg = Settle {
+            key_id,
+            tokens,
+            reserved: None,
+        };
+        if tokens > 0 && self.addr.try_send(msg).is_err() {
             tracing::warn!(
                 key_id,
                 tokens,
@@ -364,5 +436,76 @@ impl KeyCacheHandle {
     /// Whether the actor is running.
     pub fn connected(&self) -> bool {
         self.addr.connected()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(budget: Option<i64>) -> Arc<KeyRecord> {
+        Arc::new(KeyRecord {
+            id: 1,
+            name: "k".into(),
+            is_active: true,
+            expires_at: None,
+            rpm_limit: None,
+            daily_request_limit: None,
+            total_token_limit: budget,
+            tokens_used: 0,
+            allowed_models: None,
+        })
+    }
+
+    fn handle() -> KeyCacheHandle {
+        KeyCacheHandle::new(
+            KeyCache::new(DatabaseConnection::default()).start(),
+            Duration::from_secs(5),
+        )
+    }
+
+    #[actix_web::test]
+    async fn a_key_has_at_most_its_concurrent_requests_in_flight() {
+        let keys = handle();
+        keys.admit(key(None), 10, 2).await.unwrap();
+        keys.admit(key(None), 10, 2).await.unwrap();
+        assert!(matches!(
+            keys.admit(key(None), 10, 2).await,
+            Err(LimitError::Concurrency)
+        ));
+        keys.release(1, 5, 10);
+        keys.admit(key(None), 10, 2).await.unwrap();
+        // No cap: any number.
+        for _ in 0..10 {
+            keys.admit(key(None), 10, 0).await.unwrap();
+        }
+    }
+
+    #[actix_web::test]
+    async fn in_flight_reservations_hold_the_budget_and_settle_with_real_usage() {
+        let keys = handle();
+        // Nothing in flight: a request goes even if its estimate exceeds what is left.
+        keys.admit(key(Some(100)), 300, 0).await.unwrap();
+        assert!(matches!(
+            keys.admit(key(Some(100)), 300, 0).await,
+            Err(LimitError::TokensReserved)
+        ));
+        // It used 40 of the 100; a request estimated at 50 fits beside nothing.
+        keys.release(1, 40, 300);
+        keys.admit(key(Some(100)), 50, 0).await.unwrap();
+        assert!(
+            matches!(
+                keys.admit(key(Some(100)), 20, 0).await,
+                Err(LimitError::TokensReserved)
+            ),
+            "40 used + 50 reserved + 20 > 100"
+        );
+        keys.admit(key(Some(100)), 10, 0).await.unwrap();
+        keys.release(1, 60, 50);
+        keys.release(1, 0, 10);
+        assert!(matches!(
+            keys.admit(key(Some(100)), 1, 0).await,
+            Err(LimitError::Tokens)
+        ));
     }
 }

@@ -93,6 +93,8 @@ pub struct Refresher {
     interval: Duration,
     instance: Arc<str>,
     in_flight: HashMap<i32, Waiters>,
+    /// Seals the tokens it stores and opens those it reads.
+    cipher: Option<Arc<crate::crypto::Cipher>>,
 }
 
 impl Refresher {
@@ -112,7 +114,15 @@ impl Refresher {
             interval,
             instance: Arc::from(uuid::Uuid::new_v4().to_string()),
             in_flight: HashMap::new(),
+            cipher: None,
         }
+    }
+
+    /// Seals stored tokens with `cipher` (and opens them with it).
+    #[must_use]
+    pub fn with_cipher(mut self, cipher: Arc<crate::crypto::Cipher>) -> Self {
+        self.cipher = Some(cipher);
+        self
     }
 
     /// Joins the refresh of `account_id` in flight, or starts one. Presence in `in_flight` means
@@ -137,6 +147,7 @@ impl Refresher {
             instance: self.instance.clone(),
             account_id,
             stale,
+            cipher: self.cipher.clone(),
         };
         ctx.spawn(job.run().into_actor(self).map(move |result, act, _| {
             for tx in act.in_flight.remove(&account_id).unwrap_or_default() {
@@ -225,6 +236,7 @@ struct RefreshJob {
     instance: Arc<str>,
     account_id: i32,
     stale: Option<Arc<str>>,
+    cipher: Option<Arc<crate::crypto::Cipher>>,
 }
 
 impl RefreshJob {
@@ -323,6 +335,20 @@ impl RefreshJob {
                 permanent: true,
                 message: "the account was deleted".into(),
             })
+            .and_then(|row| match &self.cipher {
+                Some(cipher) => crate::secrets::open_account(cipher, row).map_err(|e| {
+                    RefreshFailure::transient(format!("cannot decrypt the account's tokens: {e}"))
+                }),
+                None => Ok(row),
+            })
+    }
+
+    /// A token as its column stores it.
+    fn sealed(&self, token: &str) -> String {
+        match &self.cipher {
+            Some(cipher) => crate::secrets::seal(cipher, token),
+            None => token.to_owned(),
+        }
     }
 
     /// Uses the credentials already stored (refreshed by someone else) and tells the pool.
@@ -404,15 +430,21 @@ impl RefreshJob {
         let mut update = account::Entity::update_many()
             .col_expr(
                 account::Column::AccessToken,
-                Expr::value(tokens.access_token.clone()),
+                Expr::value(self.sealed(&tokens.access_token)),
             )
-            .col_expr(account::Column::RefreshToken, Expr::value(refresh_token))
+            .col_expr(
+                account::Column::RefreshToken,
+                Expr::value(self.sealed(&refresh_token)),
+            )
             .col_expr(account::Column::ExpiresAt, Expr::value(expires_at))
             .col_expr(account::Column::LastRefreshAt, Expr::value(now))
             .col_expr(account::Column::Status, Expr::value(AccountStatus::Active))
             .col_expr(account::Column::UpdatedAt, Expr::value(now));
         if let Some(id_token) = tokens.id_token.clone().filter(|t| !t.is_empty()) {
-            update = update.col_expr(account::Column::IdToken, Expr::value(id_token));
+            update = update.col_expr(
+                account::Column::IdToken,
+                Expr::value(self.sealed(&id_token)),
+            );
         }
         if let Some(email) = info.email {
             update = update.col_expr(account::Column::Email, Expr::value(email));

@@ -6,6 +6,11 @@
 //! per-account counters (`usage_count`, `last_used_at`, tokens, rate-limit snapshot) are
 //! updated in the same transaction, once per key and account of the batch. [`Flush`] answers
 //! once everything received before it is durable: tests wait on it, and shutdown drains with it.
+//!
+//! One batch is written at a time, beside the mailbox: records keep arriving while a write is in
+//! flight. A failed write puts its rows back in front of the buffer and is retried with
+//! back-off (200 ms doubling to 30 s) for as long as the buffer holds them; only when more than
+//! the mailbox capacity is buffered are the oldest rows given up, and counted.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,16 +63,34 @@ pub struct UsageStats {
     pub written: AtomicU64,
     pub dropped: AtomicU64,
     pub failed: AtomicU64,
+    /// Failed batch writes, each retried.
+    pub retried: AtomicU64,
 }
+
+/// The first wait after a failed write; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Someone waiting for a [`Flush`].
+type FlushWaiter = tokio::sync::oneshot::Sender<Result<usize, String>>;
 
 /// The usage-log writer actor.
 pub struct UsageLogWriter {
     db: DatabaseConnection,
-    buffer: Vec<UsageRecord>,
+    buffer: std::collections::VecDeque<UsageRecord>,
     batch_size: usize,
     interval: Duration,
     capacity: usize,
     stats: Arc<UsageStats>,
+    /// A batch is being written.
+    writing: bool,
+    /// The wait before the next attempt after failures (`None` when the last write worked).
+    backoff: Option<Duration>,
+    /// When the next attempt may run, after a failure.
+    retry_at: Option<tokio::time::Instant>,
+    /// [`Flush`] callers, answered once the buffer is written.
+    waiters: Vec<FlushWaiter>,
 }
 
 impl UsageLogWriter {
@@ -80,44 +103,112 @@ impl UsageLogWriter {
     ) -> Self {
         Self {
             db,
-            buffer: Vec::with_capacity(batch_size),
+            buffer: std::collections::VecDeque::with_capacity(batch_size),
             batch_size: batch_size.max(1),
             interval,
             capacity: capacity.max(1),
             stats: Arc::new(UsageStats::default()),
+            writing: false,
+            backoff: None,
+            retry_at: None,
+            waiters: Vec::new(),
         }
     }
 
-    /// Writes the buffer; the actor processes no other message until it is done, so flushes
-    /// never overlap and a `Flush` that follows records sees them written.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.buffer.is_empty() {
+    /// Starts writing the next batch unless one is in flight or a retry is not due yet
+    /// (`now` forces an attempt, for [`Flush`]). Messages keep being handled meanwhile.
+    fn flush(&mut self, ctx: &mut Context<Self>, now: bool) {
+        if self.writing {
             return;
         }
-        let batch = std::mem::take(&mut self.buffer);
-        let db = self.db.clone();
-        let stats = self.stats.clone();
-        ctx.wait(
-            async move {
-                let count = batch.len();
-                // A failed write is retried once; rows are only lost when both attempts fail.
-                let mut result = write_batch(&db, &batch).await;
-                if result.is_err() {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    result = write_batch(&db, &batch).await;
-                }
-                match result {
-                    Ok(()) => {
-                        stats.written.fetch_add(count as u64, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        stats.failed.fetch_add(count as u64, Ordering::Relaxed);
-                        tracing::error!(error = %e, rows = count, "cannot write usage-log rows");
-                    }
-                }
+        if self.buffer.is_empty() {
+            for waiter in self.waiters.drain(..) {
+                let _ = waiter.send(Ok(0));
             }
-            .into_actor(self),
+            return;
+        }
+        if !now
+            && self
+                .retry_at
+                .is_some_and(|at| at > tokio::time::Instant::now())
+        {
+            return;
+        }
+        let take = self.buffer.len().min(self.batch_size.max(500));
+        let batch: Vec<UsageRecord> = self.buffer.drain(..take).collect();
+        self.writing = true;
+        let db = self.db.clone();
+        ctx.spawn(
+            async move {
+                let result = write_batch(&db, &batch).await;
+                (batch, result)
+            }
+            .into_actor(self)
+            .map(|(batch, result), act, ctx| act.written(ctx, batch, result)),
         );
+    }
+
+    /// After a write: counts it, or puts its rows back for a retry with back-off; then goes on
+    /// with what is buffered, and answers the [`Flush`] callers once all is written.
+    fn written(
+        &mut self,
+        ctx: &mut Context<Self>,
+        batch: Vec<UsageRecord>,
+        result: Result<(), sea_orm::DbErr>,
+    ) {
+        self.writing = false;
+        let count = batch.len();
+        match result {
+            Ok(()) => {
+                self.stats
+                    .written
+                    .fetch_add(count as u64, Ordering::Relaxed);
+                self.backoff = None;
+                self.retry_at = None;
+                if self.buffer.is_empty() {
+                    for waiter in self.waiters.drain(..) {
+                        let _ = waiter.send(Ok(count));
+                    }
+                    return;
+                }
+                self.flush(
+                    ctx,
+                    !self.waiters.is_empty() || self.buffer.len() >= self.batch_size,
+                );
+            }
+            Err(e) => {
+                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                let wait = self
+                    .backoff
+                    .map_or(FIRST_BACKOFF, |w| (w * 2).min(MAX_BACKOFF));
+                self.backoff = Some(wait);
+                self.retry_at = Some(tokio::time::Instant::now() + wait);
+                tracing::warn!(error = %e, rows = count, retry_in_ms = wait.as_millis() as u64, "cannot write usage-log rows; will retry");
+                for record in batch.into_iter().rev() {
+                    self.buffer.push_front(record);
+                }
+                self.give_up_beyond_capacity();
+                for waiter in self.waiters.drain(..) {
+                    let _ = waiter.send(Err(e.to_string()));
+                }
+                ctx.run_later(wait, |act, ctx| act.flush(ctx, false));
+            }
+        }
+    }
+
+    /// Keeps at most `capacity` rows buffered: beyond it the oldest are given up and counted.
+    fn give_up_beyond_capacity(&mut self) {
+        let excess = self.buffer.len().saturating_sub(self.capacity);
+        if excess > 0 {
+            self.buffer.drain(..excess);
+            self.stats
+                .failed
+                .fetch_add(excess as u64, Ordering::Relaxed);
+            tracing::error!(
+                rows = excess,
+                "usage-log rows given up: the database has refused writes for too long"
+            );
+        }
     }
 }
 
@@ -286,9 +377,10 @@ impl Handler<UsageRecord> for UsageLogWriter {
     type Result = ();
 
     fn handle(&mut self, record: UsageRecord, ctx: &mut Self::Context) {
-        self.buffer.push(record);
+        self.buffer.push_back(record);
+        self.give_up_beyond_capacity();
         if self.buffer.len() >= self.batch_size {
-            self.flush(ctx);
+            self.flush(ctx, false);
         }
     }
 }
@@ -297,31 +389,23 @@ impl Handler<Tick> for UsageLogWriter {
     type Result = ();
 
     fn handle(&mut self, _: Tick, ctx: &mut Self::Context) {
-        self.flush(ctx);
+        self.flush(ctx, false);
     }
 }
 
 impl Handler<Flush> for UsageLogWriter {
-    type Result = AtomicResponse<Self, Result<usize, String>>;
+    type Result = ResponseFuture<Result<usize, String>>;
 
-    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
-        let batch = std::mem::take(&mut self.buffer);
-        let db = self.db.clone();
-        let stats = self.stats.clone();
-        AtomicResponse::new(Box::pin(
-            async move {
-                let count = batch.len();
-                if count > 0 {
-                    if let Err(e) = write_batch(&db, &batch).await {
-                        stats.failed.fetch_add(count as u64, Ordering::Relaxed);
-                        return Err(e.to_string());
-                    }
-                    stats.written.fetch_add(count as u64, Ordering::Relaxed);
-                }
-                Ok(count)
-            }
-            .into_actor(self),
-        ))
+    /// Answers once everything buffered (and the write in flight) is written, or with the
+    /// error of the next failed attempt (its rows stay buffered for the retries).
+    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiters.push(tx);
+        self.flush(ctx, true);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err("the usage-log writer stopped".into()))
+        })
     }
 }
 
@@ -359,7 +443,12 @@ impl UsageLogHandle {
         }
     }
 
-    /// Rows written, dropped (mailbox full) and failed (database errors) so far.
+    /// Failed batch writes so far (each was retried).
+    pub fn retried(&self) -> u64 {
+        self.stats.retried.load(Ordering::Relaxed)
+    }
+
+    /// Rows written, dropped (mailbox full) and failed (given up after refused writes) so far.
     pub fn counts(&self) -> (u64, u64, u64) {
         (
             self.stats.written.load(Ordering::Relaxed),

@@ -88,13 +88,26 @@ pub fn load_or_create_secret(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    std::fs::create_dir_all(data_dir)?;
+    create_private_dir(data_dir)?;
     let mut bytes = [0u8; 48];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let secret = hex::encode(bytes);
     write_private(&path, secret.as_bytes())?;
     tracing::info!(path = %path.display(), "generated a new session signing secret");
     Ok(secret.into_bytes())
+}
+
+/// Creates a directory (and its parents) that only its owner may enter (0700); an existing one
+/// is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 /// Creates `path` with `bytes`, readable by the owner only (0600); fails if it exists.

@@ -26,7 +26,15 @@ pub struct AuthService {
     config: AuthConfig,
     /// Verified against when the username is unknown, so both cases cost the same time.
     dummy_hash: std::sync::Arc<str>,
+    /// Password hashes computed at once, at most one per core (each takes 19 MiB).
+    hashing: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// The longest password accepted (bytes); longer ones are refused before any hashing.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The longest delay a username under attack adds to its sign-ins.
+const MAX_USERNAME_DELAY: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// A successful sign-in.
 #[derive(Debug)]
@@ -49,11 +57,13 @@ impl AuthService {
         let dummy_hash = actix_web::web::block(|| password::hash(&password::generate()))
             .await?
             .map_err(AppError::internal)?;
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         Ok(Self {
             db,
             keys,
             config,
             dummy_hash: dummy_hash.into(),
+            hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
         })
     }
 
@@ -75,7 +85,10 @@ impl AuthService {
         client_ip: &str,
     ) -> AppResult<LoginOutcome> {
         let now = Utc::now();
+        check_length(pass)?;
         self.check_throttle(username, client_ip, now).await?;
+        self.username_delay(username, now).await?;
+        self.count_attempt(username, client_ip, now).await?;
 
         let found = user::Entity::find()
             .filter(user::Column::Username.eq(username))
@@ -84,18 +97,10 @@ impl AuthService {
         let phc = found
             .as_ref()
             .map_or_else(|| self.dummy_hash.to_string(), |u| u.password_hash.clone());
-        let candidate = pass.to_string();
-        let verified = actix_web::web::block(move || password::verify(&candidate, &phc)).await?;
+        let verified = self.verify(pass, phc).await?;
 
         let Some(found) = found.filter(|_| verified) else {
-            login_failure::ActiveModel {
-                username: Set(username.to_string()),
-                client_ip: Set(client_ip.to_string()),
-                created_at: Set(now),
-                ..Default::default()
-            }
-            .insert(&self.db)
-            .await?;
+            // The attempt was counted before the hash ran.
             tracing::warn!(username, client_ip, "failed admin sign-in");
             return Err(AppError::new(
                 ErrorCode::InvalidCredentials,
@@ -117,7 +122,86 @@ impl AuthService {
         })
     }
 
-    /// 429 with `Retry-After` while the username or the address has too many recent failures.
+    /// Checks a password against a hash, one hash per core at a time.
+    async fn verify(&self, pass: &str, phc: String) -> AppResult<bool> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| AppError::internal("the hashing semaphore is closed"))?;
+        let candidate = pass.to_string();
+        Ok(actix_web::web::block(move || password::verify(&candidate, &phc)).await?)
+    }
+
+    /// Records an attempt as a failure before its password is checked (a success deletes it),
+    /// then refuses it if, with the attempts that raced it, its scope is over the limit: of
+    /// many concurrent guesses, at most the limit are hashed.
+    async fn count_attempt(
+        &self,
+        username: &str,
+        client_ip: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        login_failure::ActiveModel {
+            username: Set(username.to_string()),
+            client_ip: Set(client_ip.to_string()),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        let window_start = now - Duration::seconds(self.config.login_window_seconds as i64);
+        let max = u64::from(self.config.login_max_failures.max(1));
+        for scope in Self::lockout_scopes(username, client_ip) {
+            let recent = login_failure::Entity::find()
+                .filter(scope)
+                .filter(login_failure::Column::CreatedAt.gte(window_start))
+                .count(&self.db)
+                .await?;
+            if recent > max {
+                let wait = self.config.login_lockout_seconds.max(1);
+                return Err(AppError::new(
+                    ErrorCode::TooManyAttempts,
+                    format!("too many failed sign-in attempts; try again in {wait} seconds"),
+                )
+                .with_retry_after(wait));
+            }
+        }
+        Ok(())
+    }
+
+    /// A username that failed more than the limit (from any address) answers more slowly with
+    /// every further failure, but is never locked: the right password from a clean address
+    /// still signs in.
+    async fn username_delay(&self, username: &str, now: DateTime<Utc>) -> AppResult<()> {
+        let window_start = now - Duration::seconds(self.config.login_window_seconds as i64);
+        let max = u64::from(self.config.login_max_failures.max(1));
+        let failures = login_failure::Entity::find()
+            .filter(login_failure::Column::Username.eq(username))
+            .filter(login_failure::Column::CreatedAt.gte(window_start))
+            .count(&self.db)
+            .await?;
+        if failures >= max {
+            let doublings = (failures - max).min(10) as u32;
+            let delay = (std::time::Duration::from_millis(250) * 2u32.pow(doublings))
+                .min(MAX_USERNAME_DELAY);
+            tokio::time::sleep(delay).await;
+        }
+        Ok(())
+    }
+
+    /// The scopes a lockout applies to: this username from this address, and this address.
+    fn lockout_scopes(username: &str, client_ip: &str) -> [sea_orm::Condition; 2] {
+        [
+            sea_orm::Condition::all()
+                .add(login_failure::Column::Username.eq(username))
+                .add(login_failure::Column::ClientIp.eq(client_ip)),
+            sea_orm::Condition::all().add(login_failure::Column::ClientIp.eq(client_ip)),
+        ]
+    }
+
+    /// 429 with `Retry-After` while this username from this address, or this address, has too
+    /// many recent failures.
     async fn check_throttle(
         &self,
         username: &str,
@@ -127,11 +211,7 @@ impl AuthService {
         let window_start = now - Duration::seconds(self.config.login_window_seconds as i64);
         let max = u64::from(self.config.login_max_failures.max(1));
         let lockout = Duration::seconds(self.config.login_lockout_seconds as i64);
-        let scopes = [
-            login_failure::Column::Username.eq(username),
-            login_failure::Column::ClientIp.eq(client_ip),
-        ];
-        for scope in scopes {
+        for scope in Self::lockout_scopes(username, client_ip) {
             let recent = login_failure::Entity::find()
                 .filter(scope)
                 .filter(login_failure::Column::CreatedAt.gte(window_start))
@@ -220,21 +300,39 @@ impl AuthService {
         Ok(())
     }
 
-    /// Changes the password after checking the current one; revokes the admin's other sessions.
+    /// Changes the password after checking the current one (throttled like a sign-in: a
+    /// stolen session cannot guess it without limit); revokes the admin's other sessions.
     pub async fn change_password(
         &self,
         session: &Session,
         current: &str,
         new: &str,
+        client_ip: &str,
     ) -> AppResult<()> {
+        check_length(current)?;
+        check_length(new)?;
+        let username = session.user.username.as_str();
+        let now = Utc::now();
+        self.check_throttle(username, client_ip, now).await?;
+        self.username_delay(username, now).await?;
+        self.count_attempt(username, client_ip, now).await?;
         let phc = session.user.password_hash.clone();
-        let candidate = current.to_string();
-        if !actix_web::web::block(move || password::verify(&candidate, &phc)).await? {
+        if !self.verify(current, phc).await? {
+            tracing::warn!(
+                username,
+                client_ip,
+                "wrong current password on a password change"
+            );
             return Err(AppError::new(
                 ErrorCode::InvalidCredentials,
                 "the current password is wrong",
             ));
         }
+        login_failure::Entity::delete_many()
+            .filter(login_failure::Column::Username.eq(username))
+            .filter(login_failure::Column::ClientIp.eq(client_ip))
+            .exec(&self.db)
+            .await?;
         password::check_rules(&session.user.username, new)
             .map_err(|rules| AppError::new(ErrorCode::WeakPassword, rules))?;
         self.set_password(session.user.id, new, false, Some(&session.session_id))
@@ -250,9 +348,16 @@ impl AuthService {
         keep: Option<&str>,
     ) -> AppResult<()> {
         let owned = new.to_string();
-        let phc = actix_web::web::block(move || password::hash(&owned))
-            .await?
-            .map_err(AppError::internal)?;
+        let phc = {
+            let _permit = self
+                .hashing
+                .acquire()
+                .await
+                .map_err(|_| AppError::internal("the hashing semaphore is closed"))?;
+            actix_web::web::block(move || password::hash(&owned))
+                .await?
+                .map_err(AppError::internal)?
+        };
         let now = Utc::now();
         let txn = self.db.begin().await?;
         user::Entity::update_many()
@@ -360,4 +465,14 @@ impl AuthService {
             .await?;
         Ok(())
     }
+}
+
+/// Refuses a password longer than [`MAX_PASSWORD_BYTES`] before anything is hashed.
+fn check_length(pass: &str) -> AppResult<()> {
+    if pass.len() > MAX_PASSWORD_BYTES {
+        return Err(AppError::invalid_request(format!(
+            "a password has at most {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }

@@ -137,6 +137,12 @@ pub enum CredentialError {
     /// Neither the file nor its tokens name the ChatGPT account.
     #[error("no account_id in the file or its id_token (nor in its access_token)")]
     NoAccountId,
+    /// One account object is larger than any real one.
+    #[error("the entry is larger than 1 MiB: not an account file")]
+    TooLarge,
+    /// `proxy_url` is not an http, https, socks5 or socks5h URL with a host.
+    #[error("`proxy_url` {0}")]
+    BadProxyUrl(&'static str),
     /// A time field holds something that is not a recognised timestamp.
     #[error("unrecognised timestamp in `{field}`: {detail}")]
     BadTimestamp {
@@ -179,36 +185,122 @@ pub struct IdTokenInfo {
 
 /// Parses one uploaded file (an object or an array of objects) into one result per entry.
 pub fn parse_credentials_file(source: &str, bytes: &[u8]) -> Vec<ImportEntry> {
-    let whole_file = |result| {
-        vec![ImportEntry {
+    let mut entries = Vec::new();
+    read_credentials_file(source, bytes, &mut |entry| {
+        entries.push(entry);
+        std::ops::ControlFlow::Continue(())
+    });
+    entries
+}
+
+/// The largest single account object read (bytes); a real one is a few kilobytes.
+pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
+
+/// Reads a file's entries one at a time and hands each to `each`, which may stop the reading
+/// (`Break`). An array is walked element by element without building it in memory: each
+/// element is parsed only if it is an object of at most [`MAX_ENTRY_BYTES`], so a huge upload
+/// of junk costs little more than its own bytes.
+pub fn read_credentials_file(
+    source: &str,
+    bytes: &[u8],
+    each: &mut dyn FnMut(ImportEntry) -> std::ops::ControlFlow<()>,
+) {
+    use serde::de::Deserializer as _;
+    let whole_file = |each: &mut dyn FnMut(ImportEntry) -> std::ops::ControlFlow<()>, result| {
+        let _ = each(ImportEntry {
             source: source.to_owned(),
             index: None,
             result,
-        }]
+        });
     };
-    // serde_json's messages give a position and never quote the input, so they are safe to show.
-    let value: Value = match serde_json::from_slice(bytes) {
-        Ok(value) => value,
-        Err(err) => return whole_file(Err(CredentialError::InvalidJson(err.to_string()))),
-    };
-    match value {
-        Value::Array(items) if items.is_empty() => whole_file(Err(CredentialError::EmptyArray)),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let index = i + 1;
-                ImportEntry {
-                    source: format!("{source}[{index}]"),
-                    index: Some(index),
-                    result: parse_account(item).map_err(|error| CredentialError::ArrayEntry {
-                        index,
-                        error: Box::new(error),
-                    }),
-                }
-            })
-            .collect(),
-        other => whole_file(parse_account(&other)),
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let mut walker = ArrayWalker {
+            source,
+            each,
+            seen: 0,
+        };
+        let outcome = (&mut de)
+            .deserialize_seq(&mut walker)
+            .and_then(|()| de.end());
+        match outcome {
+            Ok(()) if walker.seen == 0 => {
+                whole_file(walker.each, Err(CredentialError::EmptyArray));
+            }
+            Ok(()) => {}
+            Err(err) if err.to_string() == STOPPED => {}
+            Err(err) => whole_file(
+                walker.each,
+                Err(CredentialError::InvalidJson(err.to_string())),
+            ),
+        }
+        return;
+    }
+    if bytes.len() > MAX_ENTRY_BYTES {
+        return whole_file(each, Err(CredentialError::TooLarge));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(value) => whole_file(each, parse_account(&value)),
+        Err(err) => whole_file(each, Err(CredentialError::InvalidJson(err.to_string()))),
+    }
+}
+
+/// The message that ends an array walk stopped by its consumer.
+const STOPPED: &str = "stopped";
+
+/// Walks the elements of a JSON array, parsing each on its own.
+struct ArrayWalker<'s, 'f> {
+    source: &'s str,
+    each: &'f mut dyn FnMut(ImportEntry) -> std::ops::ControlFlow<()>,
+    seen: usize,
+}
+
+impl<'de> serde::de::Visitor<'de> for &mut ArrayWalker<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of account objects")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(raw) = seq.next_element::<&'de serde_json::value::RawValue>()? {
+            self.seen += 1;
+            let index = self.seen;
+            let text = raw.get();
+            let result = if text.len() > MAX_ENTRY_BYTES {
+                Err(CredentialError::TooLarge)
+            } else if !text.starts_with('{') {
+                Err(CredentialError::NotAnObject(json_kind_of(text)))
+            } else {
+                serde_json::from_str::<Value>(text)
+                    .map_err(|e| CredentialError::InvalidJson(e.to_string()))
+                    .and_then(|value| parse_account(&value))
+            };
+            let entry = ImportEntry {
+                source: format!("{}[{index}]", self.source),
+                index: Some(index),
+                result: result.map_err(|error| CredentialError::ArrayEntry {
+                    index,
+                    error: Box::new(error),
+                }),
+            };
+            if (self.each)(entry).is_break() {
+                return Err(serde::de::Error::custom(STOPPED));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The JSON type of a raw value, by its first character.
+fn json_kind_of(text: &str) -> &'static str {
+    match text.as_bytes().first() {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
     }
 }
 
@@ -288,8 +380,37 @@ pub fn parse_account(value: &Value) -> Result<AccountCredentials, CredentialErro
         last_refresh,
         disabled: bool_field(obj, "disabled")?,
         label: str_field(obj, "label")?,
-        proxy_url: str_field(obj, "proxy_url")?,
+        proxy_url: str_field(obj, "proxy_url")?
+            .map(|url| check_proxy_url(&url).map(|()| url))
+            .transpose()
+            .map_err(CredentialError::BadProxyUrl)?,
     })
+}
+
+/// Accepts an upstream proxy URL: http, https, socks5 or socks5h, with a host. The reason
+/// never repeats the URL (it may hold a password).
+pub fn check_proxy_url(text: &str) -> Result<(), &'static str> {
+    let url = url::Url::parse(text).map_err(|_| "is not a URL")?;
+    if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") {
+        return Err("must use http, https, socks5 or socks5h");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host");
+    }
+    Ok(())
+}
+
+/// A proxy URL as the console may show it: scheme, host and port, with any credentials masked.
+pub fn masked_proxy_url(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    let host = url.host_str()?;
+    let credentials = if url.username().is_empty() && url.password().is_none() {
+        ""
+    } else {
+        "***@"
+    };
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    Some(format!("{}://{credentials}{host}{port}", url.scheme()))
 }
 
 impl AccountCredentials {
@@ -936,6 +1057,31 @@ mod tests {
         assert!(acc.disabled);
         assert_eq!(acc.label.as_deref(), Some("team seat 3"));
         assert_eq!(acc.proxy_url.as_deref(), Some("socks5://127.0.0.1:1080"));
+        for bad in [
+            "file:///etc/passwd",
+            "ftp://proxy:21",
+            "http://",
+            "not a url",
+            "socks4://h:1",
+        ] {
+            assert!(check_proxy_url(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "http://h:3128",
+            "https://u:p@h",
+            "socks5://127.0.0.1:1080",
+            "socks5h://proxy.example:1080",
+        ] {
+            assert!(check_proxy_url(good).is_ok(), "{good}");
+        }
+        assert_eq!(
+            masked_proxy_url("socks5h://user:secret@proxy.example:1080").as_deref(),
+            Some("socks5h://***@proxy.example:1080")
+        );
+        assert_eq!(
+            masked_proxy_url("http://proxy.example:3128").as_deref(),
+            Some("http://proxy.example:3128")
+        );
         let acc = parse_account(&json!({
             "access_token": "x", "refresh_token": "r", "account_id": "a", "disabled": "false"
         }))

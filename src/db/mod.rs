@@ -26,12 +26,16 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
     let kind = config.kind();
     if kind == DatabaseKind::Sqlite && config.url.is_none() {
         if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            crate::auth::jwt::create_private_dir(dir).map_err(|e| {
                 DbErr::Custom(format!("cannot create directory {}: {e}", dir.display()))
             })?;
         }
     }
     if kind == DatabaseKind::Sqlite {
+        if let Some(file) = sqlite_file(&config.connection_url()) {
+            make_private(&file)
+                .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", file.display())))?;
+        }
         return connect_sqlite(config).await;
     }
     let mut options = ConnectOptions::new(config.connection_url());
@@ -42,6 +46,41 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
     Database::connect(options).await
+}
+
+/// The file a SQLite URL names (none for an in-memory database).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| path.into())
+}
+
+/// Creates the database file readable by its owner only (0600), or narrows an existing one and
+/// its journal files: SQLite gives the WAL and shared-memory files the database file's mode.
+fn make_private(file: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(file)?;
+        let mut names = vec![file.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = file.as_os_str().to_owned();
+            name.push(suffix);
+            names.push(name.into());
+        }
+        for name in names.iter().filter(|n| n.exists()) {
+            std::fs::set_permissions(name, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
 }
 
 /// SQLite needs per-connection settings (WAL, busy timeout, foreign keys) that sea-orm's options

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod guard;
 pub mod ops;
 pub mod v1;
 
@@ -22,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
     let body_limit = state.config.server.body_limit_bytes;
     cfg.service(
         web::scope("/admin")
+            .wrap(actix_web::middleware::from_fn(guard::admin_guard))
             .app_data(admin_json_config(body_limit))
             .app_data(admin_query_config())
             .app_data(admin_path_config())
@@ -83,23 +85,32 @@ pub async fn request_id_header(
     Ok(res)
 }
 
-/// The client's address for throttling: the peer, or the first `X-Forwarded-For` hop when the
-/// gateway is configured to sit behind a trusted reverse proxy.
-pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> String {
-    if trust_forwarded_for {
-        if let Some(first) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-        {
-            return first.to_string();
-        }
+/// The client's address for throttling: the peer, or, when the gateway sits behind
+/// `trusted_proxies` reverse proxies (`server.trust_forwarded_for`), the rightmost address of
+/// `X-Forwarded-For` that none of them added (the hops to its left are the client's to write).
+pub fn client_ip(req: &HttpRequest, server: &crate::config::ServerConfig) -> String {
+    let peer = req
+        .peer_addr()
+        .map_or_else(|| "unknown".into(), |a| a.ip().to_string());
+    if !server.trust_forwarded_for {
+        return peer;
     }
-    req.peer_addr()
-        .map_or_else(|| "unknown".into(), |a| a.ip().to_string())
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    // The peer is the nearest trusted proxy; each further one added the hop before it.
+    let skip = server.trusted_proxies.max(1) - 1;
+    forwarded
+        .iter()
+        .rev()
+        .nth(skip)
+        .or(forwarded.first())
+        .map_or(peer, |hop| (*hop).to_string())
 }
 
 /// Reads a request body up to `limit` bytes; beyond it, 413 (in the caller's error shape).

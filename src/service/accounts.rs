@@ -15,7 +15,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::{fetch_page, find_live, invalid, is_active, read, set_if, Page, PageRequest};
 use crate::actors::account_pool::AccountPoolHandle;
 use crate::actors::refresher::RefresherHandle;
-use crate::codex::credentials::{parse_credentials_file, AccountCredentials};
+use std::ops::ControlFlow;
+
+use crate::codex::credentials::{read_credentials_file, AccountCredentials};
 use crate::db::account::{self, AccountStatus};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::settings::SettingsStore;
@@ -197,9 +199,14 @@ pub struct ImportSummary {
     pub imported: u64,
     /// Accounts that were already stored and got the new credentials.
     pub updated: u64,
-    /// Entries that could not be read.
+    /// Entries that could not be read: the first [`MAX_LISTED_FAILURES`].
     pub failed: Vec<ImportFailure>,
+    /// How many entries could not be read in all.
+    pub failed_count: u64,
 }
+
+/// Failures listed in an import's answer at most (the rest are only counted).
+pub const MAX_LISTED_FAILURES: usize = 100;
 
 /// Queries and changes Codex accounts, keeping the account pool in step.
 #[derive(Clone)]
@@ -208,6 +215,7 @@ pub struct AccountService {
     pool: AccountPoolHandle,
     refresher: RefresherHandle,
     settings: SettingsStore,
+    cipher: std::sync::Arc<crate::crypto::Cipher>,
 }
 
 impl AccountService {
@@ -218,6 +226,7 @@ impl AccountService {
             pool: state.pool.clone(),
             refresher: state.refresher.clone(),
             settings: state.settings.clone(),
+            cipher: state.cipher.clone(),
         }
     }
 
@@ -322,6 +331,15 @@ impl AccountService {
             .order_by_asc(account::Column::Id)
             .all(&self.db)
             .await?;
+        let rows = rows
+            .into_iter()
+            .map(|row| {
+                let id = row.id;
+                crate::secrets::open_account(&self.cipher, row).map_err(|e| {
+                    AppError::internal(format_args!("account {id} cannot be decrypted: {e}"))
+                })
+            })
+            .collect::<AppResult<Vec<_>>>()?;
         Ok(rows
             .into_iter()
             .map(|row| AccountCredentials {
@@ -343,32 +361,61 @@ impl AccountService {
     /// Parses the uploads and stores every account they hold, in one transaction (fast for
     /// thousands of accounts, and a database failure leaves nothing half-imported); then tells
     /// the pool about all of them in one message. Bad entries are reported, not fatal.
-    pub async fn import(&self, uploads: Vec<Upload>) -> AppResult<ImportSummary> {
-        // Parsing thousands of files is CPU work: off the async workers.
-        let entries = tokio::task::spawn_blocking(move || {
-            uploads
-                .iter()
-                .flat_map(|u| parse_credentials_file(&u.source, &u.bytes))
-                .collect::<Vec<_>>()
+    /// More than `max_accounts` entries in all refuse the whole import (413
+    /// `too_many_accounts`), before anything is stored.
+    pub async fn import(
+        &self,
+        uploads: Vec<Upload>,
+        max_accounts: usize,
+    ) -> AppResult<ImportSummary> {
+        // Parsing thousands of files is CPU work: off the async workers. Entries are read one
+        // at a time; only the accounts and the first failures are kept.
+        let parsed = tokio::task::spawn_blocking(move || {
+            let mut summary = ImportSummary::default();
+            let mut accounts = Vec::new();
+            let mut seen = 0usize;
+            for upload in &uploads {
+                read_credentials_file(&upload.source, &upload.bytes, &mut |entry| {
+                    seen += 1;
+                    if seen > max_accounts {
+                        return ControlFlow::Break(());
+                    }
+                    match entry.result {
+                        Ok(account) => accounts.push(account),
+                        Err(reason) => {
+                            summary.failed_count += 1;
+                            if summary.failed.len() < MAX_LISTED_FAILURES {
+                                summary.failed.push(ImportFailure {
+                                    source: entry.source,
+                                    reason: reason.to_string(),
+                                });
+                            }
+                        }
+                    }
+                    ControlFlow::Continue(())
+                });
+                if seen > max_accounts {
+                    return None;
+                }
+            }
+            Some((summary, accounts))
         })
         .await
         .map_err(|e| AppError::internal(format_args!("blocking task: {e}")))?;
+        let Some((mut summary, accounts)) = parsed else {
+            return Err(AppError::new(
+                ErrorCode::TooManyAccounts,
+                format!(
+                    "the upload holds more than {max_accounts} accounts \
+                     (server.import_max_accounts); split it into smaller uploads"
+                ),
+            ));
+        };
 
-        let mut summary = ImportSummary::default();
         let mut stored = Vec::new();
         let txn = self.db.begin().await?;
-        for entry in entries {
-            let account = match entry.result {
-                Ok(account) => account,
-                Err(reason) => {
-                    summary.failed.push(ImportFailure {
-                        source: entry.source,
-                        reason: reason.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let (row, created) = store(&txn, account).await?;
+        for account in accounts {
+            let (row, created) = store(&txn, &self.cipher, account).await?;
             if created {
                 summary.imported += 1;
             } else {
@@ -391,7 +438,7 @@ impl AccountService {
         account: AccountCredentials,
     ) -> AppResult<(AccountEntry, bool)> {
         let txn = self.db.begin().await?;
-        let (row, created) = store(&txn, account).await?;
+        let (row, created) = store(&txn, &self.cipher, account).await?;
         txn.commit().await?;
         self.pool.upsert(row.clone()).await?;
         Ok((self.entry(row), created))
@@ -402,6 +449,7 @@ impl AccountService {
 /// comes back). Answers the row and whether it is new.
 async fn store(
     db: &impl ConnectionTrait,
+    cipher: &crate::crypto::Cipher,
     account: AccountCredentials,
 ) -> AppResult<(account::Model, bool)> {
     let now = Utc::now();
@@ -432,9 +480,12 @@ async fn store(
     };
     model.email = Set(account.email);
     model.plan_type = Set(account.plan_type);
-    model.access_token = Set(account.access_token);
-    model.refresh_token = Set(account.refresh_token);
-    model.id_token = Set(account.id_token);
+    model.access_token = Set(crate::secrets::seal(cipher, &account.access_token));
+    model.refresh_token = Set(crate::secrets::seal(cipher, &account.refresh_token));
+    model.id_token = Set(account
+        .id_token
+        .as_deref()
+        .map(|t| crate::secrets::seal(cipher, t)));
     model.expires_at = Set(account.expires_at);
     model.last_refresh_at = Set(account.last_refresh);
     model.is_active = Set(!account.disabled);

@@ -64,10 +64,9 @@ fn proxy_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error
     let Some(url) = url.map(|u| u.trim().to_string()).filter(|u| !u.is_empty()) else {
         return Ok(None);
     };
-    let scheme_ok = url::Url::parse(&url).is_ok_and(|u| {
-        matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h") && u.host().is_some()
-    });
-    if scheme_ok && reqwest::Proxy::all(&url).is_ok() {
+    // The same rule as an imported account's proxy.
+    let valid = crate::codex::credentials::check_proxy_url(&url).is_ok();
+    if valid && reqwest::Proxy::all(&url).is_ok() {
         Ok(Some(url))
     } else {
         Err(invalid("proxy_url", WHY))

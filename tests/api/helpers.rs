@@ -318,13 +318,14 @@ pub mod pool {
         (row.id, secret)
     }
 
-    /// The stored account row.
+    /// The stored account row, its tokens decrypted.
     pub async fn account_row(app: &TestApp, id: i32) -> account::Model {
-        account::Entity::find_by_id(id)
+        let row = account::Entity::find_by_id(id)
             .one(&app.state.db)
             .await
             .unwrap()
-            .unwrap()
+            .unwrap();
+        gpt2api::secrets::open_account(&app.state.cipher, row).unwrap()
     }
 
     /// `POST /v1/chat/completions` with a key.

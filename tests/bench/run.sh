@@ -77,7 +77,9 @@ rm -f "$out"/*.json "$out"/*.err "$out"/*.trace "$out"/perf-*
 stack_start_mock "$bin" 4 --fast --workers "$mock_workers" >/dev/null
 echo "== $mock_line" >&2
 read -r -a gateway_env <<<"${BENCH_GATEWAY_ENV:-}"
+# One load generator on one address with one key: the per-address and per-key caps are off.
 stack_start_gateway "$bin" -u RUST_LOG GPT2API__SERVER__WORKERS="$gateway_workers" \
+  GPT2API__SERVER__MAX_CONNECTIONS_PER_ADDRESS=0 GPT2API__SERVER__MAX_CONCURRENT_REQUESTS_PER_KEY=0 \
   "${gateway_env[@]}" >/dev/null
 rss_started_kb="$(awk '/^VmRSS/ {print $2}' "/proc/$gateway_pid/status")"
 echo "== gateway on $gateway_url (pid $gateway_pid, RSS after start-up $rss_started_kb kB)" >&2

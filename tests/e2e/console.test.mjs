@@ -286,6 +286,17 @@ test('tokens: importing the fixture files shows each file\'s result and the stat
   await shot('en-tokens-imported');
 });
 
+test('tokens: a file of many bad entries lists the first ones and counts the rest', async () => {
+  const junk = JSON.stringify(Array.from({ length: 150 }, (_, i) => ({ junk: i })));
+  await byId('tokens-file-input').setInputFiles({ name: 'junk.json', mimeType: 'application/json', buffer: Buffer.from(junk) });
+  const summary = byId('import-summary');
+  await eventually(async () => assert.equal(await summary.getAttribute('data-failed'), '150'));
+  assert.equal(await summary.getAttribute('data-imported'), '0');
+  const item = page.locator('[data-testid="import-result-item"][data-source="junk.json"]');
+  assert.equal(await item.getByTestId('import-result-reason').count(), 100, 'the first hundred are listed');
+  assert.match(await text(byId('import-result-more')), /\b50\b/);
+});
+
 test('tokens: importing the mock upstream\'s accounts adds them', async () => {
   await byId('tokens-file-input').setInputFiles(MOCK_ACCOUNTS);
   const summary = byId('import-summary');

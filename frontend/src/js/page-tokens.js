@@ -92,7 +92,7 @@ export function mount(el, { params }) {
       const res = await api.upload('/tokens/import', form);
       if (disposed) return;
       showResult(files, res || {});
-      const failed = (res && res.failed ? res.failed.length : 0);
+      const failed = failedCount(res || {});
       toast(t('tokens.importDone', { imported: res.imported || 0, updated: res.updated || 0, failed }), failed ? 'warning' : 'success');
       load();
     } catch (err) {
@@ -104,8 +104,15 @@ export function mount(el, { params }) {
     }
   }
 
+  // The server lists the first failures only; `failed_count` is their total.
+  function failedCount(res) {
+    const listed = Array.isArray(res.failed) ? res.failed.length : 0;
+    return Number.isFinite(res.failed_count) ? res.failed_count : listed;
+  }
+
   function showResult(files, res) {
     const failed = Array.isArray(res.failed) ? res.failed : [];
+    const total = failedCount(res);
     const used = new Set();
     const matchFor = (name) =>
       failed.filter((f, i) => {
@@ -143,7 +150,17 @@ export function mount(el, { params }) {
         ),
       );
     });
-    const anyFailed = failed.length > 0;
+    if (total > failed.length) {
+      items.push(
+        h(
+          'li',
+          { class: 'flex items-start gap-2 py-2 text-sm text-base-content/70', testid: 'import-result-more' },
+          h('span', { class: 'text-error' }, icon('xCircle', 'h-5 w-5')),
+          h('div', { class: 'min-w-0 flex-1' }, t('tokens.moreFailed', { n: total - failed.length })),
+        ),
+      );
+    }
+    const anyFailed = total > 0;
     setChildren(
       result,
       h(
@@ -151,10 +168,10 @@ export function mount(el, { params }) {
         { class: 'flex flex-wrap items-center justify-between gap-2' },
         h(
           'div',
-          { class: 'flex flex-wrap items-center gap-2 text-sm', testid: 'import-summary', dataset: { imported: String(res.imported || 0), updated: String(res.updated || 0), failed: String(failed.length) } },
+          { class: 'flex flex-wrap items-center gap-2 text-sm', testid: 'import-summary', dataset: { imported: String(res.imported || 0), updated: String(res.updated || 0), failed: String(total) } },
           h('span', { class: 'badge badge-success' }, t('tokens.imported', { n: res.imported || 0 })),
           h('span', { class: 'badge badge-info' }, t('tokens.updated', { n: res.updated || 0 })),
-          h('span', { class: `badge ${anyFailed ? 'badge-error' : 'badge-ghost'}` }, t('tokens.failed', { n: failed.length })),
+          h('span', { class: `badge ${anyFailed ? 'badge-error' : 'badge-ghost'}` }, t('tokens.failed', { n: total })),
         ),
         h('button', { type: 'button', class: 'btn btn-ghost btn-xs', testid: 'import-result-close', onclick: () => result.classList.add('hidden') }, icon('x', 'h-3.5 w-3.5'), t('common.close')),
       ),

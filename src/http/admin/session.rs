@@ -12,11 +12,23 @@ use crate::state::AppState;
 
 /// Mounts the session routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/login", web::post().to(login))
-        .route("/logout", web::post().to(logout))
-        .route("/change-password", web::post().to(change_password))
-        .route("/profile", web::get().to(profile));
+    // Sign-in bodies are tiny: a larger one is refused before it is read in full.
+    cfg.service(
+        web::resource("/login")
+            .app_data(crate::http::admin_json_config(SIGN_IN_BODY_LIMIT))
+            .route(web::post().to(login)),
+    )
+    .route("/logout", web::post().to(logout))
+    .service(
+        web::resource("/change-password")
+            .app_data(crate::http::admin_json_config(SIGN_IN_BODY_LIMIT))
+            .route(web::post().to(change_password)),
+    )
+    .route("/profile", web::get().to(profile));
 }
+
+/// The largest sign-in or password-change body (bytes).
+const SIGN_IN_BODY_LIMIT: usize = 4096;
 
 #[derive(Deserialize)]
 struct LoginBody {
@@ -29,7 +41,7 @@ async fn login(
     req: HttpRequest,
     body: web::Json<LoginBody>,
 ) -> AppResult<HttpResponse> {
-    let ip = client_ip(&req, state.config.server.trust_forwarded_for);
+    let ip = client_ip(&req, &state.config.server);
     let outcome = state
         .auth
         .login(body.username.trim(), &body.password, &ip)
@@ -68,12 +80,14 @@ struct ChangePasswordBody {
 
 async fn change_password(
     state: web::Data<AppState>,
+    req: HttpRequest,
     session: AdminSession,
     body: web::Json<ChangePasswordBody>,
 ) -> AppResult<HttpResponse> {
+    let ip = client_ip(&req, &state.config.server);
     state
         .auth
-        .change_password(&session.0, &body.current_password, &body.new_password)
+        .change_password(&session.0, &body.current_password, &body.new_password, &ip)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

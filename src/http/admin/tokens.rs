@@ -53,6 +53,7 @@ pub fn to_json(entry: &AccountEntry) -> Value {
         "last_error": row.last_error,
         "cooldown_until": row.cooldown_until.filter(|u| *u > Utc::now()),
         "rate_limits": rate_limits,
+        "proxy": row.proxy_url.as_deref().and_then(crate::codex::credentials::masked_proxy_url),
         "created_at": row.created_at,
     })
 }
@@ -174,15 +175,21 @@ async fn import(
             "no file was uploaded (parts must be named `file`)",
         ));
     }
-    let summary = accounts.import(uploads).await?;
+    let summary = accounts
+        .import(uploads, state.config.server.import_max_accounts)
+        .await?;
     let failed: Vec<Value> = summary
         .failed
         .iter()
         .map(|f| json!({"source": f.source, "reason": f.reason}))
         .collect();
-    tracing::info!(admin = %admin.0.user.username, imported = summary.imported, updated = summary.updated, failed = failed.len(), "accounts imported");
-    Ok(HttpResponse::Ok()
-        .json(json!({"imported": summary.imported, "updated": summary.updated, "failed": failed})))
+    tracing::info!(admin = %admin.0.user.username, imported = summary.imported, updated = summary.updated, failed = summary.failed_count, "accounts imported");
+    Ok(HttpResponse::Ok().json(json!({
+        "imported": summary.imported,
+        "updated": summary.updated,
+        "failed": failed,
+        "failed_count": summary.failed_count,
+    })))
 }
 
 async fn read_multipart(mut form: Multipart, limit: usize) -> AppResult<Vec<Upload>> {

@@ -33,6 +33,11 @@ impl FromRequest for ApiKeyAuth {
 
     fn from_request(req: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
         let state = app_state(req);
+        let endpoint = log_endpoint(req.path());
+        let request_id = req
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(std::string::ToString::to_string);
         let presented = crate::http::auth::bearer(req).or_else(|| {
             req.headers()
                 .get("x-api-key")
@@ -55,11 +60,29 @@ impl FromRequest for ApiKeyAuth {
                 return Err(invalid("this API key is disabled"));
             }
             if record.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
-                return Err(invalid("this API key has expired"));
+                let refusal = invalid("this API key has expired");
+                crate::request_log::RequestLog::refused(
+                    &state, &record, "", endpoint, false, request_id, &refusal.0,
+                );
+                return Err(refusal);
             }
             Ok(ApiKeyAuth(record))
         })
     }
+}
+
+/// The route a usage-log row names for a request path (the rows hold static names).
+fn log_endpoint(path: &str) -> &'static str {
+    const ROUTES: [&str; 4] = [
+        "/v1/chat/completions",
+        "/v1/responses",
+        "/v1/models",
+        "/v1/completions",
+    ];
+    ROUTES
+        .into_iter()
+        .find(|route| path == *route || path.starts_with(&format!("{route}/")))
+        .unwrap_or("/v1")
 }
 
 impl ApiKeyAuth {

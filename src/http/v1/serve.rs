@@ -139,8 +139,30 @@ pub async fn serve<E: Endpoint>(
         key: &key.0,
     };
     let (endpoint, upstream) = E::translate(&client, body.read().await?).await?;
-    key.check_model(&upstream.model)?;
-    state.keys.admit(key.0.clone()).await?;
+    // A refusal by the key's own limits leaves a log row, so that the operator sees why.
+    let refuse = |e: OpenAiError| {
+        RequestLog::refused(
+            &state,
+            &key.0,
+            &upstream.model,
+            E::PATH,
+            upstream.stream,
+            request_id.0.clone(),
+            &e.0,
+        );
+        e
+    };
+    key.check_model(&upstream.model).map_err(refuse)?;
+    let estimate = estimate_tokens(&upstream.body);
+    state
+        .keys
+        .admit(
+            key.0.clone(),
+            estimate,
+            state.config.server.max_concurrent_requests_per_key,
+        )
+        .await
+        .map_err(|e| refuse(e.into()))?;
     let log = RequestLog::start(
         &state,
         &key.0,
@@ -148,7 +170,8 @@ pub async fn serve<E: Endpoint>(
         E::PATH,
         upstream.stream,
         request_id.0,
-    );
+    )
+    .admitted(estimate);
     let (dispatched, log) = dispatch_logged(
         &state,
         UpstreamRequest {
@@ -165,6 +188,13 @@ pub async fn serve<E: Endpoint>(
     } else {
         aggregate(dispatched, log, endpoint.aggregate(account_id)).await
     }
+}
+
+/// The tokens a request is expected to use, reserved against its key's budget while it runs:
+/// its input (about four bytes a token) and an allowance for the answer.
+fn estimate_tokens(body: &Bytes) -> i64 {
+    const ANSWER_ALLOWANCE: i64 = 256;
+    (body.len() / 4) as i64 + ANSWER_ALLOWANCE
 }
 
 /// The event in an upstream frame, if it is one, and the end of the answer it announces; its
