@@ -180,6 +180,24 @@ async fn a_pkce_sign_in_creates_a_usable_account() {
     assert_eq!(mock.code_exchanges(), 1);
 
     served_by(&app, "acct-new").await;
+
+    // Its tokens are sealed at rest, as an imported account's are.
+    let raw = <gpt2api::db::account::Entity as sea_orm::EntityTrait>::find_by_id(
+        token["id"].as_i64().unwrap() as i32,
+    )
+    .one(&app.state.db)
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        raw.access_token.starts_with("enc:v1:"),
+        "sealed access token"
+    );
+    assert!(
+        raw.refresh_token.starts_with("enc:v1:"),
+        "sealed refresh token"
+    );
+    assert!(!raw.refresh_token.contains(&stored.refresh_token));
 }
 
 #[actix_web::test]
