@@ -50,6 +50,9 @@ pub struct ServerConfig {
     pub import_max_accounts: usize,
     /// `/v1` requests one API key may have in flight at once; 0 = no cap.
     pub max_concurrent_requests_per_key: usize,
+    /// How long a key read from the database is served from memory before it is read again
+    /// (the safety net behind change notices).
+    pub key_cache_max_age_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +72,7 @@ impl Default for ServerConfig {
             max_connections_per_address: 256,
             import_max_accounts: 10_000,
             max_concurrent_requests_per_key: 64,
+            key_cache_max_age_seconds: 60,
         }
     }
 }

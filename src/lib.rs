@@ -13,6 +13,7 @@
 
 pub mod actors;
 pub mod auth;
+pub mod changes;
 pub mod codex;
 pub mod config;
 pub mod crypto;

@@ -15,6 +15,7 @@ pub struct Metrics {
     upstream: IntCounterVec,
     accounts: IntGaugeVec,
     usage_rows: IntGaugeVec,
+    notifications: IntGaugeVec,
 }
 
 impl Metrics {
@@ -47,6 +48,14 @@ impl Metrics {
             Opts::new("usage_log_rows", "Usage-log rows since start by result"),
             &["result"],
         )?;
+        let notifications = IntGaugeVec::new(
+            Opts::new(
+                "change_notifications",
+                "Change notices from other instances since start: received, applied, and full resynchronisations of the listener",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(notifications.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream.clone()))?;
@@ -59,6 +68,7 @@ impl Metrics {
             upstream,
             accounts,
             usage_rows,
+            notifications,
         })
     }
 
@@ -75,6 +85,19 @@ impl Metrics {
     /// Counts an upstream attempt (`success`, `usage_limit`, `transient`, `unauthorized`, ...).
     pub fn upstream(&self, outcome: &str) {
         self.upstream.with_label_values(&[outcome]).inc();
+    }
+
+    /// Sets the change listener's counts, before a render.
+    pub fn changes(&self, received: u64, applied: u64, resyncs: u64) {
+        for (label, value) in [
+            ("received", received),
+            ("applied", applied),
+            ("resyncs", resyncs),
+        ] {
+            self.notifications
+                .with_label_values(&[label])
+                .set(value as i64);
+        }
     }
 
     /// Renders the text format, after setting the gauges computed at scrape time.

@@ -207,6 +207,8 @@ pub struct SettingsStore {
     db: DatabaseConnection,
     /// Serialises updates so that two concurrent PATCHes cannot interleave load and save.
     update: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The start-up configuration, under the saved values on a reload.
+    config: std::sync::Arc<Config>,
 }
 
 impl SettingsStore {
@@ -217,7 +219,24 @@ impl SettingsStore {
             current: std::sync::Arc::new(tokio::sync::watch::channel(settings).0),
             db,
             update: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            config: std::sync::Arc::new(config.clone()),
         })
+    }
+
+    /// Re-reads the saved settings (another instance changed them) and publishes them when
+    /// they differ.
+    pub async fn reload(&self) -> Result<(), DbErr> {
+        let _guard = self.update.lock().await;
+        let next = RuntimeSettings::load(&self.db, &self.config).await?;
+        self.current.send_if_modified(|current| {
+            if *current == next {
+                false
+            } else {
+                *current = next;
+                true
+            }
+        });
+        Ok(())
     }
 
     /// The settings in force.

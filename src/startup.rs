@@ -71,6 +71,9 @@ pub enum StartupError {
     /// The metrics registry refused a metric.
     #[error("cannot register metrics")]
     Metrics(#[source] prometheus::Error),
+    /// PostgreSQL: the change listener could not connect.
+    #[error("cannot listen for the other instances' changes")]
+    Listener(#[source] sea_orm::sqlx::Error),
     /// The HTTP server could not start on the listener.
     #[error("cannot start the HTTP server")]
     Server(#[source] std::io::Error),
@@ -136,6 +139,19 @@ impl Application {
             );
         }
         let actors = start_actors(&config, &db, &settings, &cipher).await?;
+        let changes = crate::changes::Changes::new(db.clone());
+        crate::changes::start_listener(
+            changes.clone(),
+            config.database.connection_url(),
+            crate::changes::Targets {
+                db: db.clone(),
+                keys: actors.keys.clone(),
+                pool: actors.pool.clone(),
+                settings: settings.clone(),
+            },
+        )
+        .await
+        .map_err(StartupError::Listener)?;
         let responses = crate::response_store::ResponseStore::new(
             db.clone(),
             cipher.clone(),
@@ -159,6 +175,7 @@ impl Application {
             refresher: actors.refresher,
             usage: actors.usage,
             keys: actors.keys,
+            changes,
             upstream: actors.upstream,
             responses,
             sign_in_flows: crate::sign_in_flows::SignInFlows::new(),
@@ -262,7 +279,14 @@ async fn start_actors(
         Duration::from_millis(config.log.flush_interval_ms.max(1)),
         config.log.mailbox_capacity,
     ));
-    let keys = KeyCacheHandle::new(KeyCache::new(db.clone()).start(), timeout);
+    let keys = KeyCacheHandle::new(
+        KeyCache::new(db.clone())
+            .with_max_age(Duration::from_secs(
+                config.server.key_cache_max_age_seconds.max(1),
+            ))
+            .start(),
+        timeout,
+    );
 
     let mut changes = settings.subscribe();
     let (pool_rx, refresher_rx) = (pool.clone(), refresher.clone());

@@ -25,6 +25,8 @@ pub struct AppState {
     pub refresher: RefresherHandle,
     pub usage: UsageLogHandle,
     pub keys: KeyCacheHandle,
+    /// Publishes changes to the other instances (PostgreSQL) and reports the listener.
+    pub changes: crate::changes::Changes,
     pub upstream: CodexClient,
     /// Stored `/v1/responses` answers.
     pub responses: crate::response_store::ResponseStore,

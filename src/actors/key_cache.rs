@@ -7,8 +7,10 @@
 //! limit; [`Settle`] adds the tokens a request used once they are known. The counters live in
 //! this process (several instances each enforce the limits on their own traffic).
 //!
-//! Messages: [`Lookup`] (answered from memory, or after one database read on a miss),
-//! [`Invalidate`] (by key id, after any admin change), [`Admit`], [`Settle`].
+//! Messages: [`Lookup`] (answered from memory, or after one database read on a miss or when
+//! the entry is older than its bounded age), [`Invalidate`] (by key id, after any admin change
+//! here or on another instance), [`InvalidateAll`] (a resynchronisation), [`Admit`],
+//! [`Settle`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -73,8 +75,14 @@ pub struct Invalidate {
     pub key_id: i32,
 }
 
+/// Forgets every key (after the change listener reconnected: notices may have been missed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InvalidateAll;
+
 enum Entry {
-    Found(Arc<KeyRecord>),
+    /// A key and when it was read: read again once older than the cache's bounded age.
+    Found(Arc<KeyRecord>, Instant),
     /// A hash with no key, remembered briefly so that a client retrying a bad key does not
     /// cost a database read each time.
     Missing(std::time::Instant),
@@ -93,6 +101,8 @@ pub struct KeyCache {
     hashes: HashMap<i32, String>,
     /// Key id -> what it has used, for the limits.
     usage: HashMap<i32, KeyUsage>,
+    /// How long a found key is served from memory before it is read again.
+    max_age: Duration,
 }
 
 /// What one key has used recently.
@@ -286,9 +296,20 @@ impl KeyCache {
             entries: HashMap::new(),
             hashes: HashMap::new(),
             usage: HashMap::new(),
+            max_age: DEFAULT_MAX_AGE,
         }
     }
+
+    /// Found keys are read again once older than `max_age` (the safety net behind
+    /// invalidation).
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
 }
+
+/// The bounded age of a found key unless configured.
+const DEFAULT_MAX_AGE: Duration = Duration::from_mins(1);
 
 impl Actor for KeyCache {
     type Context = Context<Self>;
@@ -303,7 +324,7 @@ impl Handler<Lookup> for KeyCache {
 
     fn handle(&mut self, msg: Lookup, _: &mut Self::Context) -> Self::Result {
         match self.entries.get(&msg.0) {
-            Some(Entry::Found(record)) => {
+            Some(Entry::Found(record, at)) if at.elapsed() < self.max_age => {
                 let record = record.clone();
                 return Box::pin(fut::ready(Ok(Some(record))));
             }
@@ -330,8 +351,10 @@ impl Handler<Lookup> for KeyCache {
                 let row = row?;
                 // Lookups of one key that raced on a miss: the first to load wins, so that a
                 // later one does not reset what was settled meanwhile.
-                if let Some(Entry::Found(record)) = act.entries.get(&hash) {
-                    return Ok(Some(record.clone()));
+                if let Some(Entry::Found(record, at)) = act.entries.get(&hash) {
+                    if at.elapsed() < act.max_age {
+                        return Ok(Some(record.clone()));
+                    }
                 }
                 if act.entries.len() >= MAX_ENTRIES {
                     act.entries.clear();
@@ -344,7 +367,8 @@ impl Handler<Lookup> for KeyCache {
                         usage.tokens_since_load = 0;
                     }
                     act.hashes.insert(record.id, hash.clone());
-                    act.entries.insert(hash, Entry::Found(record.clone()));
+                    act.entries
+                        .insert(hash, Entry::Found(record.clone(), Instant::now()));
                     Some(record)
                 } else {
                     act.entries
@@ -364,7 +388,16 @@ impl Handler<Invalidate> for KeyCache {
             self.entries.remove(&hash);
         }
         // A key created with a hash that was just guessed must not stay "missing".
-        self.entries.retain(|_, e| matches!(e, Entry::Found(_)));
+        self.entries.retain(|_, e| matches!(e, Entry::Found(..)));
+    }
+}
+
+impl Handler<InvalidateAll> for KeyCache {
+    type Result = ();
+
+    fn handle(&mut self, _: InvalidateAll, _: &mut Self::Context) {
+        self.entries.clear();
+        self.hashes.clear();
     }
 }
 
@@ -431,6 +464,11 @@ impl KeyCacheHandle {
     /// Forgets a key after it changed.
     pub async fn invalidate(&self, key_id: i32) -> Result<(), ActorError> {
         super::ask(&self.addr, Invalidate { key_id }, self.timeout, "key cache").await
+    }
+
+    /// Forgets every key.
+    pub async fn invalidate_all(&self) -> Result<(), ActorError> {
+        super::ask(&self.addr, InvalidateAll, self.timeout, "key cache").await
     }
 
     /// Whether the actor is running.

@@ -4,6 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::changes::ListenerState;
 use crate::state::AppState;
 
 /// Mounts `/healthz`, `/readyz` and `/metrics`.
@@ -22,6 +23,11 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let accounts = state.pool.snapshot().await.unwrap_or_default();
     let available = accounts.iter().filter(|a| a.available).count() as i64;
     let in_flight = accounts.iter().map(|a| a.in_flight as i64).sum();
+    state.metrics.changes(
+        state.changes.received(),
+        state.changes.applied(),
+        state.changes.resyncs(),
+    );
     let text = state.metrics.render(
         available,
         accounts.len() as i64 - available,
@@ -33,7 +39,9 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(text)
 }
 
-/// Ready when the database answers and the actors run.
+/// Ready when the database answers, the actors run and (on PostgreSQL) the change listener
+/// listens; `listener` is `listening`, `connecting` (not ready: changes made by other
+/// instances are not seen) or `disabled` (SQLite).
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let actors = state.pool.connected()
         && state.refresher.connected()
@@ -43,10 +51,18 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         return HttpResponse::ServiceUnavailable()
             .json(json!({"status": "not_ready", "actors": "stopped"}));
     }
+    let listener = state.changes.state();
+    if listener == ListenerState::Connecting {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "not_ready", "listener": listener.as_str()}));
+    }
     match state.db.ping().await {
-        Ok(()) => {
-            HttpResponse::Ok().json(json!({"status": "ready", "database": "ok", "actors": "ok"}))
-        }
+        Ok(()) => HttpResponse::Ok().json(json!({
+            "status": "ready",
+            "database": "ok",
+            "actors": "ok",
+            "listener": listener.as_str(),
+        })),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: database does not answer");
             HttpResponse::ServiceUnavailable()

@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::{fetch_page, find_live, invalid, is_active, read, set_if, Page, PageRequest};
 use crate::actors::account_pool::AccountPoolHandle;
 use crate::actors::refresher::RefresherHandle;
+use crate::changes::Change;
 use std::ops::ControlFlow;
 
 use crate::codex::credentials::{read_credentials_file, AccountCredentials};
@@ -216,6 +217,7 @@ pub struct AccountService {
     refresher: RefresherHandle,
     settings: SettingsStore,
     cipher: std::sync::Arc<crate::crypto::Cipher>,
+    changes: crate::changes::Changes,
 }
 
 impl AccountService {
@@ -227,6 +229,7 @@ impl AccountService {
             refresher: state.refresher.clone(),
             settings: state.settings.clone(),
             cipher: state.cipher.clone(),
+            changes: state.changes.clone(),
         }
     }
 
@@ -298,6 +301,9 @@ impl AccountService {
         model.updated_at = Set(Utc::now());
         let row = model.update(&self.db).await?;
         self.pool.upsert(row.clone()).await?;
+        self.changes
+            .publish(Change::AccountChanged { id: row.id })
+            .await;
         Ok(self.entry(row))
     }
 
@@ -311,7 +317,10 @@ impl AccountService {
         model.access_token = Set(String::new());
         model.refresh_token = Set(String::new());
         model.id_token = Set(None);
-        model.update(&self.db).await?;
+        let row = model.update(&self.db).await?;
+        self.changes
+            .publish(Change::AccountDeleted { id: row.id })
+            .await;
         Ok(())
     }
 
@@ -425,6 +434,7 @@ impl AccountService {
         }
         txn.commit().await?;
         self.pool.upsert_many(stored).await?;
+        self.changes.publish(Change::AccountsChanged).await;
         Ok(summary)
     }
 }
@@ -441,6 +451,9 @@ impl AccountService {
         let (row, created) = store(&txn, &self.cipher, account).await?;
         txn.commit().await?;
         self.pool.upsert(row.clone()).await?;
+        self.changes
+            .publish(Change::AccountChanged { id: row.id })
+            .await;
         Ok((self.entry(row), created))
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::{fetch_page, find_live, invalid, is_active, read, set_if, Page, PageRequest};
 use crate::actors::key_cache::{hash_key, KeyCacheHandle};
+use crate::changes::Change;
 use crate::db::api_key;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -125,6 +126,7 @@ pub struct NewKey {
 pub struct KeyService {
     db: DatabaseConnection,
     keys: KeyCacheHandle,
+    changes: crate::changes::Changes,
 }
 
 impl KeyService {
@@ -133,6 +135,7 @@ impl KeyService {
         Self {
             db: state.db.clone(),
             keys: state.keys.clone(),
+            changes: state.changes.clone(),
         }
     }
 
@@ -170,6 +173,9 @@ impl KeyService {
         apply(&mut model, changes)?;
         let row = model.insert(&self.db).await?;
         self.keys.invalidate(row.id).await?;
+        self.changes
+            .publish(Change::KeyChanged { id: row.id })
+            .await;
         Ok(NewKey { row, secret })
     }
 
@@ -186,6 +192,9 @@ impl KeyService {
         model.updated_at = Set(Utc::now());
         let row = model.update(&self.db).await?;
         self.keys.invalidate(row.id).await?;
+        self.changes
+            .publish(Change::KeyChanged { id: row.id })
+            .await;
         Ok(row)
     }
 
@@ -199,6 +208,7 @@ impl KeyService {
         model.is_active = Set(false);
         model.update(&self.db).await?;
         self.keys.invalidate(id).await?;
+        self.changes.publish(Change::KeyDeleted { id }).await;
         Ok(())
     }
 }

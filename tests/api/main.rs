@@ -9,6 +9,7 @@ mod admin_resources;
 mod cli;
 mod hardening;
 mod helpers;
+mod instances;
 mod migrations;
 mod proxy;
 mod responses_state;

@@ -24,6 +24,10 @@ async fn patch_settings(
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
     let next = state.settings.update(&body).await?;
+    state
+        .changes
+        .publish(crate::changes::Change::SettingsChanged)
+        .await;
     tracing::info!(admin = %admin.0.user.username, keys = ?body.keys().collect::<Vec<_>>(), "runtime settings changed");
     Ok(HttpResponse::Ok().json(next))
 }
