@@ -24,6 +24,26 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub responses: ResponsesConfig,
     pub secrets: SecretsConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Where the keys' request limits are counted when several instances share them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// `redis://...`: count in Redis; unset: in PostgreSQL on PostgreSQL, in memory on SQLite.
+    pub redis_url: Option<SecretString>,
+    /// The prefix of the counters' Redis keys (instances of one gateway share it).
+    pub redis_prefix: String,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis_prefix: "gpt2api".into(),
+        }
+    }
 }
 
 /// The HTTP listener and process-level settings.

@@ -488,6 +488,11 @@ impl From<LimitError> for AppError {
                 "this API key has too many requests in flight",
             )
             .with_retry_after(1),
+            LimitError::Unavailable => AppError::new(
+                ErrorCode::ServiceUnavailable,
+                "this API key's limit counters cannot be read; try again shortly",
+            )
+            .with_retry_after(1),
             LimitError::Actor(e) => e.into(),
         }
     }

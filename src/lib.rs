@@ -21,6 +21,7 @@ pub mod db;
 pub mod dispatch;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod request_log;
 pub mod response_store;

@@ -71,6 +71,9 @@ pub enum StartupError {
     /// The metrics registry refused a metric.
     #[error("cannot register metrics")]
     Metrics(#[source] prometheus::Error),
+    /// `limits.redis_url` is not a Redis URL.
+    #[error("cannot use limits.redis_url")]
+    Limits(#[source] redis::RedisError),
     /// PostgreSQL: the change listener could not connect.
     #[error("cannot listen for the other instances' changes")]
     Listener(#[source] sea_orm::sqlx::Error),
@@ -279,6 +282,16 @@ async fn start_actors(
         Duration::from_millis(config.log.flush_interval_ms.max(1)),
         config.log.mailbox_capacity,
     ));
+    let counters = crate::limits::Counters::new(
+        db,
+        config
+            .limits
+            .redis_url
+            .as_ref()
+            .map(secrecy::ExposeSecret::expose_secret),
+        &config.limits.redis_prefix,
+    )
+    .map_err(StartupError::Limits)?;
     let keys = KeyCacheHandle::new(
         KeyCache::new(db.clone())
             .with_max_age(Duration::from_secs(
@@ -286,7 +299,9 @@ async fn start_actors(
             ))
             .start(),
         timeout,
-    );
+    )
+    .with_counters(counters);
+    tracing::info!(counters = keys.counters(), "key limits counted");
 
     let mut changes = settings.subscribe();
     let (pool_rx, refresher_rx) = (pool.clone(), refresher.clone());

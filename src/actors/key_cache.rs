@@ -138,6 +138,9 @@ pub enum LimitError {
     /// The key already has the most requests in flight that one key may have.
     #[error("too many concurrent requests")]
     Concurrency,
+    /// The counters of the key's limits could not be read: the request is refused.
+    #[error("the key's limit counters cannot be read")]
+    Unavailable,
     /// The key cache did not answer.
     #[error(transparent)]
     Actor(#[from] ActorError),
@@ -153,6 +156,8 @@ pub struct Admit {
     pub estimate: i64,
     /// Requests one key may have in flight (0 = any number).
     pub max_concurrent: usize,
+    /// Whether this actor counts the per-minute and per-day limits (else shared counters do).
+    pub local_counts: bool,
 }
 
 /// Adds the tokens a finished request used.
@@ -167,6 +172,7 @@ pub struct Settle {
 
 impl KeyCache {
     fn admit_now(&mut self, msg: &Admit, today_count: Option<i64>) -> Result<(), LimitError> {
+        let local = msg.local_counts;
         let key = &msg.key;
         let now = Instant::now();
         let usage = self.usage.entry(key.id).or_default();
@@ -197,7 +203,7 @@ impl KeyCache {
         {
             usage.minute.pop_front();
         }
-        if let Some(limit) = key.rpm_limit {
+        if let Some(limit) = key.rpm_limit.filter(|_| local) {
             if usage.minute.len() >= limit.max(0) as usize {
                 let oldest = usage.minute.front().copied().unwrap_or(now);
                 let wait = MINUTE.saturating_sub(now.duration_since(oldest));
@@ -206,7 +212,7 @@ impl KeyCache {
                 });
             }
         }
-        if let Some(limit) = key.daily_request_limit {
+        if let Some(limit) = key.daily_request_limit.filter(|_| local) {
             let count = match usage.day {
                 Some((day, count)) if day == today => count,
                 _ => 0,
@@ -221,13 +227,35 @@ impl KeyCache {
             }
             usage.day = Some((today, count + 1));
         }
-        if key.rpm_limit.is_some() {
+        if local && key.rpm_limit.is_some() {
             usage.minute.push_back(now);
         }
         usage.in_flight += 1;
         usage.reserved += msg.estimate.max(1);
         Ok(())
     }
+}
+
+/// The requests of a key admitted on `day` (UTC), as the usage log holds them.
+pub async fn admitted_on(
+    db: &DatabaseConnection,
+    key_id: i32,
+    day: NaiveDate,
+) -> Result<i64, sea_orm::DbErr> {
+    let start = day
+        .and_hms_opt(0, 0, 0)
+        .map_or_else(Utc::now, |t| t.and_utc());
+    // Requests the key's limits refused (no account, 401/403/429) were not admitted.
+    let refused = sea_orm::Condition::all()
+        .add(api_log::Column::AccountId.is_null())
+        .add(api_log::Column::StatusCode.is_in([401, 403, 429]));
+    let count = api_log::Entity::find()
+        .filter(api_log::Column::ApiKeyId.eq(key_id))
+        .filter(api_log::Column::CreatedAt.gte(start))
+        .filter(sea_orm::Condition::not(refused))
+        .count(db)
+        .await?;
+    Ok(count as i64)
 }
 
 /// The window of `rpm_limit`.
@@ -239,7 +267,8 @@ impl Handler<Admit> for KeyCache {
     fn handle(&mut self, msg: Admit, _: &mut Self::Context) -> Self::Result {
         let key = msg.key.clone();
         let today = Utc::now().date_naive();
-        let needs_day = key.daily_request_limit.is_some()
+        let needs_day = msg.local_counts
+            && key.daily_request_limit.is_some()
             && self
                 .usage
                 .get(&key.id)
@@ -253,24 +282,16 @@ impl Handler<Admit> for KeyCache {
         let db = self.db.clone();
         let key_id = key.id;
         Box::pin(
-            async move {
-                let start = today
-                    .and_hms_opt(0, 0, 0)
-                    .map_or_else(Utc::now, |t| t.and_utc());
-                // Requests the key's limits refused (no account, 401/403/429) were not admitted.
-                let refused = sea_orm::Condition::all()
-                    .add(api_log::Column::AccountId.is_null())
-                    .add(api_log::Column::StatusCode.is_in([401, 403, 429]));
-                api_log::Entity::find()
-                    .filter(api_log::Column::ApiKeyId.eq(key_id))
-                    .filter(api_log::Column::CreatedAt.gte(start))
-                    .filter(sea_orm::Condition::not(refused))
-                    .count(&db)
-                    .await
-                    .unwrap_or(0) as i64
-            }
-            .into_actor(self)
-            .map(move |count, act, _| act.admit_now(&msg, Some(count))),
+            async move { admitted_on(&db, key_id, today).await }
+                .into_actor(self)
+                .map(move |count, act, _| match count {
+                    Ok(count) => act.admit_now(&msg, Some(count)),
+                    // Limits fail closed: an unknown count refuses the request.
+                    Err(e) => {
+                        tracing::error!(key_id, error = %e, "cannot count a key's requests of the day; request refused");
+                        Err(LimitError::Unavailable)
+                    }
+                }),
         )
     }
 }
@@ -406,12 +427,28 @@ impl Handler<InvalidateAll> for KeyCache {
 pub struct KeyCacheHandle {
     addr: Addr<KeyCache>,
     timeout: Duration,
+    counters: crate::limits::Counters,
 }
 
 impl KeyCacheHandle {
     /// Wraps the address of a started cache.
     pub fn new(addr: Addr<KeyCache>, timeout: Duration) -> Self {
-        Self { addr, timeout }
+        Self {
+            addr,
+            timeout,
+            counters: crate::limits::Counters::default(),
+        }
+    }
+
+    /// Counts the per-minute and per-day limits in `counters` when they are shared.
+    pub fn with_counters(mut self, counters: crate::limits::Counters) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    /// Where the limits are counted: `memory`, `postgres` or `redis`.
+    pub fn counters(&self) -> &'static str {
+        self.counters.kind()
     }
 
     /// The record of a presented key, if it exists.
@@ -427,12 +464,21 @@ impl KeyCacheHandle {
         estimate: i64,
         max_concurrent: usize,
     ) -> Result<(), LimitError> {
+        let shared = self.counters.is_shared();
         let msg = Admit {
-            key,
+            key: key.clone(),
             estimate,
             max_concurrent,
+            local_counts: !shared,
         };
-        super::ask(&self.addr, msg, self.timeout, "key cache").await?
+        super::ask(&self.addr, msg, self.timeout, "key cache").await??;
+        if shared {
+            if let Err(e) = self.counters.admit(&key).await {
+                self.release(key.id, 0, estimate);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Settles an admitted request: its tokens counted, its reservation and place released.

@@ -256,3 +256,152 @@ async fn a_cached_key_is_read_again_after_its_bounded_age() {
     };
     assert_eq!(body["listener"], expected);
 }
+
+/// Three instances on one database, each knowing the mock's account.
+async fn three(mock: &MockUpstream, adjust: impl Fn(&mut gpt2api::config::Config)) -> Vec<TestApp> {
+    let first = spawn_with_mock(mock, |c| {
+        c.pool.reload_interval_seconds = 3600;
+        adjust(c);
+    })
+    .await;
+    let row = add_account(&first, &mock.create_account("acct-a")).await;
+    let mut apps = vec![];
+    for _ in 0..2 {
+        let app =
+            crate::helpers::start(first.config.clone(), first.dir.clone(), first.database()).await;
+        app.state.pool.upsert(row.clone()).await.unwrap();
+        apps.push(app);
+    }
+    apps.insert(0, first);
+    apps
+}
+
+/// 60 concurrent requests spread over the instances; how many went through.
+async fn burst(apps: &[TestApp], key: &str) -> usize {
+    let requests = (0..60).map(|i| {
+        let app = &apps[i % apps.len()];
+        let key = key.to_string();
+        async move { chat(app, &key, &ask("hi", false)).await.status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    statuses.iter().filter(|s| **s == 200).count()
+}
+
+/// A burst may straddle a minute boundary: the sliding window then lets through at most one
+/// more (README, PostgreSQL).
+fn within_tolerance(admitted: usize) -> bool {
+    (10..=11).contains(&admitted)
+}
+
+#[actix_web::test]
+async fn a_limit_of_10_per_minute_across_3_instances_lets_10_of_60_through() {
+    if !on_postgres("a_limit_of_10_per_minute_across_3_instances") {
+        return;
+    }
+    let mock = MockUpstream::start();
+    let apps = three(&mock, |_| {}).await;
+    assert_eq!(apps[0].state.keys.counters(), "postgres");
+    let (_, key) = create_key(&apps[0], "limited", |k| k.rpm_limit = Set(Some(10))).await;
+    let admitted = burst(&apps, &key).await;
+    assert!(within_tolerance(admitted), "{admitted} of 60 admitted");
+    assert_eq!(mock.total_requests(), admitted);
+
+    // The daily limit is shared the same way.
+    let (_, daily) = create_key(&apps[0], "daily", |k| {
+        k.daily_request_limit = Set(Some(4));
+    })
+    .await;
+    let mut admitted = 0;
+    for i in 0..9 {
+        if chat(&apps[i % 3], &daily, &ask("hi", false)).await.status() == 200 {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 4);
+}
+
+/// Whether a Redis server answers on this machine; CI must have one.
+async fn redis_answers(test: &str) -> bool {
+    let up = tokio::net::TcpStream::connect("127.0.0.1:6379")
+        .await
+        .is_ok();
+    if !up {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: CI runs a Redis server on 127.0.0.1:6379"
+        );
+        eprintln!("{test}: skipped, no Redis server answers on 127.0.0.1:6379");
+    }
+    up
+}
+
+#[actix_web::test]
+async fn with_redis_a_limit_of_10_per_minute_across_3_instances_lets_10_of_60_through() {
+    if !redis_answers("with_redis_a_limit_of_10_per_minute").await {
+        return;
+    }
+    let mock = MockUpstream::start();
+    let prefix = format!("gpt2api-test-{}", uuid::Uuid::new_v4().simple());
+    let apps = three(&mock, |c| {
+        c.limits.redis_url = Some("redis://127.0.0.1:6379".to_string().into());
+        c.limits.redis_prefix = prefix.clone();
+    })
+    .await;
+    assert_eq!(apps[0].state.keys.counters(), "redis");
+    let (_, key) = create_key(&apps[0], "limited", |k| k.rpm_limit = Set(Some(10))).await;
+    let admitted = burst(&apps, &key).await;
+    assert!(within_tolerance(admitted), "{admitted} of 60 admitted");
+    assert_eq!(mock.total_requests(), admitted);
+}
+
+async fn refused_with_503(app: &TestApp, key: &str) {
+    let res = chat(app, key, &ask("hi", false)).await;
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "service_unavailable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit counters"),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn a_counter_that_cannot_be_read_refuses_the_request_with_503() {
+    let mock = MockUpstream::start();
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &mock.create_account("acct-a")).await;
+    let (_, key) = create_key(&app, "limited", |k| {
+        k.rpm_limit = Set(Some(100));
+        k.daily_request_limit = Set(Some(100));
+    })
+    .await;
+    let (_, free) = create_key(&app, "free", |_| {}).await;
+    // The counters' storage breaks: the shared table on PostgreSQL; on SQLite the usage log
+    // the daily count starts from.
+    let broken = if app.state.keys.counters() == "postgres" {
+        "DROP TABLE key_counters"
+    } else {
+        "ALTER TABLE api_logs RENAME TO api_logs_gone"
+    };
+    app.state.db.execute_unprepared(broken).await.unwrap();
+    refused_with_503(&app, &key).await;
+    assert_eq!(mock.total_requests(), 0);
+    // A key without limits needs no counter.
+    assert_eq!(chat(&app, &free, &ask("hi", false)).await.status(), 200);
+
+    // A Redis that does not answer refuses too.
+    let dead = spawn_with_mock(&mock, |c| {
+        c.limits.redis_url = Some("redis://127.0.0.1:1".to_string().into());
+    })
+    .await;
+    add_account(&dead, &mock.create_account("acct-b")).await;
+    let (_, key) = create_key(&dead, "limited", |k| k.rpm_limit = Set(Some(10))).await;
+    refused_with_503(&dead, &key).await;
+}
