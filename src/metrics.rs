@@ -3,7 +3,8 @@
 //! writer's rows written, dropped and failed.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// The metrics of one gateway instance (its own registry, so tests can run several).
@@ -16,6 +17,8 @@ pub struct Metrics {
     accounts: IntGaugeVec,
     usage_rows: IntGaugeVec,
     notifications: IntGaugeVec,
+    key_lookups: IntGaugeVec,
+    oldest_key: Gauge,
 }
 
 impl Metrics {
@@ -56,6 +59,19 @@ impl Metrics {
             &["result"],
         )?;
         registry.register(Box::new(notifications.clone()))?;
+        let key_lookups = IntGaugeVec::new(
+            Opts::new(
+                "key_cache_lookups",
+                "API key lookups since start: hit (read from the shared map) or miss (asked the key cache)",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(key_lookups.clone()))?;
+        let oldest_key = Gauge::new(
+            "key_cache_oldest_entry_age_seconds",
+            "Age of the oldest API key held by the key cache",
+        )?;
+        registry.register(Box::new(oldest_key.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream.clone()))?;
@@ -69,6 +85,8 @@ impl Metrics {
             accounts,
             usage_rows,
             notifications,
+            key_lookups,
+            oldest_key,
         })
     }
 
@@ -98,6 +116,18 @@ impl Metrics {
                 .with_label_values(&[label])
                 .set(value as i64);
         }
+    }
+
+    /// Sets the key cache's lookups (hits, misses) and the age of its oldest key, before a
+    /// render.
+    pub fn key_cache(&self, lookups: (u64, u64), oldest_age_seconds: f64) {
+        self.key_lookups
+            .with_label_values(&["hit"])
+            .set(lookups.0 as i64);
+        self.key_lookups
+            .with_label_values(&["miss"])
+            .set(lookups.1 as i64);
+        self.oldest_key.set(oldest_age_seconds);
     }
 
     /// Renders the text format, after setting the gauges computed at scrape time.

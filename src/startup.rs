@@ -293,11 +293,9 @@ async fn start_actors(
     )
     .map_err(StartupError::Limits)?;
     let keys = KeyCacheHandle::new(
-        KeyCache::new(db.clone())
-            .with_max_age(Duration::from_secs(
-                config.server.key_cache_max_age_seconds.max(1),
-            ))
-            .start(),
+        KeyCache::new(db.clone()).with_max_age(Duration::from_secs(
+            config.server.key_cache_max_age_seconds.max(1),
+        )),
         timeout,
     )
     .with_counters(counters);

@@ -1,6 +1,10 @@
 //! The key cache: API key hash -> key record, filled from the database on demand and
 //! invalidated at once when a key changes or is deleted.
 //!
+//! The records live in a concurrent map (`DashMap`) that the handlers read directly: a request
+//! whose key is cached costs no actor round trip. The actor is the map's only writer (loads on
+//! a miss, invalidations).
+//!
 //! It also enforces the keys' limits, because a single actor sees every request in order:
 //! [`Admit`] reserves a request against the per-minute and per-day limits and checks the token
 //! budget before the request is dispatched, so concurrent requests cannot overshoot a request
@@ -13,11 +17,13 @@
 //! [`Settle`].
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::{DateTime, NaiveDate, Utc};
+use dashmap::DashMap;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
@@ -93,16 +99,46 @@ const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 /// Most entries kept; beyond it the cache starts over (keys are few, attackers' guesses many).
 const MAX_ENTRIES: usize = 100_000;
 
+/// The map the handlers read directly on a hit; only the actor writes it.
+struct Shared {
+    entries: DashMap<String, Entry>,
+    /// How long a found key is served from memory before it is read again.
+    max_age: Duration,
+    /// Lookups answered from the map, and those that asked the actor.
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Shared {
+    fn new(max_age: Duration) -> Self {
+        Self {
+            entries: DashMap::new(),
+            max_age,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The answer the map holds for `hash`, if it is fresh.
+    fn cached(&self, hash: &str) -> Option<Option<Arc<KeyRecord>>> {
+        match self.entries.get(hash).as_deref() {
+            Some(Entry::Found(record, at)) if at.elapsed() < self.max_age => {
+                Some(Some(record.clone()))
+            }
+            Some(Entry::Missing(at)) if at.elapsed() < NEGATIVE_TTL => Some(None),
+            _ => None,
+        }
+    }
+}
+
 /// The key cache actor.
 pub struct KeyCache {
     db: DatabaseConnection,
-    entries: HashMap<String, Entry>,
+    shared: Arc<Shared>,
     /// Key id -> hash, for invalidation by id.
     hashes: HashMap<i32, String>,
     /// Key id -> what it has used, for the limits.
     usage: HashMap<i32, KeyUsage>,
-    /// How long a found key is served from memory before it is read again.
-    max_age: Duration,
 }
 
 /// What one key has used recently.
@@ -314,17 +350,17 @@ impl KeyCache {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             db,
-            entries: HashMap::new(),
+            shared: Arc::new(Shared::new(DEFAULT_MAX_AGE)),
             hashes: HashMap::new(),
             usage: HashMap::new(),
-            max_age: DEFAULT_MAX_AGE,
         }
     }
 
     /// Found keys are read again once older than `max_age` (the safety net behind
     /// invalidation).
     pub fn with_max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
+        // Before start: the map is still empty and nobody else holds it.
+        self.shared = Arc::new(Shared::new(max_age));
         self
     }
 }
@@ -344,15 +380,8 @@ impl Handler<Lookup> for KeyCache {
     type Result = ResponseActFuture<Self, Result<Option<Arc<KeyRecord>>, sea_orm::DbErr>>;
 
     fn handle(&mut self, msg: Lookup, _: &mut Self::Context) -> Self::Result {
-        match self.entries.get(&msg.0) {
-            Some(Entry::Found(record, at)) if at.elapsed() < self.max_age => {
-                let record = record.clone();
-                return Box::pin(fut::ready(Ok(Some(record))));
-            }
-            Some(Entry::Missing(at)) if at.elapsed() < NEGATIVE_TTL => {
-                return Box::pin(fut::ready(Ok(None)));
-            }
-            _ => {}
+        if let Some(answer) = self.shared.cached(&msg.0) {
+            return Box::pin(fut::ready(Ok(answer)));
         }
         let db = self.db.clone();
         let hash = msg.0;
@@ -372,13 +401,12 @@ impl Handler<Lookup> for KeyCache {
                 let row = row?;
                 // Lookups of one key that raced on a miss: the first to load wins, so that a
                 // later one does not reset what was settled meanwhile.
-                if let Some(Entry::Found(record, at)) = act.entries.get(&hash) {
-                    if at.elapsed() < act.max_age {
-                        return Ok(Some(record.clone()));
-                    }
+                if let Some(Some(record)) = act.shared.cached(&hash) {
+                    return Ok(Some(record));
                 }
-                if act.entries.len() >= MAX_ENTRIES {
-                    act.entries.clear();
+                let entries = &act.shared.entries;
+                if entries.len() >= MAX_ENTRIES {
+                    entries.clear();
                     act.hashes.clear();
                 }
                 Ok(if let Some(row) = row {
@@ -388,12 +416,10 @@ impl Handler<Lookup> for KeyCache {
                         usage.tokens_since_load = 0;
                     }
                     act.hashes.insert(record.id, hash.clone());
-                    act.entries
-                        .insert(hash, Entry::Found(record.clone(), Instant::now()));
+                    entries.insert(hash, Entry::Found(record.clone(), Instant::now()));
                     Some(record)
                 } else {
-                    act.entries
-                        .insert(hash, Entry::Missing(std::time::Instant::now()));
+                    entries.insert(hash, Entry::Missing(Instant::now()));
                     None
                 })
             }),
@@ -406,10 +432,12 @@ impl Handler<Invalidate> for KeyCache {
 
     fn handle(&mut self, msg: Invalidate, _: &mut Self::Context) {
         if let Some(hash) = self.hashes.remove(&msg.key_id) {
-            self.entries.remove(&hash);
+            self.shared.entries.remove(&hash);
         }
         // A key created with a hash that was just guessed must not stay "missing".
-        self.entries.retain(|_, e| matches!(e, Entry::Found(..)));
+        self.shared
+            .entries
+            .retain(|_, e| matches!(e, Entry::Found(..)));
     }
 }
 
@@ -417,7 +445,7 @@ impl Handler<InvalidateAll> for KeyCache {
     type Result = ();
 
     fn handle(&mut self, _: InvalidateAll, _: &mut Self::Context) {
-        self.entries.clear();
+        self.shared.entries.clear();
         self.hashes.clear();
     }
 }
@@ -426,15 +454,18 @@ impl Handler<InvalidateAll> for KeyCache {
 #[derive(Clone)]
 pub struct KeyCacheHandle {
     addr: Addr<KeyCache>,
+    shared: Arc<Shared>,
     timeout: Duration,
     counters: crate::limits::Counters,
 }
 
 impl KeyCacheHandle {
-    /// Wraps the address of a started cache.
-    pub fn new(addr: Addr<KeyCache>, timeout: Duration) -> Self {
+    /// Starts the cache.
+    pub fn new(cache: KeyCache, timeout: Duration) -> Self {
+        let shared = cache.shared.clone();
         Self {
-            addr,
+            addr: cache.start(),
+            shared,
             timeout,
             counters: crate::limits::Counters::default(),
         }
@@ -451,9 +482,36 @@ impl KeyCacheHandle {
         self.counters.kind()
     }
 
-    /// The record of a presented key, if it exists.
+    /// The record of a presented key, if it exists: read from the map on a hit (no actor
+    /// round trip), else from the actor (which reads the database).
     pub async fn lookup(&self, key: &str) -> Result<Option<Arc<KeyRecord>>, ActorError> {
-        Ok(super::ask(&self.addr, Lookup(hash_key(key)), self.timeout, "key cache").await??)
+        let hash = hash_key(key);
+        if let Some(answer) = self.shared.cached(&hash) {
+            self.shared.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(answer);
+        }
+        self.shared.misses.fetch_add(1, Ordering::Relaxed);
+        Ok(super::ask(&self.addr, Lookup(hash), self.timeout, "key cache").await??)
+    }
+
+    /// Lookups answered from the map and lookups that asked the actor, since start.
+    pub fn lookups(&self) -> (u64, u64) {
+        (
+            self.shared.hits.load(Ordering::Relaxed),
+            self.shared.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The age of the oldest key held, in seconds (0 when none is).
+    pub fn oldest_entry_age(&self) -> f64 {
+        self.shared
+            .entries
+            .iter()
+            .filter_map(|e| match e.value() {
+                Entry::Found(_, at) => Some(at.elapsed().as_secs_f64()),
+                Entry::Missing(_) => None,
+            })
+            .fold(0.0, f64::max)
     }
 
     /// Reserves a request against the key's limits (before dispatch), with `estimate` tokens
@@ -543,7 +601,7 @@ mod tests {
 
     fn handle() -> KeyCacheHandle {
         KeyCacheHandle::new(
-            KeyCache::new(DatabaseConnection::default()).start(),
+            KeyCache::new(DatabaseConnection::default()),
             Duration::from_secs(5),
         )
     }

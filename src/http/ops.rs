@@ -28,6 +28,9 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         state.changes.applied(),
         state.changes.resyncs(),
     );
+    state
+        .metrics
+        .key_cache(state.keys.lookups(), state.keys.oldest_entry_age());
     let text = state.metrics.render(
         available,
         accounts.len() as i64 - available,

@@ -405,3 +405,32 @@ async fn a_counter_that_cannot_be_read_refuses_the_request_with_503() {
     let (_, key) = create_key(&dead, "limited", |k| k.rpm_limit = Set(Some(10))).await;
     refused_with_503(&dead, &key).await;
 }
+
+#[actix_web::test]
+async fn a_cached_key_is_read_from_the_shared_map_without_asking_the_key_cache() {
+    let mock = MockUpstream::start();
+    let app = spawn_with_mock(&mock, |_| {}).await;
+    add_account(&app, &mock.create_account("acct-a")).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    for _ in 0..5 {
+        assert_eq!(chat(&app, &key, &ask("hi", false)).await.status(), 200);
+    }
+    assert_eq!(app.state.keys.lookups(), (4, 1), "one miss, then hits");
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gpt2api_key_cache_lookups{result=\"hit\"} 4"),
+        "{metrics}"
+    );
+    let age: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gpt2api_key_cache_oldest_entry_age_seconds "))
+        .expect("the oldest key's age")
+        .parse()
+        .unwrap();
+    assert!(age > 0.0 && age < 60.0, "{age}");
+}
