@@ -212,6 +212,10 @@ pub struct PoolConfig {
     pub forbidden_cooldown_seconds: u64,
     pub actor_timeout_ms: u64,
     pub reload_interval_seconds: u64,
+    pub refresh_wait_seconds: u64,
+    pub breaker_failures: u32,
+    pub breaker_window_seconds: u64,
+    pub breaker_open_seconds: u64,
 }
 
 impl Default for PoolConfig {
@@ -225,6 +229,10 @@ impl Default for PoolConfig {
             forbidden_cooldown_seconds: 1800,
             actor_timeout_ms: 2000,
             reload_interval_seconds: 30,
+            refresh_wait_seconds: 10,
+            breaker_failures: 3,
+            breaker_window_seconds: 300,
+            breaker_open_seconds: 300,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod actors;
 pub mod auth;
 pub mod codex;
 pub mod config;
+pub mod conversation;
 pub mod crypto;
 pub mod db;
 pub mod dispatch;

@@ -55,7 +55,8 @@ async fn add_accounts(body: web::Json<Value>, state: web::Data<MockState>) -> Ht
 }
 
 /// `{"account_id", "behaviour", "times", "refresh", "refresh_times", "refresh_delay_ms",
-/// "supported_models", "fast"}`, each optional but `account_id` when a behaviour is given.
+/// "supported_models", "fast", "oauth_down"}`, each optional but `account_id` when a behaviour
+/// is given.
 async fn set_behaviours(body: web::Json<Value>, state: web::Data<MockState>) -> HttpResponse {
     match apply_control(&state, &body) {
         Ok(()) => HttpResponse::Ok().json(json!({"ok": true})),
@@ -97,6 +98,9 @@ fn apply_control(state: &MockState, body: &Value) -> Result<(), String> {
     }
     if let Some(fast) = body.get("fast").and_then(Value::as_bool) {
         state.set_fast(fast);
+    }
+    if let Some(down) = body.get("oauth_down").and_then(Value::as_bool) {
+        state.set_oauth_down(down);
     }
     Ok(())
 }

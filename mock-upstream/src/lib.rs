@@ -25,7 +25,8 @@
 //! - `[mock:unsupported_model]` the backend's 400 for a model the plan does not have.
 //!
 //! Each account can also be told to fail (`Behaviour`: usage limit, 401 until refreshed, 5xx, ...)
-//! lastingly or for its next N requests, and its refreshes likewise (`RefreshBehaviour`).
+//! lastingly or for its next N requests, and its refreshes likewise (`RefreshBehaviour`); the
+//! whole OAuth endpoint can be taken down (`set_oauth_down`: 503 for everyone).
 //!
 //! It runs inside the test process (`MockUpstream::start()` from an actix System, port 0) or as a
 //! standalone process, the crate's `mock_upstream` binary (`cargo run -p mock-upstream`), driven

@@ -46,6 +46,9 @@ pub(crate) struct Inner {
     pub(crate) refresh_owner: HashMap<String, String>,
     pub(crate) token_seq: u64,
     pub(crate) refresh_delay: Duration,
+    /// The OAuth endpoint is down: every call answers 503, nothing is consumed.
+    pub(crate) oauth_down: bool,
+    pub(crate) oauth_outage_calls: usize,
     pub(crate) supported_models: Option<Vec<String>>,
     pub(crate) requests: VecDeque<RecordedRequest>,
     pub(crate) unmatched: VecDeque<String>,
@@ -132,6 +135,16 @@ impl MockState {
     /// Delays every OAuth answer (the token is consumed on arrival, answered after the delay).
     pub fn set_refresh_delay(&self, delay: Duration) {
         self.lock().refresh_delay = delay;
+    }
+
+    /// Takes the OAuth endpoint down (every refresh answers 503, tokens untouched) or back up.
+    pub fn set_oauth_down(&self, down: bool) {
+        self.lock().oauth_down = down;
+    }
+
+    /// Calls of the OAuth endpoint answered 503 because it was down.
+    pub fn oauth_outage_calls(&self) -> usize {
+        self.lock().oauth_outage_calls
     }
 
     /// Restricts the accepted models (`None`: any model without an effort suffix).

@@ -1,17 +1,25 @@
 //! The account pool: owns the in-memory state of every Codex account (enabled, health, expiry,
-//! cooling-until, requests in flight, consecutive failures, last rate-limit snapshot) and picks
-//! an account for each request by the configured strategy.
+//! cooling-until and why, requests in flight, consecutive failures, circuit breaker, token
+//! refresh in progress, last rate-limit snapshot) and picks an account for each request by the
+//! configured strategy.
 //!
 //! Messages: [`Checkout`] (pick an account, answered with a [`Lease`]), [`Report`] (the outcome
-//! of a request: the pool cools the account down or takes it out), [`Upsert`] / [`UpsertMany`] /
-//! [`Remove`] / [`Reload`] (keep in step with the database), [`TokenRefreshed`] /
-//! [`MarkNeedsRelogin`] (from the refresh scheduler), [`ApplySettings`], and [`Snapshot`] (for
-//! the console). Health changes are written to the database from spawned futures, so the actor
-//! never waits on it. Every message that carries rows merges a fresh row with the live state in
-//! one place, `AccountPool::put_row`.
+//! of a request, fire-and-forget: the pool cools the account down, trips its breaker or takes
+//! it out), [`Upsert`] / [`UpsertMany`] / [`Remove`] / [`Reload`] (keep in step with the
+//! database), [`TokenRefreshed`] / [`RefreshFailed`] / [`MarkNeedsRelogin`] (from the refresh
+//! scheduler), [`ApplySettings`], and [`Snapshot`] (for the console). Health changes are
+//! written to the database from spawned futures: neither the actor nor the reporter waits on
+//! them. Every message that carries rows merges a fresh row with the live state in one place,
+//! `AccountPool::put_row`.
+//!
+//! An account can serve when it is enabled, signed in, unexpired, not cooling down, not waiting
+//! for a refresh of a refused token, and its breaker is closed (or half-open with no trial
+//! request in flight: then it serves exactly one request, whose outcome closes or re-opens the
+//! breaker). When none can, the answer says when the nearest comes back, in the upstream's
+//! usage-limit shape when every blocked account is spent ([`PoolError::Exhausted`]).
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,20 +43,33 @@ pub struct Lease {
     pub access_token: Arc<str>,
     pub proxy_url: Option<String>,
     in_flight: Arc<AtomicUsize>,
+    /// Set when this request is the half-open breaker's single trial: cleared on drop, so a
+    /// trial that ends without a verdict (the client's error, a disconnect) lets another try.
+    trial: Option<Arc<AtomicBool>>,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Some(trial) = &self.trial {
+            trial.store(false, Ordering::Release);
+        }
     }
 }
 
 /// Why no account could be handed out.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
+    /// Every account that could serve has spent its usage limit; the nearest is back then.
+    #[error("every account's usage limit is reached")]
+    Exhausted { resets_at: DateTime<Utc> },
     /// Every usable account is cooling down; the nearest one is back after this many seconds.
     #[error("every account is cooling down")]
     AllCooling { retry_after: u64 },
+    /// None can serve now, but this one will when the refresh of its refused token (this one)
+    /// ends: worth waiting for, briefly.
+    #[error("the only accounts left are refreshing their tokens")]
+    Refreshing { account_id: i32, token: Arc<str> },
     /// No account is usable at all (none imported, all disabled, expired or dead).
     #[error("no account is available")]
     NoAccount,
@@ -73,6 +94,51 @@ pub enum Outcome {
     Forbidden(String),
     /// Still 401 after a refresh: the account is taken out until it signs in again.
     Unauthorized(String),
+    /// A 401 for this token, whose refresh is under way: the account is skipped until the
+    /// refresh ends (unless the pool already holds a newer token).
+    TokenRefused(Arc<str>),
+}
+
+impl Outcome {
+    /// The metrics label of this outcome.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Success(_) => "success",
+            Outcome::UsageLimit { .. } => "usage_limit",
+            Outcome::Transient(_) => "transient",
+            Outcome::Forbidden(_) => "forbidden",
+            Outcome::Unauthorized(_) => "unauthorized",
+            Outcome::TokenRefused(_) => "token_refused",
+        }
+    }
+}
+
+/// Why an account is cooling down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cooldown {
+    /// Its plan's usage limit, until the window resets.
+    UsageLimit,
+    /// A transient failure (5xx, network, other 429s); longer on repeats.
+    Transient,
+    /// 402/403 from the upstream.
+    Forbidden,
+    /// A refused token whose refresh failed for a transient reason; longer on repeats.
+    Refresh,
+    /// Its circuit breaker is open.
+    Breaker,
+}
+
+/// The state of an account's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Requests flow.
+    Closed,
+    /// Too many transient failures: no requests until `cooldown_until`.
+    Open,
+    /// The open time is over: one trial request decides.
+    HalfOpen,
 }
 
 /// Picks an account, skipping `exclude` (accounts already tried for this request), and taking
@@ -121,6 +187,16 @@ pub struct TokenRefreshed {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// A refresh failed for a transient reason. An account whose token was refused cools down,
+/// longer on each failure in a row, so it is not tried on every request; one whose token still
+/// works keeps serving.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RefreshFailed {
+    pub account_id: i32,
+    pub reason: String,
+}
+
 /// A permanent refresh failure: the account is out until it signs in again.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -148,7 +224,84 @@ pub struct AccountView {
     pub served: u64,
     pub consecutive_failures: u32,
     pub cooldown_until: Option<DateTime<Utc>>,
+    /// Why it cools down, when the pool knows (not after a restart).
+    pub cooldown_reason: Option<Cooldown>,
+    pub breaker: BreakerState,
+    /// A refused token is being refreshed.
+    pub refreshing: bool,
     pub rate_limits: Option<RateLimits>,
+}
+
+/// How long an account is skipped while the refresh of its refused token runs, at most: the
+/// refresh lease's length, in case the refresh scheduler never reports back.
+const REFRESH_SKIP: chrono::Duration = chrono::Duration::seconds(150);
+/// The longest growing cooldown (transient failures, failed refreshes).
+const MAX_COOLDOWN_SECONDS: i64 = 3600;
+
+/// An account's circuit breaker: `breaker_failures` transient failures within
+/// `breaker_window_seconds` open it for `breaker_open_seconds`; then it is half-open and one
+/// trial request decides: a success closes it, a failure opens it again for twice as long (at
+/// most sixteen times).
+#[derive(Debug, Clone, Default)]
+struct Breaker {
+    failures: VecDeque<DateTime<Utc>>,
+    open_until: Option<DateTime<Utc>>,
+    trips: u32,
+}
+
+impl Breaker {
+    fn state(&self, now: DateTime<Utc>) -> BreakerState {
+        match self.open_until {
+            None => BreakerState::Closed,
+            Some(until) if until > now => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
+        }
+    }
+
+    /// Counts a transient failure; answers the end of the open time when it trips.
+    fn failed(&mut self, now: DateTime<Utc>, settings: &RuntimeSettings) -> Option<DateTime<Utc>> {
+        let window = chrono::Duration::seconds(settings.breaker_window_seconds as i64);
+        self.failures.push_back(now);
+        while self.failures.front().is_some_and(|at| *at <= now - window) {
+            self.failures.pop_front();
+        }
+        let trip = match self.state(now) {
+            BreakerState::HalfOpen => true,
+            BreakerState::Closed => self.failures.len() >= settings.breaker_failures as usize,
+            BreakerState::Open => false,
+        };
+        if !trip {
+            return None;
+        }
+        self.trips += 1;
+        let factor = 1i64 << self.trips.saturating_sub(1).min(4);
+        let until = now + chrono::Duration::seconds(settings.breaker_open_seconds as i64 * factor);
+        self.open_until = Some(until);
+        self.failures.clear();
+        Some(until)
+    }
+
+    /// Counts a success: a half-open breaker closes.
+    fn succeeded(&mut self, now: DateTime<Utc>) {
+        if self.state(now) == BreakerState::HalfOpen {
+            *self = Self::default();
+        }
+    }
+}
+
+/// Whether an account can take a request now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Gate {
+    /// It can.
+    Open,
+    /// It can, as its half-open breaker's one trial.
+    Trial,
+    /// Not before `until`; `spent` when that is its usage limit.
+    Blocked { until: DateTime<Utc>, spent: bool },
+    /// Once the refresh of its refused token ends.
+    Refreshing,
+    /// Not at all (disabled, signed out, expired).
+    Out,
 }
 
 struct Account {
@@ -160,7 +313,15 @@ struct Account {
     status: AccountStatus,
     expires_at: Option<DateTime<Utc>>,
     cooldown_until: Option<DateTime<Utc>>,
+    cooldown_reason: Option<Cooldown>,
     consecutive_failures: u32,
+    /// Transient refresh failures in a row.
+    refresh_failures: u32,
+    /// When the refresh of a refused token started, while it runs.
+    refreshing_since: Option<DateTime<Utc>>,
+    breaker: Breaker,
+    /// A half-open breaker's trial request is in flight.
+    trial: Arc<AtomicBool>,
     served: u64,
     in_flight: Arc<AtomicUsize>,
     rate_limits: Option<RateLimits>,
@@ -177,7 +338,12 @@ impl Account {
             status: row.status,
             expires_at: row.expires_at,
             cooldown_until: row.cooldown_until,
+            cooldown_reason: None,
             consecutive_failures: 0,
+            refresh_failures: 0,
+            refreshing_since: None,
+            breaker: Breaker::default(),
+            trial: Arc::new(AtomicBool::new(false)),
             served: row.usage_count.max(0) as u64,
             in_flight: Arc::new(AtomicUsize::new(0)),
             rate_limits: row
@@ -192,8 +358,18 @@ impl Account {
     /// the fresher of the two: the row's if it has any, else the live ones.
     fn keep_live(&mut self, old: Account) {
         self.in_flight = old.in_flight;
+        self.trial = old.trial;
         self.served = self.served.max(old.served);
         self.consecutive_failures = old.consecutive_failures;
+        self.refresh_failures = old.refresh_failures;
+        self.breaker = old.breaker;
+        // A refresh under way ends when the scheduler reports, whatever the row says.
+        if self.access_token == old.access_token {
+            self.refreshing_since = old.refreshing_since;
+        }
+        if self.cooldown_until == old.cooldown_until {
+            self.cooldown_reason = old.cooldown_reason;
+        }
         if self.rate_limits.is_none() {
             self.rate_limits = old.rate_limits;
         }
@@ -206,9 +382,68 @@ impl Account {
             && self.expires_at.is_none_or(|at| at > now)
     }
 
-    fn cooling(&self, now: DateTime<Utc>) -> bool {
-        self.cooldown_until.is_some_and(|until| until > now)
+    fn refreshing(&self, now: DateTime<Utc>) -> bool {
+        self.refreshing_since
+            .is_some_and(|since| since + REFRESH_SKIP > now)
     }
+
+    /// Whether the account can take a request now, and if not, until when.
+    fn gate(&self, now: DateTime<Utc>) -> Gate {
+        if !self.usable(now) {
+            return Gate::Out;
+        }
+        if let Some(until) = self.cooldown_until.filter(|until| *until > now) {
+            return Gate::Blocked {
+                until,
+                spent: self.cooldown_reason == Some(Cooldown::UsageLimit),
+            };
+        }
+        if self.refreshing(now) {
+            return Gate::Refreshing;
+        }
+        match self.breaker.state(now) {
+            BreakerState::Closed => Gate::Open,
+            BreakerState::Open => Gate::Blocked {
+                until: self.breaker.open_until.unwrap_or(now),
+                spent: false,
+            },
+            BreakerState::HalfOpen if self.trial.load(Ordering::Acquire) => Gate::Blocked {
+                until: now + chrono::Duration::seconds(1),
+                spent: false,
+            },
+            BreakerState::HalfOpen => Gate::Trial,
+        }
+    }
+
+    /// Cools the account down until `until` (or longer, if it already cools longer).
+    fn cool(&mut self, until: DateTime<Utc>, reason: Cooldown) {
+        if self.cooldown_until.is_none_or(|current| current <= until) {
+            self.cooldown_until = Some(until);
+            self.cooldown_reason = Some(reason);
+        }
+    }
+
+    fn view(&self, now: DateTime<Utc>) -> AccountView {
+        let cooldown_until = self.cooldown_until.filter(|u| *u > now);
+        AccountView {
+            account_id: self.id,
+            available: matches!(self.gate(now), Gate::Open | Gate::Trial),
+            in_flight: self.in_flight.load(Ordering::Acquire),
+            served: self.served,
+            consecutive_failures: self.consecutive_failures,
+            cooldown_until,
+            cooldown_reason: cooldown_until.and(self.cooldown_reason),
+            breaker: self.breaker.state(now),
+            refreshing: self.refreshing(now),
+            rate_limits: self.rate_limits.clone(),
+        }
+    }
+}
+
+/// A cooldown that doubles with each failure in a row: `base` after the first, at most an hour.
+fn growing(base_seconds: u64, failures: u32) -> chrono::Duration {
+    let factor = 1i64 << failures.saturating_sub(1).min(6);
+    chrono::Duration::seconds((base_seconds as i64 * factor).min(MAX_COOLDOWN_SECONDS))
 }
 
 /// The account pool actor.
@@ -250,25 +485,28 @@ impl AccountPool {
     fn pick(&mut self, exclude: &[i32], prefer: Option<i32>) -> Result<Lease, PoolError> {
         let now = Utc::now();
         let excluded: HashSet<i32> = exclude.iter().copied().collect();
-        let mut nearest_reset: Option<DateTime<Utc>> = None;
+        // The nearest time a blocked account comes back, and whether every blocked one is
+        // spent (its usage limit). Accounts already tried for this request count too: they may
+        // have just started cooling.
+        let mut nearest: Option<DateTime<Utc>> = None;
+        let mut all_spent = true;
+        let mut refreshing: Option<&Account> = None;
         let mut candidates: Vec<&Account> = Vec::new();
         for account in self.accounts.values() {
-            if !account.usable(now) {
-                continue;
+            match account.gate(now) {
+                Gate::Out => {}
+                Gate::Refreshing => {
+                    refreshing = refreshing
+                        .filter(|r| r.refreshing_since <= account.refreshing_since)
+                        .or(Some(account));
+                }
+                Gate::Blocked { until, spent } => {
+                    nearest = Some(nearest.map_or(until, |n| n.min(until)));
+                    all_spent &= spent;
+                }
+                Gate::Open | Gate::Trial if excluded.contains(&account.id) => {}
+                Gate::Open | Gate::Trial => candidates.push(account),
             }
-            // Accounts already tried for this request still count for the nearest reset: they
-            // may have just started cooling.
-            if account.cooling(now) {
-                nearest_reset = match (nearest_reset, account.cooldown_until) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                continue;
-            }
-            if excluded.contains(&account.id) {
-                continue;
-            }
-            candidates.push(account);
         }
         let preferred = prefer.and_then(|id| candidates.iter().copied().find(|a| a.id == id));
         let chosen = preferred.or_else(|| match self.settings.strategy {
@@ -287,13 +525,24 @@ impl AccountPool {
             }
         });
         let Some(chosen) = chosen else {
-            return Err(match nearest_reset {
+            if let Some(account) = refreshing {
+                return Err(PoolError::Refreshing {
+                    account_id: account.id,
+                    token: account.access_token.clone(),
+                });
+            }
+            return Err(match nearest {
+                Some(at) if all_spent => PoolError::Exhausted { resets_at: at },
                 Some(at) => PoolError::AllCooling {
                     retry_after: (at - now).num_seconds().max(1) as u64,
                 },
                 None => PoolError::NoAccount,
             });
         };
+        let trial = (chosen.gate(now) == Gate::Trial).then(|| {
+            chosen.trial.store(true, Ordering::Release);
+            chosen.trial.clone()
+        });
         chosen.in_flight.fetch_add(1, Ordering::AcqRel);
         let lease = Lease {
             account_id: chosen.id,
@@ -301,16 +550,18 @@ impl AccountPool {
             access_token: chosen.access_token.clone(),
             proxy_url: chosen.proxy_url.clone(),
             in_flight: chosen.in_flight.clone(),
+            trial,
         };
         self.cursor = Some(chosen.id);
         Ok(lease)
     }
 
-    /// Writes an account's health to the database. The actor goes on serving other messages
-    /// meanwhile; only the reporter waits, so the change is stored before it is relied on.
-    fn persist_health(&self, id: i32, message: Option<String>) -> ResponseActFuture<Self, ()> {
+    /// Writes an account's health to the database from a spawned future: the actor goes on
+    /// serving other messages meanwhile, and nobody waits for it. `message` is the failure to
+    /// record, if any.
+    fn persist_health(&self, ctx: &mut Context<Self>, id: i32, message: Option<String>) {
         let Some(account) = self.accounts.get(&id) else {
-            return Box::pin(fut::ready(()));
+            return;
         };
         let db = self.db.clone();
         let cooldown = account.cooldown_until;
@@ -333,7 +584,111 @@ impl AccountPool {
                 tracing::error!(account_id = id, error = %e, "cannot store account health");
             }
         };
-        Box::pin(fut.into_actor(self))
+        ctx.spawn(fut.into_actor(self));
+    }
+
+    /// Applies an outcome to the live state; answers the failure to store, if any.
+    fn apply(&mut self, id: i32, outcome: Outcome, now: DateTime<Utc>) -> Option<String> {
+        let settings = &self.settings;
+        let account = self.accounts.get_mut(&id)?;
+        let message = match outcome {
+            Outcome::Success(limits) => {
+                account.consecutive_failures = 0;
+                account.served += 1;
+                account.breaker.succeeded(now);
+                if limits.is_some() {
+                    account.rate_limits = limits;
+                }
+                return None;
+            }
+            Outcome::TokenRefused(token) => {
+                // A 401 for a token already replaced says nothing about the new one.
+                if token == account.access_token {
+                    account.refreshing_since = Some(now);
+                }
+                return None;
+            }
+            Outcome::UsageLimit { until, message } => {
+                account.cool(
+                    until.max(now + chrono::Duration::seconds(1)),
+                    Cooldown::UsageLimit,
+                );
+                message
+            }
+            Outcome::Transient(message) => {
+                account.consecutive_failures += 1;
+                let cooldown = growing(
+                    settings.transient_cooldown_seconds,
+                    account.consecutive_failures,
+                );
+                account.cool(now + cooldown, Cooldown::Transient);
+                if let Some(until) = account.breaker.failed(now, settings) {
+                    account.cool(until, Cooldown::Breaker);
+                    tracing::warn!(account_id = id, open_until = %until, "circuit breaker opened");
+                }
+                message
+            }
+            Outcome::Forbidden(message) => {
+                account.consecutive_failures += 1;
+                let seconds = settings.forbidden_cooldown_seconds as i64;
+                account.cool(
+                    now + chrono::Duration::seconds(seconds),
+                    Cooldown::Forbidden,
+                );
+                message
+            }
+            Outcome::Unauthorized(message) => {
+                account.status = AccountStatus::NeedsRelogin;
+                account.refreshing_since = None;
+                message
+            }
+        };
+        tracing::warn!(account_id = id, reason = %message, cooldown_until = ?account.cooldown_until, status = ?account.status, "account taken out of rotation for now");
+        Some(message)
+    }
+}
+
+impl AccountPool {
+    /// New credentials: the account serves again. Answers whether a cooldown of a failed
+    /// refresh ended (to be stored).
+    fn refreshed(&mut self, msg: TokenRefreshed) -> bool {
+        let Some(account) = self.accounts.get_mut(&msg.account_id) else {
+            return false;
+        };
+        account.access_token = msg.access_token;
+        account.expires_at = msg.expires_at;
+        account.status = AccountStatus::Active;
+        account.refreshing_since = None;
+        account.refresh_failures = 0;
+        if account.cooldown_reason != Some(Cooldown::Refresh) {
+            return false;
+        }
+        account.cooldown_until = None;
+        account.cooldown_reason = None;
+        true
+    }
+
+    /// A transient refresh failure: an account whose token was refused (or has expired)
+    /// cools down, longer on each failure in a row; one whose token still works keeps serving.
+    /// Answers whether it cools (to be stored).
+    fn refresh_failed(&mut self, msg: &RefreshFailed, now: DateTime<Utc>) -> bool {
+        let base = self.settings.transient_cooldown_seconds;
+        let Some(account) = self.accounts.get_mut(&msg.account_id) else {
+            return false;
+        };
+        let refused = account.refreshing_since.take().is_some();
+        let expired = account.expires_at.is_some_and(|at| at <= now);
+        if !refused && !expired {
+            return false;
+        }
+        account.refresh_failures += 1;
+        account.status = AccountStatus::RefreshFailed;
+        account.cool(
+            now + growing(base, account.refresh_failures),
+            Cooldown::Refresh,
+        );
+        tracing::warn!(account_id = msg.account_id, reason = %msg.reason, cooldown_until = ?account.cooldown_until, "refresh failed; the account cools down");
+        true
     }
 }
 
@@ -356,47 +711,12 @@ impl Handler<Checkout> for AccountPool {
 }
 
 impl Handler<Report> for AccountPool {
-    type Result = ResponseActFuture<Self, ()>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Report, _: &mut Self::Context) -> Self::Result {
-        let now = Utc::now();
-        let transient_base = self.settings.transient_cooldown_seconds as i64;
-        let forbidden = self.settings.forbidden_cooldown_seconds as i64;
-        let Some(account) = self.accounts.get_mut(&msg.account_id) else {
-            return Box::pin(fut::ready(()));
-        };
-        let message = match msg.outcome {
-            Outcome::Success(limits) => {
-                account.consecutive_failures = 0;
-                account.served += 1;
-                if limits.is_some() {
-                    account.rate_limits = limits;
-                }
-                return Box::pin(fut::ready(()));
-            }
-            Outcome::UsageLimit { until, message } => {
-                account.cooldown_until = Some(until.max(now + chrono::Duration::seconds(1)));
-                message
-            }
-            Outcome::Transient(message) => {
-                account.consecutive_failures += 1;
-                let factor = 1i64 << account.consecutive_failures.saturating_sub(1).min(6);
-                let seconds = (transient_base * factor).min(3600);
-                account.cooldown_until = Some(now + chrono::Duration::seconds(seconds));
-                message
-            }
-            Outcome::Forbidden(message) => {
-                account.consecutive_failures += 1;
-                account.cooldown_until = Some(now + chrono::Duration::seconds(forbidden));
-                message
-            }
-            Outcome::Unauthorized(message) => {
-                account.status = AccountStatus::NeedsRelogin;
-                message
-            }
-        };
-        tracing::warn!(account_id = msg.account_id, reason = %message, cooldown_until = ?account.cooldown_until, status = ?account.status, "account taken out of rotation for now");
-        self.persist_health(msg.account_id, Some(message))
+    fn handle(&mut self, msg: Report, ctx: &mut Self::Context) {
+        if let Some(message) = self.apply(msg.account_id, msg.outcome, Utc::now()) {
+            self.persist_health(ctx, msg.account_id, Some(message));
+        }
     }
 }
 
@@ -456,11 +776,22 @@ impl Handler<Reload> for AccountPool {
 impl Handler<TokenRefreshed> for AccountPool {
     type Result = ();
 
-    fn handle(&mut self, msg: TokenRefreshed, _: &mut Self::Context) {
-        if let Some(account) = self.accounts.get_mut(&msg.account_id) {
-            account.access_token = msg.access_token;
-            account.expires_at = msg.expires_at;
-            account.status = AccountStatus::Active;
+    fn handle(&mut self, msg: TokenRefreshed, ctx: &mut Self::Context) {
+        let id = msg.account_id;
+        if self.refreshed(msg) {
+            self.persist_health(ctx, id, None);
+        }
+    }
+}
+
+impl Handler<RefreshFailed> for AccountPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: RefreshFailed, ctx: &mut Self::Context) {
+        let id = msg.account_id;
+        if self.refresh_failed(&msg, Utc::now()) {
+            // The refresh scheduler stored the failure itself; only the cooldown is new.
+            self.persist_health(ctx, id, None);
         }
     }
 }
@@ -471,6 +802,7 @@ impl Handler<MarkNeedsRelogin> for AccountPool {
     fn handle(&mut self, msg: MarkNeedsRelogin, _: &mut Self::Context) {
         if let Some(account) = self.accounts.get_mut(&msg.account_id) {
             account.status = AccountStatus::NeedsRelogin;
+            account.refreshing_since = None;
             tracing::warn!(account_id = msg.account_id, reason = %msg.reason, "account needs a new sign-in");
         }
     }
@@ -489,20 +821,7 @@ impl Handler<Snapshot> for AccountPool {
 
     fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
         let now = Utc::now();
-        MessageResult(
-            self.accounts
-                .values()
-                .map(|a| AccountView {
-                    account_id: a.id,
-                    available: a.usable(now) && !a.cooling(now),
-                    in_flight: a.in_flight.load(Ordering::Acquire),
-                    served: a.served,
-                    consecutive_failures: a.consecutive_failures,
-                    cooldown_until: a.cooldown_until.filter(|u| *u > now),
-                    rate_limits: a.rate_limits.clone(),
-                })
-                .collect(),
-        )
+        MessageResult(self.accounts.values().map(|a| a.view(now)).collect())
     }
 }
 
@@ -534,30 +853,43 @@ impl AccountPoolHandle {
         .await?
     }
 
-    /// Reports how a request went on an account.
-    pub async fn report(&self, account_id: i32, outcome: Outcome) {
-        let _ = super::ask(
-            &self.addr,
-            Report {
+    /// Reports how a request went on an account, without waiting: the pool's mailbox keeps
+    /// the order, so the next checkout already sees it, and the database write happens in the
+    /// background. A full mailbox drops the report (logged).
+    pub fn report(&self, account_id: i32, outcome: Outcome) {
+        let failure = !matches!(outcome, Outcome::Success(_));
+        if self
+            .addr
+            .try_send(Report {
                 account_id,
                 outcome,
-            },
-            self.timeout,
-            "account pool",
-        )
-        .await;
+            })
+            .is_err()
+        {
+            if failure {
+                tracing::warn!(
+                    account_id,
+                    "account pool mailbox full: failure report dropped"
+                );
+            } else {
+                tracing::debug!(
+                    account_id,
+                    "account pool mailbox full: success report dropped"
+                );
+            }
+        }
     }
 
-    /// Records a success without waiting: it only moves counters, so a full mailbox may drop it.
-    pub fn succeeded(&self, account_id: i32, limits: Option<RateLimits>) {
-        let report = Report {
-            account_id,
-            outcome: Outcome::Success(limits),
-        };
-        if self.addr.try_send(report).is_err() {
-            tracing::debug!(
+    /// A transient refresh failure (from the refresh scheduler), without waiting.
+    pub fn refresh_failed(&self, account_id: i32, reason: String) {
+        if self
+            .addr
+            .try_send(RefreshFailed { account_id, reason })
+            .is_err()
+        {
+            tracing::warn!(
                 account_id,
-                "account pool mailbox full: success report dropped"
+                "account pool mailbox full: refresh failure dropped"
             );
         }
     }
@@ -678,17 +1010,210 @@ pub(crate) mod tests {
     fn pool() -> AccountPool {
         let settings = RuntimeSettings {
             strategy: Strategy::RoundRobin,
-            max_retries: 1,
-            refresh_lead_seconds: 0,
-            log_retention_days: 1,
             transient_cooldown_seconds: 1,
             forbidden_cooldown_seconds: 1,
+            ..RuntimeSettings::from_config(&crate::config::Config::default())
         };
         AccountPool::new(
             DatabaseConnection::default(),
             settings,
             Duration::from_mins(1),
         )
+    }
+
+    /// A pool with accounts of these ids (token `at-<id>`), and settings adjusted.
+    fn pool_of(ids: &[i32], adjust: impl FnOnce(&mut RuntimeSettings)) -> AccountPool {
+        let mut pool = pool();
+        adjust(&mut pool.settings);
+        for id in ids {
+            let mut account = row(None);
+            account.id = *id;
+            account.chatgpt_account_id = format!("acct-{id}");
+            account.access_token = format!("at-{id}");
+            pool.put_row(&account);
+        }
+        pool
+    }
+
+    fn transient() -> Outcome {
+        Outcome::Transient("upstream answered 500".into())
+    }
+
+    /// Moves an account's cooldown and breaker times `seconds` into the past.
+    fn age(pool: &mut AccountPool, id: i32, seconds: i64) {
+        let ago = chrono::Duration::seconds(seconds);
+        let account = pool.accounts.get_mut(&id).unwrap();
+        account.cooldown_until = account.cooldown_until.map(|t| t - ago);
+        account.breaker.open_until = account.breaker.open_until.map(|t| t - ago);
+        for at in &mut account.breaker.failures {
+            *at -= ago;
+        }
+    }
+
+    #[test]
+    fn the_breaker_opens_after_n_failures_and_one_trial_decides() {
+        let mut pool = pool_of(&[1, 2], |s| {
+            s.breaker_failures = 2;
+            s.breaker_window_seconds = 60;
+            s.breaker_open_seconds = 30;
+        });
+        let now = Utc::now();
+        pool.apply(1, transient(), now);
+        assert_eq!(pool.accounts[&1].breaker.state(now), BreakerState::Closed);
+        age(&mut pool, 1, 2);
+        pool.apply(1, transient(), now);
+        let view = pool.accounts[&1].view(now);
+        assert_eq!(view.breaker, BreakerState::Open);
+        assert_eq!(view.cooldown_reason, Some(Cooldown::Breaker));
+        assert!(!view.available);
+        assert_eq!(pool.pick(&[], Some(1)).unwrap().account_id, 2);
+
+        // Half-open: exactly one request goes to it while its trial runs.
+        age(&mut pool, 1, 31);
+        let trial = pool.pick(&[], Some(1)).unwrap();
+        assert_eq!(trial.account_id, 1);
+        assert_eq!(
+            pool.accounts[&1].view(Utc::now()).breaker,
+            BreakerState::HalfOpen
+        );
+        for _ in 0..3 {
+            assert_eq!(pool.pick(&[], Some(1)).unwrap().account_id, 2);
+        }
+        // A trial that ends without a verdict (the client's error) lets another one try.
+        drop(trial);
+        let trial = pool.pick(&[], Some(1)).unwrap();
+        assert_eq!(trial.account_id, 1);
+        // A failed trial opens it again, for twice as long.
+        pool.apply(1, transient(), Utc::now());
+        drop(trial);
+        let until = pool.accounts[&1].breaker.open_until.unwrap();
+        assert!(
+            until > Utc::now() + chrono::Duration::seconds(55),
+            "{until}"
+        );
+        assert_eq!(pool.pick(&[], Some(1)).unwrap().account_id, 2);
+        // A successful trial closes it.
+        age(&mut pool, 1, 61);
+        let trial = pool.pick(&[], Some(1)).unwrap();
+        assert_eq!(trial.account_id, 1);
+        pool.apply(1, Outcome::Success(None), Utc::now());
+        drop(trial);
+        let account = &pool.accounts[&1];
+        assert_eq!(account.breaker.state(Utc::now()), BreakerState::Closed);
+        assert_eq!(account.breaker.trips, 0);
+        assert_eq!(pool.pick(&[], Some(1)).unwrap().account_id, 1);
+        assert_eq!(
+            pool.pick(&[], Some(1)).unwrap().account_id,
+            1,
+            "no trial any more"
+        );
+    }
+
+    #[test]
+    fn failures_outside_the_window_do_not_open_the_breaker() {
+        let mut pool = pool_of(&[1], |s| {
+            s.breaker_failures = 2;
+            s.breaker_window_seconds = 10;
+        });
+        pool.apply(1, transient(), Utc::now());
+        age(&mut pool, 1, 11);
+        pool.apply(1, transient(), Utc::now());
+        assert_eq!(
+            pool.accounts[&1].breaker.state(Utc::now()),
+            BreakerState::Closed
+        );
+    }
+
+    #[test]
+    fn a_refused_token_is_skipped_until_its_refresh_ends() {
+        let mut pool = pool_of(&[1, 2], |_| {});
+        let now = Utc::now();
+        pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
+        assert!(pool.accounts[&1].view(now).refreshing);
+        assert_eq!(pool.pick(&[], Some(1)).unwrap().account_id, 2);
+        // With nobody else, the pool says which refresh to wait for.
+        match pool.pick(&[2], None) {
+            Err(PoolError::Refreshing { account_id, token }) => {
+                assert_eq!((account_id, &*token), (1, "at-1"));
+            }
+            other => panic!("refreshing expected, got {other:?}"),
+        }
+        let refreshed = TokenRefreshed {
+            account_id: 1,
+            access_token: Arc::from("at-1b"),
+            expires_at: None,
+        };
+        assert!(!pool.refreshed(refreshed), "nothing to store");
+        assert_eq!(pool.pick(&[], Some(1)).unwrap().account_id, 1);
+        assert_eq!(&*pool.pick(&[], Some(1)).unwrap().access_token, "at-1b");
+        // A late 401 for the old token says nothing about the new one.
+        pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
+        assert!(!pool.accounts[&1].view(now).refreshing);
+    }
+
+    #[test]
+    fn a_failed_refresh_of_a_refused_token_cools_longer_each_time() {
+        let mut pool = pool_of(&[1, 2], |s| s.transient_cooldown_seconds = 60);
+        let failed = RefreshFailed {
+            account_id: 1,
+            reason: "the token endpoint answered 503".into(),
+        };
+        // Ahead of expiry, with a working token: nothing changes.
+        assert!(!pool.refresh_failed(&failed, Utc::now()));
+        assert!(pool.accounts[&1].view(Utc::now()).available);
+
+        let mut cooldowns = Vec::new();
+        for _ in 0..3 {
+            let now = Utc::now();
+            pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
+            assert!(pool.refresh_failed(&failed, now));
+            let view = pool.accounts[&1].view(now);
+            assert_eq!(view.cooldown_reason, Some(Cooldown::Refresh));
+            assert!(!view.refreshing && !view.available);
+            cooldowns.push((view.cooldown_until.unwrap() - now).num_seconds());
+            age(&mut pool, 1, 10_000);
+        }
+        assert_eq!(cooldowns, [60, 120, 240]);
+        assert_eq!(pool.accounts[&1].status, AccountStatus::RefreshFailed);
+
+        // A refresh that works ends the cooldown at once.
+        let now = Utc::now();
+        pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
+        pool.refresh_failed(&failed, now);
+        let refreshed = TokenRefreshed {
+            account_id: 1,
+            access_token: Arc::from("at-new"),
+            expires_at: None,
+        };
+        assert!(pool.refreshed(refreshed), "the cleared cooldown is stored");
+        assert!(pool.accounts[&1].view(now).available);
+        assert_eq!(pool.accounts[&1].refresh_failures, 0);
+    }
+
+    #[test]
+    fn an_exhausted_pool_says_when_the_nearest_usage_limit_resets() {
+        let mut pool = pool_of(&[1, 2], |_| {});
+        let now = Utc::now();
+        let soon = now + chrono::Duration::seconds(120);
+        let later = now + chrono::Duration::seconds(600);
+        for (id, until) in [(1, later), (2, soon)] {
+            let message = "usage limit reached".to_owned();
+            pool.apply(id, Outcome::UsageLimit { until, message }, now);
+        }
+        match pool.pick(&[], None) {
+            Err(PoolError::Exhausted { resets_at }) => assert_eq!(resets_at, soon),
+            other => panic!("exhausted expected, got {other:?}"),
+        }
+        // One account cooling for another reason: the pool is not spent, only cooling.
+        pool.accounts.get_mut(&2).unwrap().cooldown_until = None;
+        pool.apply(2, transient(), now);
+        assert!(matches!(
+            pool.pick(&[], None),
+            Err(PoolError::AllCooling { .. })
+        ));
+        // A cooldown whose time has passed is over at once, without a reload.
+        age(&mut pool, 2, 3600);
+        assert_eq!(pool.pick(&[], None).unwrap().account_id, 2);
     }
 
     #[test]

@@ -51,6 +51,18 @@ pub struct RefreshedTokens {
 #[error("{0}")]
 pub struct TransportError(pub String);
 
+/// Why a request to the backend got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// The network, a timeout or a proxy: the account's trouble for now.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// A value the client sent cannot be a header (it is named): the request's fault, which
+    /// never reached the backend.
+    #[error("the {0} header value cannot be sent")]
+    InvalidHeader(&'static str),
+}
+
 /// Why a refresh failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RefreshError {
@@ -115,7 +127,13 @@ impl CodexClient {
         proxy_url: Option<&str>,
         session_id: Option<&str>,
         body: Bytes,
-    ) -> Result<reqwest::Response, TransportError> {
+    ) -> Result<reqwest::Response, SendError> {
+        // Checked before building: reqwest would only fail at `send`, indistinguishable from a
+        // network error, and a client's bad value must never count against an account.
+        let session = session_id
+            .map(reqwest::header::HeaderValue::from_str)
+            .transpose()
+            .map_err(|_| SendError::InvalidHeader("session_id"))?;
         let client = self.client_for(proxy_url)?;
         let url = format!("{}/responses", self.config.base_url.trim_end_matches('/'));
         let mut request = client
@@ -128,13 +146,18 @@ impl CodexClient {
             .header("user-agent", &self.config.user_agent)
             .header("version", &self.config.client_version)
             .body(body);
-        if let Some(session) = session_id {
-            request = request.header("session_id", session);
+        if let Some(session) = session {
+            request = request
+                .header("session_id", session.clone())
+                .header("session-id", session);
         }
-        request
-            .send()
-            .await
-            .map_err(|e| TransportError(describe_transport(&e)))
+        request.send().await.map_err(|e| {
+            if e.is_builder() {
+                SendError::InvalidHeader("request")
+            } else {
+                SendError::Transport(TransportError(describe_transport(&e)))
+            }
+        })
     }
 
     /// Exchanges a refresh token for new tokens at the OAuth endpoint.
@@ -240,4 +263,27 @@ fn describe_transport(e: &reqwest::Error) -> String {
         "failed"
     };
     format!("upstream request {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_value_that_cannot_be_a_header_is_the_requests_fault() {
+        let config = CodexConfig {
+            // Nothing listens there: a request that left would fail as a transport error.
+            base_url: "http://127.0.0.1:9/backend-api/codex".into(),
+            ..CodexConfig::default()
+        };
+        let client = CodexClient::new(config).unwrap();
+        let sent = client
+            .responses("at", "acct", None, Some("a\u{1}b"), Bytes::new())
+            .await;
+        assert!(matches!(sent, Err(SendError::InvalidHeader("session_id"))));
+        let sent = client
+            .responses("at", "acct", None, Some("fine"), Bytes::new())
+            .await;
+        assert!(matches!(sent, Err(SendError::Transport(_))));
+    }
 }

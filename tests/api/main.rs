@@ -9,6 +9,7 @@ mod admin_resources;
 mod cli;
 mod helpers;
 mod migrations;
+mod pool;
 mod proxy;
 mod responses_state;
 mod server;

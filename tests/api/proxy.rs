@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::pool::{
     account_row, add_account, ask, chat, create_key, log_rows, spawn_with_mock, sse_data,
+    wait_for_row,
 };
 
 #[actix_web::test]
@@ -223,14 +224,10 @@ async fn usage_limit_fails_over_and_the_cooling_account_is_skipped() {
         "the cooling account is skipped after its 429"
     );
     // The pool writes health changes in the background: wait for it.
-    let mut stored = account_row(&app, row_a.id).await;
-    for _ in 0..100 {
-        if stored.cooldown_until.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        stored = account_row(&app, row_a.id).await;
-    }
+    let stored = wait_for_row(&app, row_a.id, "cooldown stored", |r| {
+        r.cooldown_until.is_some()
+    })
+    .await;
     let until = stored.cooldown_until.expect("cooldown stored");
     assert!(until > chrono::Utc::now() + chrono::Duration::seconds(500));
 
@@ -241,7 +238,7 @@ async fn usage_limit_fails_over_and_the_cooling_account_is_skipped() {
         },
     );
     let res = chat(&app, &key, &ask("hi", false)).await;
-    assert_eq!(res.status(), 429, "every account cools down");
+    assert_eq!(res.status(), 429, "every account's usage limit is spent");
     let retry: u64 = res.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -251,8 +248,20 @@ async fn usage_limit_fails_over_and_the_cooling_account_is_skipped() {
         (100..=120).contains(&retry),
         "Retry-After is the nearest reset: {retry}"
     );
+    // The upstream's own shape, so the Codex CLI and SDKs see a usage limit.
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "all_accounts_cooling");
+    let error = &body["error"];
+    assert_eq!(error["type"], "usage_limit_reached");
+    assert_eq!(error["code"], "usage_limit_reached");
+    assert!(error["param"].is_null() && error["message"].is_string());
+    let resets_in = error["resets_in_seconds"].as_i64().unwrap();
+    assert!((100..=120).contains(&resets_in), "{resets_in}");
+    let resets_at = error["resets_at"].as_i64().unwrap();
+    let expected = chrono::Utc::now().timestamp() + resets_in;
+    assert!(
+        (resets_at - expected).abs() <= 2,
+        "{resets_at} vs {expected}"
+    );
 }
 
 #[actix_web::test]
@@ -384,11 +393,11 @@ async fn a_permanent_refresh_failure_takes_the_account_out() {
 
     let res = chat(&app, &key, &ask("hi", false)).await;
     assert_eq!(res.status(), 200, "served by the other account");
-    let stored = account_row(&app, dead.id).await;
-    assert_eq!(
-        stored.status,
-        gpt2api::db::account::AccountStatus::NeedsRelogin
-    );
+    // The refresh runs in the background: the request did not wait for it.
+    let stored = wait_for_row(&app, dead.id, "needs_relogin stored", |r| {
+        r.status == gpt2api::db::account::AccountStatus::NeedsRelogin
+    })
+    .await;
     assert!(stored.last_error.unwrap().contains("refresh_token_reused"));
     let before = mock.request_count("acct-dead");
     for _ in 0..3 {

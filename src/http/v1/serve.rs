@@ -6,7 +6,7 @@
 //! to first token and the end of the answer are read here, from the upstream's events, for
 //! every endpoint alike.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
@@ -15,6 +15,7 @@ use super::extract::{ApiKeyAuth, OpenAiJson, RequestId};
 use crate::actors::key_cache::KeyRecord;
 use crate::codex::sse::SseFrame;
 use crate::codex::wire::{StreamError, StreamEvent, StreamOutcome};
+use crate::conversation::Hints;
 use crate::dispatch::{dispatch_logged, Dispatched, UpstreamRequest};
 use crate::error::{AppError, ErrorCode, OpenAiError};
 use crate::request_log::RequestLog;
@@ -98,8 +99,8 @@ pub struct Upstream {
     pub model: String,
     /// Whether the client asked for an event stream.
     pub stream: bool,
-    /// The prompt-cache key, sent as the upstream's session id.
-    pub session: Option<String>,
+    /// The client's `prompt_cache_key`, as its body gave it (checked by [`serve`]).
+    pub prompt_cache_key: Option<String>,
     /// The body sent upstream.
     pub body: Bytes,
     /// The account to try first (the one that served the conversation before).
@@ -111,34 +112,38 @@ impl Upstream {
     pub fn new(
         model: String,
         stream: bool,
-        session: Option<String>,
+        prompt_cache_key: Option<String>,
         body: &impl Serialize,
     ) -> Result<Self, OpenAiError> {
         let body = Bytes::from(serde_json::to_vec(body).map_err(AppError::internal)?);
         Ok(Self {
             model,
             stream,
-            session,
+            prompt_cache_key,
             body,
             prefer: None,
         })
     }
 }
 
-/// Serves one request to endpoint `E`: translation, model check, admission, usage log,
-/// dispatch, then the endpoint's answer.
+/// Serves one request to endpoint `E`: the conversation hints checked, translation, model
+/// check, admission, usage log, dispatch, then the endpoint's answer.
 pub async fn serve<E: Endpoint>(
     state: web::Data<AppState>,
     key: ApiKeyAuth,
     request_id: RequestId,
+    request: HttpRequest,
     body: OpenAiJson,
 ) -> Result<HttpResponse, OpenAiError> {
-    // The key was checked by its extractor; only now is the body read.
+    // The key was checked by its extractor; the hints are checked before anything else: a
+    // value that cannot go upstream answers 400 here, never touching an account.
+    let hints = Hints::from_headers(request.headers())?;
     let client = Client {
         state: &state,
         key: &key.0,
     };
     let (endpoint, upstream) = E::translate(&client, body.read().await?).await?;
+    let hints = hints.with_prompt_cache_key(upstream.prompt_cache_key.as_deref())?;
     key.check_model(&upstream.model)?;
     state.keys.admit(key.0.clone()).await?;
     let log = RequestLog::start(
@@ -153,7 +158,7 @@ pub async fn serve<E: Endpoint>(
         &state,
         UpstreamRequest {
             body: upstream.body,
-            session_id: upstream.session.as_deref(),
+            session_id: hints.upstream_session(),
             prefer: upstream.prefer,
         },
         log,
