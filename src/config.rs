@@ -216,6 +216,8 @@ pub struct PoolConfig {
     pub breaker_failures: u32,
     pub breaker_window_seconds: u64,
     pub breaker_open_seconds: u64,
+    pub affinity_ttl_seconds: u64,
+    pub affinity_max_pins: usize,
 }
 
 impl Default for PoolConfig {
@@ -233,6 +235,8 @@ impl Default for PoolConfig {
             breaker_failures: 3,
             breaker_window_seconds: 300,
             breaker_open_seconds: 300,
+            affinity_ttl_seconds: 3600,
+            affinity_max_pins: 65_536,
         }
     }
 }

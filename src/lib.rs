@@ -12,6 +12,7 @@
 //! the OpenAI API, and the HTTP client; [`error`] is the one error type with its codes.
 
 pub mod actors;
+pub mod affinity;
 pub mod auth;
 pub mod codex;
 pub mod config;

@@ -1,9 +1,11 @@
 //! Prometheus metrics: request counts and latencies per endpoint and status, upstream attempts
-//! by outcome, and, computed when scraped, the pool's accounts by state and the usage-log
-//! writer's rows written, dropped and failed.
+//! by outcome, how conversations found their pinned accounts, and, computed when scraped, the
+//! pool's accounts by state, the conversations pinned, and the usage-log writer's rows written,
+//! dropped and failed.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// The metrics of one gateway instance (its own registry, so tests can run several).
@@ -15,6 +17,21 @@ pub struct Metrics {
     upstream: IntCounterVec,
     accounts: IntGaugeVec,
     usage_rows: IntGaugeVec,
+    affinity: IntCounterVec,
+    pins: IntGauge,
+}
+
+/// The pool's state when scraped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolGauges {
+    /// Accounts that can serve now.
+    pub available: i64,
+    /// Accounts that cannot (cooling, refreshing, breaker open, out).
+    pub unavailable: i64,
+    /// Requests in flight on all accounts.
+    pub in_flight: i64,
+    /// Conversations pinned to an account.
+    pub pins: i64,
 }
 
 impl Metrics {
@@ -47,6 +64,16 @@ impl Metrics {
             Opts::new("usage_log_rows", "Usage-log rows since start by result"),
             &["result"],
         )?;
+        let affinity = IntCounterVec::new(
+            Opts::new(
+                "affinity_lookups_total",
+                "Requests of conversations by how they found their pinned account: hit (went back to it), moved (it could not serve), new (no pin)",
+            ),
+            &["result"],
+        )?;
+        let pins = IntGauge::new("affinity_pins", "Conversations pinned to an account")?;
+        registry.register(Box::new(affinity.clone()))?;
+        registry.register(Box::new(pins.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream.clone()))?;
@@ -59,7 +86,14 @@ impl Metrics {
             upstream,
             accounts,
             usage_rows,
+            affinity,
+            pins,
         })
+    }
+
+    /// Counts how a conversation's request found its pin (`hit`, `moved`, `new`).
+    pub fn affinity(&self, result: &str) {
+        self.affinity.with_label_values(&[result]).inc();
     }
 
     /// Counts a finished proxied request.
@@ -78,22 +112,17 @@ impl Metrics {
     }
 
     /// Renders the text format, after setting the gauges computed at scrape time.
-    pub fn render(
-        &self,
-        available: i64,
-        unavailable: i64,
-        in_flight: i64,
-        rows: (u64, u64, u64),
-    ) -> String {
+    pub fn render(&self, pool: PoolGauges, rows: (u64, u64, u64)) -> String {
         self.accounts
             .with_label_values(&["available"])
-            .set(available);
+            .set(pool.available);
         self.accounts
             .with_label_values(&["unavailable"])
-            .set(unavailable);
+            .set(pool.unavailable);
         self.accounts
             .with_label_values(&["in_flight_requests"])
-            .set(in_flight);
+            .set(pool.in_flight);
+        self.pins.set(pool.pins);
         self.usage_rows
             .with_label_values(&["written"])
             .set(rows.0 as i64);

@@ -45,6 +45,8 @@ pub struct RuntimeSettings {
     pub breaker_window_seconds: u64,
     /// How long an open breaker keeps its account out before one trial request.
     pub breaker_open_seconds: u64,
+    /// How long a conversation's pin to its account lasts unused.
+    pub affinity_ttl_seconds: u64,
 }
 
 impl RuntimeSettings {
@@ -61,6 +63,7 @@ impl RuntimeSettings {
             breaker_failures: config.pool.breaker_failures,
             breaker_window_seconds: config.pool.breaker_window_seconds,
             breaker_open_seconds: config.pool.breaker_open_seconds,
+            affinity_ttl_seconds: config.pool.affinity_ttl_seconds,
         }
     }
 

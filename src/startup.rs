@@ -219,6 +219,7 @@ async fn start_actors(
             db.clone(),
             settings.get(),
             Duration::from_secs(config.pool.reload_interval_seconds.max(1)),
+            config.pool.affinity_max_pins,
         )
         .start(),
         timeout,

@@ -110,6 +110,11 @@ pub(crate) async fn responses(
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    // The backend's sticky token for a turn: echoed, or a new one for a turn's first request.
+    let turn_state = headers
+        .get("x-codex-turn-state")
+        .cloned()
+        .unwrap_or_else(|| format!("ts-{}", uuid::Uuid::new_v4().simple()));
 
     let outcome = {
         let mut inner = state.lock();
@@ -162,6 +167,7 @@ pub(crate) async fn responses(
             let mut resp = HttpResponse::Ok();
             resp.content_type("text/event-stream; charset=utf-8")
                 .insert_header(("cache-control", "no-cache"))
+                .insert_header(("x-codex-turn-state", turn_state))
                 .insert_header(("x-request-id", uuid::Uuid::new_v4().to_string()));
             for (name, value) in rate_limit_headers(&limits) {
                 resp.insert_header((name, value));

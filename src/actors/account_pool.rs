@@ -12,6 +12,11 @@
 //! them. Every message that carries rows merges a fresh row with the live state in one place,
 //! `AccountPool::put_row`.
 //!
+//! A request that belongs to a conversation names its pin: the pool sends it back to the
+//! account that served the conversation before (its prompt cache holds the prefix) while that
+//! account can serve, and otherwise places it by the strategy and pins it anew; a pin never
+//! makes a request wait. Pins are bounded and expire when idle ([`crate::affinity`]).
+//!
 //! An account can serve when it is enabled, signed in, unexpired, not cooling down, not waiting
 //! for a refresh of a refused token, and its breaker is closed (or half-open with no trial
 //! request in flight: then it serves exactly one request, whose outcome closes or re-opens the
@@ -30,6 +35,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::Serialize;
 
 use super::ActorError;
+use crate::affinity::Pins;
 use crate::codex::wire::RateLimits;
 use crate::db::account::{self, AccountStatus};
 use crate::settings::{RuntimeSettings, Strategy};
@@ -43,6 +49,9 @@ pub struct Lease {
     pub access_token: Arc<str>,
     pub proxy_url: Option<String>,
     in_flight: Arc<AtomicUsize>,
+    /// On a request's first checkout for a conversation: the account the conversation was
+    /// pinned to (`Some(None)`: no pin), to tell at the end whether it stayed there.
+    pub pinned_to: Option<Option<i32>>,
     /// Set when this request is the half-open breaker's single trial: cleared on drop, so a
     /// trial that ends without a verdict (the client's error, a disconnect) lets another try.
     trial: Option<Arc<AtomicBool>>,
@@ -141,13 +150,16 @@ pub enum BreakerState {
     HalfOpen,
 }
 
-/// Picks an account, skipping `exclude` (accounts already tried for this request), and taking
-/// `prefer` when it can serve (the account whose prompt cache holds the conversation).
+/// Picks an account, skipping `exclude` (accounts already tried for this request), taking
+/// `prefer` when it can serve (the account that served the stored previous response), else the
+/// account `pin` is pinned to when it can serve, else one by the strategy; `pin` then points
+/// to the account chosen.
 #[derive(Message)]
 #[rtype(result = "Result<Lease, PoolError>")]
 pub struct Checkout {
     pub exclude: Vec<i32>,
     pub prefer: Option<i32>,
+    pub pin: Option<u64>,
 }
 
 /// Reports the outcome of a request.
@@ -210,10 +222,18 @@ pub struct MarkNeedsRelogin {
 #[rtype(result = "()")]
 pub struct ApplySettings(pub RuntimeSettings);
 
-/// The live state of every account, for the console.
+/// The live state of every account and of the pins, for the console and the metrics.
 #[derive(Message)]
-#[rtype(result = "Vec<AccountView>")]
+#[rtype(result = "PoolSnapshot")]
 pub struct Snapshot;
+
+/// The live state of the pool.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PoolSnapshot {
+    pub accounts: Vec<AccountView>,
+    /// Conversations pinned, in all.
+    pub pins: usize,
+}
 
 /// The live state of one account.
 #[derive(Debug, Clone, Serialize)]
@@ -229,6 +249,8 @@ pub struct AccountView {
     pub breaker: BreakerState,
     /// A refused token is being refreshed.
     pub refreshing: bool,
+    /// Conversations pinned to it.
+    pub pinned_conversations: usize,
     pub rate_limits: Option<RateLimits>,
 }
 
@@ -435,6 +457,7 @@ impl Account {
             cooldown_reason: cooldown_until.and(self.cooldown_reason),
             breaker: self.breaker.state(now),
             refreshing: self.refreshing(now),
+            pinned_conversations: 0,
             rate_limits: self.rate_limits.clone(),
         }
     }
@@ -454,17 +477,46 @@ pub struct AccountPool {
     settings: RuntimeSettings,
     /// The id handed out last by round-robin.
     cursor: Option<i32>,
+    pins: Pins,
 }
 
 impl AccountPool {
-    /// A pool with no accounts yet; send [`Reload`] to fill it.
-    pub fn new(db: DatabaseConnection, settings: RuntimeSettings, reload_every: Duration) -> Self {
+    /// A pool with no accounts yet and room for `max_pins` conversation pins; send [`Reload`]
+    /// to fill it.
+    pub fn new(
+        db: DatabaseConnection,
+        settings: RuntimeSettings,
+        reload_every: Duration,
+        max_pins: usize,
+    ) -> Self {
         Self {
             db,
             reload_every,
             accounts: BTreeMap::new(),
             settings,
             cursor: None,
+            pins: Pins::new(max_pins),
+        }
+    }
+
+    fn pin_ttl(&self) -> Duration {
+        Duration::from_secs(self.settings.affinity_ttl_seconds)
+    }
+
+    /// The live state, for the console and the metrics.
+    fn snapshot(&self) -> PoolSnapshot {
+        let now = Utc::now();
+        let accounts = self
+            .accounts
+            .values()
+            .map(|a| AccountView {
+                pinned_conversations: self.pins.pinned_to(a.id),
+                ..a.view(now)
+            })
+            .collect();
+        PoolSnapshot {
+            accounts,
+            pins: self.pins.len(),
         }
     }
 
@@ -482,8 +534,16 @@ impl AccountPool {
         self.accounts.insert(row.id, fresh);
     }
 
-    fn pick(&mut self, exclude: &[i32], prefer: Option<i32>) -> Result<Lease, PoolError> {
+    fn pick(
+        &mut self,
+        exclude: &[i32],
+        prefer: Option<i32>,
+        pin: Option<u64>,
+    ) -> Result<Lease, PoolError> {
         let now = Utc::now();
+        let clock = std::time::Instant::now();
+        let ttl = self.pin_ttl();
+        let pinned = pin.and_then(|key| self.pins.get(key, clock, ttl));
         let excluded: HashSet<i32> = exclude.iter().copied().collect();
         // The nearest time a blocked account comes back, and whether every blocked one is
         // spent (its usage limit). Accounts already tried for this request count too: they may
@@ -508,7 +568,10 @@ impl AccountPool {
                 Gate::Open | Gate::Trial => candidates.push(account),
             }
         }
-        let preferred = prefer.and_then(|id| candidates.iter().copied().find(|a| a.id == id));
+        let find =
+            |id: Option<i32>| id.and_then(|id| candidates.iter().copied().find(|a| a.id == id));
+        let preferred = find(prefer).or_else(|| find(pinned));
+        let by_strategy = preferred.is_none();
         let chosen = preferred.or_else(|| match self.settings.strategy {
             Strategy::FillFirst => candidates.first().copied(),
             Strategy::LeastUsed => candidates
@@ -544,15 +607,22 @@ impl AccountPool {
             chosen.trial.clone()
         });
         chosen.in_flight.fetch_add(1, Ordering::AcqRel);
+        let pinned_to = pin.filter(|_| exclude.is_empty()).map(|_| pinned);
         let lease = Lease {
             account_id: chosen.id,
             chatgpt_account_id: chosen.chatgpt_account_id.clone(),
             access_token: chosen.access_token.clone(),
             proxy_url: chosen.proxy_url.clone(),
             in_flight: chosen.in_flight.clone(),
+            pinned_to,
             trial,
         };
-        self.cursor = Some(chosen.id);
+        if by_strategy {
+            self.cursor = Some(chosen.id);
+        }
+        if let Some(key) = pin {
+            self.pins.pin(key, lease.account_id, clock);
+        }
         Ok(lease)
     }
 
@@ -699,6 +769,10 @@ impl Actor for AccountPool {
         ctx.set_mailbox_capacity(4096);
         // Other instances sharing the database change accounts too.
         ctx.run_interval(self.reload_every, |_, ctx| ctx.notify(Reload));
+        ctx.run_interval(Duration::from_secs(30), |act, _| {
+            let ttl = act.pin_ttl();
+            act.pins.sweep(std::time::Instant::now(), ttl);
+        });
     }
 }
 
@@ -706,7 +780,7 @@ impl Handler<Checkout> for AccountPool {
     type Result = Result<Lease, PoolError>;
 
     fn handle(&mut self, msg: Checkout, _: &mut Self::Context) -> Self::Result {
-        self.pick(&msg.exclude, msg.prefer)
+        self.pick(&msg.exclude, msg.prefer, msg.pin)
     }
 }
 
@@ -820,8 +894,7 @@ impl Handler<Snapshot> for AccountPool {
     type Result = MessageResult<Snapshot>;
 
     fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
-        let now = Utc::now();
-        MessageResult(self.accounts.values().map(|a| a.view(now)).collect())
+        MessageResult(self.snapshot())
     }
 }
 
@@ -838,19 +911,9 @@ impl AccountPoolHandle {
         Self { addr, timeout }
     }
 
-    /// Checks out an account for a request.
-    pub async fn checkout(
-        &self,
-        exclude: Vec<i32>,
-        prefer: Option<i32>,
-    ) -> Result<Lease, PoolError> {
-        super::ask(
-            &self.addr,
-            Checkout { exclude, prefer },
-            self.timeout,
-            "account pool",
-        )
-        .await?
+    /// Checks out an account for a request (see [`Checkout`]).
+    pub async fn checkout(&self, checkout: Checkout) -> Result<Lease, PoolError> {
+        super::ask(&self.addr, checkout, self.timeout, "account pool").await?
     }
 
     /// Reports how a request went on an account, without waiting: the pool's mailbox keeps
@@ -951,8 +1014,8 @@ impl AccountPoolHandle {
         .await;
     }
 
-    /// The live state of every account.
-    pub async fn snapshot(&self) -> Result<Vec<AccountView>, ActorError> {
+    /// The live state of every account and of the pins.
+    pub async fn snapshot(&self) -> Result<PoolSnapshot, ActorError> {
         super::ask(&self.addr, Snapshot, self.timeout, "account pool").await
     }
 
@@ -1018,6 +1081,7 @@ pub(crate) mod tests {
             DatabaseConnection::default(),
             settings,
             Duration::from_mins(1),
+            100,
         )
     }
 
@@ -1066,22 +1130,22 @@ pub(crate) mod tests {
         assert_eq!(view.breaker, BreakerState::Open);
         assert_eq!(view.cooldown_reason, Some(Cooldown::Breaker));
         assert!(!view.available);
-        assert_eq!(pool.pick(&[], Some(1)).unwrap().account_id, 2);
+        assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 2);
 
         // Half-open: exactly one request goes to it while its trial runs.
         age(&mut pool, 1, 31);
-        let trial = pool.pick(&[], Some(1)).unwrap();
+        let trial = pool.pick(&[], Some(1), None).unwrap();
         assert_eq!(trial.account_id, 1);
         assert_eq!(
             pool.accounts[&1].view(Utc::now()).breaker,
             BreakerState::HalfOpen
         );
         for _ in 0..3 {
-            assert_eq!(pool.pick(&[], Some(1)).unwrap().account_id, 2);
+            assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 2);
         }
         // A trial that ends without a verdict (the client's error) lets another one try.
         drop(trial);
-        let trial = pool.pick(&[], Some(1)).unwrap();
+        let trial = pool.pick(&[], Some(1), None).unwrap();
         assert_eq!(trial.account_id, 1);
         // A failed trial opens it again, for twice as long.
         pool.apply(1, transient(), Utc::now());
@@ -1091,19 +1155,19 @@ pub(crate) mod tests {
             until > Utc::now() + chrono::Duration::seconds(55),
             "{until}"
         );
-        assert_eq!(pool.pick(&[], Some(1)).unwrap().account_id, 2);
+        assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 2);
         // A successful trial closes it.
         age(&mut pool, 1, 61);
-        let trial = pool.pick(&[], Some(1)).unwrap();
+        let trial = pool.pick(&[], Some(1), None).unwrap();
         assert_eq!(trial.account_id, 1);
         pool.apply(1, Outcome::Success(None), Utc::now());
         drop(trial);
         let account = &pool.accounts[&1];
         assert_eq!(account.breaker.state(Utc::now()), BreakerState::Closed);
         assert_eq!(account.breaker.trips, 0);
-        assert_eq!(pool.pick(&[], Some(1)).unwrap().account_id, 1);
+        assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 1);
         assert_eq!(
-            pool.pick(&[], Some(1)).unwrap().account_id,
+            pool.pick(&[], Some(1), None).unwrap().account_id,
             1,
             "no trial any more"
         );
@@ -1130,9 +1194,9 @@ pub(crate) mod tests {
         let now = Utc::now();
         pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
         assert!(pool.accounts[&1].view(now).refreshing);
-        assert_eq!(pool.pick(&[], Some(1)).unwrap().account_id, 2);
+        assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 2);
         // With nobody else, the pool says which refresh to wait for.
-        match pool.pick(&[2], None) {
+        match pool.pick(&[2], None, None) {
             Err(PoolError::Refreshing { account_id, token }) => {
                 assert_eq!((account_id, &*token), (1, "at-1"));
             }
@@ -1144,8 +1208,11 @@ pub(crate) mod tests {
             expires_at: None,
         };
         assert!(!pool.refreshed(refreshed), "nothing to store");
-        assert_eq!(pool.pick(&[], Some(1)).unwrap().account_id, 1);
-        assert_eq!(&*pool.pick(&[], Some(1)).unwrap().access_token, "at-1b");
+        assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 1);
+        assert_eq!(
+            &*pool.pick(&[], Some(1), None).unwrap().access_token,
+            "at-1b"
+        );
         // A late 401 for the old token says nothing about the new one.
         pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
         assert!(!pool.accounts[&1].view(now).refreshing);
@@ -1200,7 +1267,7 @@ pub(crate) mod tests {
             let message = "usage limit reached".to_owned();
             pool.apply(id, Outcome::UsageLimit { until, message }, now);
         }
-        match pool.pick(&[], None) {
+        match pool.pick(&[], None, None) {
             Err(PoolError::Exhausted { resets_at }) => assert_eq!(resets_at, soon),
             other => panic!("exhausted expected, got {other:?}"),
         }
@@ -1208,12 +1275,62 @@ pub(crate) mod tests {
         pool.accounts.get_mut(&2).unwrap().cooldown_until = None;
         pool.apply(2, transient(), now);
         assert!(matches!(
-            pool.pick(&[], None),
+            pool.pick(&[], None, None),
             Err(PoolError::AllCooling { .. })
         ));
         // A cooldown whose time has passed is over at once, without a reload.
         age(&mut pool, 2, 3600);
-        assert_eq!(pool.pick(&[], None).unwrap().account_id, 2);
+        assert_eq!(pool.pick(&[], None, None).unwrap().account_id, 2);
+    }
+
+    #[test]
+    fn a_conversation_goes_back_to_its_pin_and_moves_without_waiting() {
+        let mut pool = pool_of(&[1, 2, 3], |_| {});
+        let first = pool.pick(&[], None, Some(42)).unwrap();
+        assert_eq!(first.pinned_to, Some(None), "a new conversation");
+        let home = first.account_id;
+        for _ in 0..5 {
+            // Round robin moves on for others; the conversation stays.
+            let other = pool.pick(&[], None, None).unwrap();
+            assert!(other.pinned_to.is_none());
+            let again = pool.pick(&[], None, Some(42)).unwrap();
+            assert_eq!(again.account_id, home);
+            assert_eq!(again.pinned_to, Some(Some(home)));
+        }
+        assert_eq!(
+            pool.snapshot().accounts[(home - 1) as usize].pinned_conversations,
+            1
+        );
+        // Its account cools: it moves at once, and is pinned to where it went.
+        pool.apply(home, transient(), Utc::now());
+        let moved = pool.pick(&[], None, Some(42)).unwrap();
+        assert_ne!(moved.account_id, home);
+        assert_eq!(moved.pinned_to, Some(Some(home)));
+        age(&mut pool, home, 3600);
+        assert_eq!(
+            pool.pick(&[], None, Some(42)).unwrap().account_id,
+            moved.account_id
+        );
+        // A retry (the pinned account was tried) re-pins without counting again.
+        let retry = pool.pick(&[moved.account_id], None, Some(42)).unwrap();
+        assert!(retry.pinned_to.is_none());
+        assert_eq!(
+            pool.pick(&[], None, Some(42)).unwrap().account_id,
+            retry.account_id
+        );
+        assert_eq!(pool.snapshot().pins, 1);
+        // A stored previous response's account wins over the pin.
+        let preferred = pool.pick(&[], Some(home), Some(42)).unwrap();
+        assert_eq!(preferred.account_id, home);
+    }
+
+    #[test]
+    fn an_idle_pin_expires() {
+        let mut pool = pool_of(&[1, 2], |s| s.affinity_ttl_seconds = 1);
+        let home = pool.pick(&[], None, Some(7)).unwrap().account_id;
+        let clock = std::time::Instant::now() + Duration::from_secs(2);
+        assert_eq!(pool.pins.get(7, clock, pool.pin_ttl()), None);
+        assert_eq!(pool.pins.pinned_to(home), 0);
     }
 
     #[test]
@@ -1225,22 +1342,22 @@ pub(crate) mod tests {
             account.chatgpt_account_id = format!("acct-{id}");
             pool.put_row(&account);
         }
-        assert_eq!(pool.pick(&[], Some(9)).unwrap().account_id, 9);
-        assert_eq!(pool.pick(&[], Some(9)).unwrap().account_id, 9);
+        assert_eq!(pool.pick(&[], Some(9), None).unwrap().account_id, 9);
+        assert_eq!(pool.pick(&[], Some(9), None).unwrap().account_id, 9);
         // Not when it was already tried for this request, nor when it is unknown.
-        assert_ne!(pool.pick(&[9], Some(9)).unwrap().account_id, 9);
-        assert!(pool.pick(&[], Some(42)).is_ok());
+        assert_ne!(pool.pick(&[9], Some(9), None).unwrap().account_id, 9);
+        assert!(pool.pick(&[], Some(42), None).is_ok());
         // Nor while it cools down.
         pool.accounts.get_mut(&9).unwrap().cooldown_until =
             Some(Utc::now() + chrono::Duration::minutes(5));
-        assert_ne!(pool.pick(&[], Some(9)).unwrap().account_id, 9);
+        assert_ne!(pool.pick(&[], Some(9), None).unwrap().account_id, 9);
     }
 
     #[test]
     fn a_fresh_row_keeps_the_live_counters_and_the_fresher_rate_limits() {
         let mut pool = pool();
         pool.put_row(&row(None));
-        let lease = pool.pick(&[], None).unwrap();
+        let lease = pool.pick(&[], None, None).unwrap();
         {
             let live = pool.accounts.get_mut(&7).unwrap();
             live.served = 5;

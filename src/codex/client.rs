@@ -75,6 +75,15 @@ pub enum RefreshError {
     Transient(String),
 }
 
+/// The headers that tie a request to its conversation upstream (CODEX.md §7).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConversationHeaders<'a> {
+    /// Sent as `session_id` and `session-id`.
+    pub session: Option<&'a str>,
+    /// `x-codex-turn-state`, the backend's sticky token for one turn.
+    pub turn_state: Option<&'a str>,
+}
+
 /// Codes with which the OAuth endpoint says a refresh token is dead for good.
 const PERMANENT_REFRESH_CODES: &[&str] = &[
     "refresh_token_reused",
@@ -125,15 +134,19 @@ impl CodexClient {
         access_token: &str,
         chatgpt_account_id: &str,
         proxy_url: Option<&str>,
-        session_id: Option<&str>,
+        conversation: ConversationHeaders<'_>,
         body: Bytes,
     ) -> Result<reqwest::Response, SendError> {
         // Checked before building: reqwest would only fail at `send`, indistinguishable from a
         // network error, and a client's bad value must never count against an account.
-        let session = session_id
-            .map(reqwest::header::HeaderValue::from_str)
-            .transpose()
-            .map_err(|_| SendError::InvalidHeader("session_id"))?;
+        let value = |value: Option<&str>, name: &'static str| {
+            value
+                .map(reqwest::header::HeaderValue::from_str)
+                .transpose()
+                .map_err(|_| SendError::InvalidHeader(name))
+        };
+        let session = value(conversation.session, "session_id")?;
+        let turn_state = value(conversation.turn_state, "x-codex-turn-state")?;
         let client = self.client_for(proxy_url)?;
         let url = format!("{}/responses", self.config.base_url.trim_end_matches('/'));
         let mut request = client
@@ -150,6 +163,9 @@ impl CodexClient {
             request = request
                 .header("session_id", session.clone())
                 .header("session-id", session);
+        }
+        if let Some(turn_state) = turn_state {
+            request = request.header("x-codex-turn-state", turn_state);
         }
         request.send().await.map_err(|e| {
             if e.is_builder() {
@@ -277,12 +293,31 @@ mod tests {
             ..CodexConfig::default()
         };
         let client = CodexClient::new(config).unwrap();
+        let bad = ConversationHeaders {
+            session: Some("a\u{1}b"),
+            turn_state: None,
+        };
         let sent = client
-            .responses("at", "acct", None, Some("a\u{1}b"), Bytes::new())
+            .responses("at", "acct", None, bad, Bytes::new())
             .await;
         assert!(matches!(sent, Err(SendError::InvalidHeader("session_id"))));
+        let bad = ConversationHeaders {
+            session: Some("fine"),
+            turn_state: Some("bad\nvalue"),
+        };
         let sent = client
-            .responses("at", "acct", None, Some("fine"), Bytes::new())
+            .responses("at", "acct", None, bad, Bytes::new())
+            .await;
+        assert!(matches!(
+            sent,
+            Err(SendError::InvalidHeader("x-codex-turn-state"))
+        ));
+        let fine = ConversationHeaders {
+            session: Some("fine"),
+            turn_state: None,
+        };
+        let sent = client
+            .responses("at", "acct", None, fine, Bytes::new())
             .await;
         assert!(matches!(sent, Err(SendError::Transport(_))));
     }

@@ -19,9 +19,11 @@ use chrono::{DateTime, Utc};
 
 use self::classify::{classify, classify_stream, resets_at, Verdict};
 use self::events::EventSource;
-use crate::actors::account_pool::{Lease, Outcome, PoolError};
-use crate::codex::client::SendError;
+use crate::actors::account_pool::{Checkout, Lease, Outcome, PoolError};
+use crate::affinity::Lookup;
+use crate::codex::client::{ConversationHeaders, SendError};
 use crate::codex::wire::{RateLimits, StreamError, UpstreamError};
+use crate::conversation::Conversation;
 use crate::error::{AppError, ErrorCode};
 use crate::request_log::RequestLog;
 use crate::state::AppState;
@@ -34,6 +36,8 @@ pub struct Dispatched {
     pub events: EventSource,
     /// The rate-limit headers of the answer.
     pub rate_limits: Option<RateLimits>,
+    /// The answer's `x-codex-turn-state`, for the client to echo within the turn.
+    pub turn_state: Option<String>,
 }
 
 /// [`dispatch`] that also ends the request's log row when no account could answer, and sets
@@ -60,9 +64,9 @@ pub async fn dispatch_logged(
 pub struct UpstreamRequest<'a> {
     /// The Codex request body.
     pub body: Bytes,
-    /// The conversation's session id, if any.
-    pub session_id: Option<&'a str>,
-    /// The account to use first when it can serve (it served the conversation before).
+    /// The conversation: its pin in the pool and its headers upstream.
+    pub conversation: Option<&'a Conversation>,
+    /// The account to use first when it can serve (it served the stored previous response).
     pub prefer: Option<i32>,
 }
 
@@ -79,9 +83,14 @@ pub async fn dispatch(
 ) -> Result<Dispatched, AppError> {
     let UpstreamRequest {
         body,
-        session_id,
+        conversation,
         mut prefer,
     } = request;
+    let pin = conversation.map(|c| c.pin);
+    let headers = ConversationHeaders {
+        session: conversation.map(|c| c.session.as_str()),
+        turn_state: conversation.and_then(|c| c.turn_state.as_deref()),
+    };
     let settings = state.settings.get();
     let max_retries = settings.max_retries as usize;
     let refresh_wait = std::time::Duration::from_secs(settings.refresh_wait_seconds);
@@ -90,11 +99,18 @@ pub async fn dispatch(
     let mut refused: Vec<(i32, Arc<str>)> = Vec::new();
     // Accounts refreshed for this request: a second 401 takes them out.
     let mut refreshed: Vec<i32> = Vec::new();
+    // The conversation's pin when the request came (counted when it is served).
+    let mut pinned_to: Option<Option<i32>> = None;
     let mut last_error: Option<AppError> = None;
     let mut attempts = 0;
     let mut overloads = 0;
     while attempts <= max_retries {
-        let lease = match state.pool.checkout(tried.clone(), prefer.take()).await {
+        let checkout = Checkout {
+            exclude: tried.clone(),
+            prefer: prefer.take(),
+            pin,
+        };
+        let lease = match state.pool.checkout(checkout).await {
             Ok(lease) => lease,
             Err(e) => {
                 // An account that another request found refused is as good as one this
@@ -125,10 +141,19 @@ pub async fn dispatch(
             }
         };
         log.record.account_id = Some(lease.account_id);
+        if lease.pinned_to.is_some() {
+            pinned_to = lease.pinned_to;
+        }
         tried.push(lease.account_id);
         let again = refreshed.contains(&lease.account_id);
-        match attempt(state, lease, body.clone(), session_id, again).await {
-            Ok(dispatched) => return Ok(dispatched),
+        match attempt(state, lease, body.clone(), headers, again).await {
+            Ok(dispatched) => {
+                if let Some(pinned) = pinned_to {
+                    let lookup = Lookup::of(pinned, dispatched.lease.account_id);
+                    state.metrics.affinity(lookup.label());
+                }
+                return Ok(dispatched);
+            }
             Err(Failure::Client(e)) => return Err(e),
             // Not counted against the retries: every account is refused at most once.
             Err(Failure::TokenRefused { account_id, token }) => {
@@ -221,7 +246,7 @@ async fn attempt(
     state: &AppState,
     lease: Lease,
     body: Bytes,
-    session_id: Option<&str>,
+    headers: ConversationHeaders<'_>,
     refreshed: bool,
 ) -> Result<Dispatched, Failure> {
     let sent = state
@@ -230,7 +255,7 @@ async fn attempt(
             &lease.access_token,
             &lease.chatgpt_account_id,
             lease.proxy_url.as_deref(),
-            session_id,
+            headers,
             body,
         )
         .await;
@@ -248,6 +273,11 @@ async fn attempt(
     };
     let status = response.status().as_u16();
     let rate_limits = RateLimits::from_headers(response.headers());
+    let turn_state = response
+        .headers()
+        .get(crate::conversation::TURN_STATE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if status == 200 {
         let mut events = EventSource::new(Box::pin(response.bytes_stream()));
         let outcome = events.peek_until_output().await;
@@ -262,6 +292,7 @@ async fn attempt(
                     lease,
                     events,
                     rate_limits,
+                    turn_state,
                 });
             }
             Some(Err(StreamError::Disconnected)) => Failed::Cut,

@@ -4,6 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::metrics::PoolGauges;
 use crate::state::AppState;
 
 /// Mounts `/healthz`, `/readyz` and `/metrics`.
@@ -19,15 +20,15 @@ async fn healthz() -> HttpResponse {
 
 /// Prometheus text format.
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let accounts = state.pool.snapshot().await.unwrap_or_default();
-    let available = accounts.iter().filter(|a| a.available).count() as i64;
-    let in_flight = accounts.iter().map(|a| a.in_flight as i64).sum();
-    let text = state.metrics.render(
+    let pool = state.pool.snapshot().await.unwrap_or_default();
+    let available = pool.accounts.iter().filter(|a| a.available).count() as i64;
+    let gauges = PoolGauges {
         available,
-        accounts.len() as i64 - available,
-        in_flight,
-        state.usage.counts(),
-    );
+        unavailable: pool.accounts.len() as i64 - available,
+        in_flight: pool.accounts.iter().map(|a| a.in_flight as i64).sum(),
+        pins: pool.pins as i64,
+    };
+    let text = state.metrics.render(gauges, state.usage.counts());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text)

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use gpt2api::actors::account_pool::AccountView;
 use mock_upstream::{Behaviour, MockUpstream};
 use serde_json::{json, Value};
 
@@ -41,11 +42,30 @@ fn responses_body(text: &str) -> Value {
     json!({"model": "gpt-5", "input": text, "instructions": "be brief"})
 }
 
+/// The pool's live view of an account once `done` holds for it; panics after five seconds.
+async fn wait_for_view(
+    app: &TestApp,
+    id: i32,
+    what: &str,
+    done: impl Fn(&AccountView) -> bool,
+) -> AccountView {
+    for _ in 0..250 {
+        let snapshot = app.state.pool.snapshot().await.unwrap();
+        if let Some(view) = snapshot.accounts.into_iter().find(|v| v.account_id == id) {
+            if done(&view) {
+                return view;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("account {id}: {what} never happened");
+}
+
 /// Asserts that no account was touched: all available, no failure counted or stored.
 async fn assert_untouched(app: &TestApp, ids: &[i32]) {
     let views = app.state.pool.snapshot().await.unwrap();
     for id in ids {
-        let view = views.iter().find(|v| v.account_id == *id).unwrap();
+        let view = views.accounts.iter().find(|v| v.account_id == *id).unwrap();
         assert!(view.available, "account {id} still available: {view:?}");
         assert_eq!(view.consecutive_failures, 0, "account {id}: {view:?}");
         let row = account_row(app, *id).await;
@@ -119,9 +139,10 @@ async fn a_malformed_hint_answers_400_and_never_touches_an_account() {
     }
     assert_eq!(mock.total_requests(), 0, "nothing reached the upstream");
     assert_untouched(&app, &ids).await;
-    // Every account still serves.
-    for _ in 0..3 {
-        assert_eq!(chat(&app, &key, &ask("hi", false)).await.status(), 200);
+    // Every account still serves (three new conversations, placed round robin).
+    for i in 0..3 {
+        let res = chat(&app, &key, &ask(&format!("hi {i}"), false)).await;
+        assert_eq!(res.status(), 200);
     }
     for name in ["acct-h1", "acct-h2", "acct-h3"] {
         assert_eq!(mock.request_count(name), 1, "{name}");
@@ -261,16 +282,315 @@ async fn a_refused_token_refreshes_in_the_background_while_another_account_serve
         .unwrap()
         .contains("acct-b2"));
     // Once refreshed, the first account serves again (fill_first prefers it).
-    let current = mock.account("acct-b1").unwrap();
-    wait_for_row(&app, first.id, "the refreshed token is stored", |r| {
-        r.refresh_token != current.refresh_token
+    wait_for_view(&app, first.id, "the refresh ends", |v| {
+        v.available && !v.refreshing
     })
     .await;
-    let res = chat(&app, &key, &ask("hi", false)).await;
+    let stored = account_row(&app, first.id).await;
+    assert_eq!(
+        Some(stored.refresh_token),
+        mock.current_refresh_token("acct-b1")
+    );
+    // (A new conversation: the first one is pinned to acct-b2 now.)
+    let res = chat(&app, &key, &ask("another", false)).await;
     let body: Value = res.json().await.unwrap();
     assert!(body["choices"][0]["message"]["content"]
         .as_str()
         .unwrap()
         .contains("acct-b1"));
     assert_eq!(mock.refresh_calls("acct-b1"), 1);
+}
+
+/// The account named in the mock's answer (`Hello from <account>! ...`).
+fn served_by(text: &str) -> String {
+    text.split("Hello from ")
+        .nth(1)
+        .and_then(|rest| rest.split('!').next())
+        .unwrap_or_else(|| panic!("no account in {text:?}"))
+        .to_owned()
+}
+
+/// How a test conversation names itself.
+#[derive(Clone, Debug)]
+enum Hint {
+    /// The body's `prompt_cache_key`.
+    PromptCacheKey(&'static str),
+    /// A session header.
+    Header(&'static str, &'static str),
+    /// Nothing: the client resends the history.
+    None,
+}
+
+/// A multi-turn conversation that resends its history, over either endpoint.
+struct Conversation {
+    responses: bool,
+    hint: Hint,
+    history: Vec<Value>,
+}
+
+impl Conversation {
+    fn new(responses: bool, hint: Hint, system: &str) -> Self {
+        let history = if responses {
+            vec![json!({"type": "message", "role": "developer",
+                "content": [{"type": "input_text", "text": system}]})]
+        } else {
+            vec![json!({"role": "system", "content": system})]
+        };
+        Self {
+            responses,
+            hint,
+            history,
+        }
+    }
+
+    /// Sends the next user message; answers the account that served it.
+    async fn turn(&mut self, app: &TestApp, key: &str, text: &str) -> String {
+        let user = if self.responses {
+            json!({"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": text}]})
+        } else {
+            json!({"role": "user", "content": text})
+        };
+        self.history.push(user);
+        let (path, mut body) = if self.responses {
+            (
+                "/v1/responses",
+                json!({"model": "gpt-5", "input": self.history, "store": false}),
+            )
+        } else {
+            (
+                "/v1/chat/completions",
+                json!({"model": "gpt-5", "messages": self.history}),
+            )
+        };
+        let mut headers: Vec<(&str, &[u8])> = Vec::new();
+        match &self.hint {
+            Hint::PromptCacheKey(pck) => body["prompt_cache_key"] = json!(pck),
+            Hint::Header(name, value) => headers.push((name, value.as_bytes())),
+            Hint::None => {}
+        }
+        let res = post_v1(app, path, key, &headers, &body).await;
+        assert_eq!(res.status(), 200, "{path} {:?}", self.hint);
+        let answer: Value = res.json().await.unwrap();
+        let content = if self.responses {
+            answer["output"][0]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        } else {
+            answer["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        self.history.push(if self.responses {
+            json!({"type": "message", "role": "assistant",
+                "content": [{"type": "output_text", "text": content}]})
+        } else {
+            json!({"role": "assistant", "content": content})
+        });
+        served_by(&content)
+    }
+}
+
+/// An app with `n` mock accounts (`<prefix>-1`...) and a key, round robin.
+async fn app_with_accounts(mock: &MockUpstream, prefix: &str, n: usize) -> (TestApp, String) {
+    let app = spawn_with_mock(mock, |c| {
+        c.pool.strategy = gpt2api::config::Strategy::RoundRobin;
+    })
+    .await;
+    for i in 1..=n {
+        add_account(&app, &mock.create_account(&format!("{prefix}-{i}"))).await;
+    }
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    (app, key)
+}
+
+#[actix_web::test]
+async fn a_conversation_stays_on_its_account_with_every_kind_of_hint_and_with_none() {
+    let mock = MockUpstream::start();
+    let (app, key) = app_with_accounts(&mock, "acct-st", 4).await;
+    let hints = [
+        Hint::PromptCacheKey("conv-pck"),
+        Hint::Header("session_id", "sess-underscore"),
+        Hint::Header("session-id", "sess-dash"),
+        Hint::Header("conversation_id", "conv-header"),
+        Hint::Header("thread-id", "thread-1"),
+        Hint::None,
+    ];
+    let mut noise = 0;
+    for responses in [false, true] {
+        for hint in &hints {
+            let system = format!("system of {hint:?} {responses}");
+            let mut conversation = Conversation::new(responses, hint.clone(), &system);
+            let mut accounts = Vec::new();
+            let mut keys = Vec::new();
+            for turn in 0..5 {
+                accounts.push(conversation.turn(&app, &key, &format!("turn {turn}")).await);
+                // What went upstream: a stable prompt_cache_key and session header.
+                let sent = mock.last_request().unwrap();
+                let pck = sent.body["prompt_cache_key"].as_str().unwrap().to_owned();
+                let session = sent.header("session_id").unwrap().to_owned();
+                assert_eq!(sent.header("session-id"), Some(session.as_str()));
+                match hint {
+                    Hint::PromptCacheKey(k) => assert_eq!(pck, *k),
+                    Hint::Header(_, v) => assert_eq!((pck.as_str(), session.as_str()), (*v, *v)),
+                    Hint::None => {
+                        assert!(pck.starts_with("gpt2api-"), "{pck}");
+                        assert_eq!(session, pck);
+                    }
+                }
+                keys.push((pck, session));
+                // Another, new conversation moves the round-robin cursor in between.
+                noise += 1;
+                let res = chat(&app, &key, &ask(&format!("noise {noise}"), false)).await;
+                assert_eq!(res.status(), 200);
+            }
+            assert!(
+                accounts.iter().all(|a| *a == accounts[0]),
+                "{hint:?} (responses: {responses}): {accounts:?}"
+            );
+            assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+        }
+    }
+    // The new conversations spread over every account.
+    for i in 1..=4 {
+        assert!(mock.request_count(&format!("acct-st-{i}")) >= 10);
+    }
+    // Counted in /metrics. A hint names the same conversation on both endpoints: the five
+    // hinted conversations of the Responses round went back to where their Chat twins were.
+    let text = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"gpt2api_affinity_lookups_total{result="hit"} 53"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"gpt2api_affinity_lookups_total{result="new"} 67"#),
+        "{text}"
+    );
+    assert!(text.contains("gpt2api_affinity_pins 67"), "{text}");
+}
+
+#[actix_web::test]
+async fn a_pinned_conversation_moves_when_its_account_cannot_serve_and_stays_moved() {
+    let mock = MockUpstream::start();
+    let (app, key) = app_with_accounts(&mock, "acct-mv", 2).await;
+    let mut conversation = Conversation::new(false, Hint::None, "moving");
+    let first = conversation.turn(&app, &key, "one").await;
+    assert_eq!(conversation.turn(&app, &key, "two").await, first);
+    mock.set_behaviour(
+        &first,
+        Behaviour::UsageLimit {
+            resets_in_seconds: 1,
+        },
+    );
+    let started = Instant::now();
+    let moved = conversation.turn(&app, &key, "three").await;
+    assert_ne!(moved, first, "re-pinned");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a pin never makes it wait"
+    );
+    mock.set_behaviour(&first, Behaviour::Ok);
+    // The first account is back after its reset, and the conversation stays where it moved.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for turn in 0..4 {
+        assert_eq!(
+            conversation
+                .turn(&app, &key, &format!("later {turn}"))
+                .await,
+            moved
+        );
+    }
+    let fresh = chat(&app, &key, &ask("a new one", false)).await;
+    let body: Value = fresh.json().await.unwrap();
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(served_by(content), first, "the first account serves again");
+    let text = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"gpt2api_affinity_lookups_total{result="moved"} 1"#),
+        "{text}"
+    );
+}
+
+#[actix_web::test]
+async fn new_conversations_spread_over_the_accounts() {
+    let mock = MockUpstream::start();
+    let (app, key) = app_with_accounts(&mock, "acct-sp", 4).await;
+    let mut conversations: Vec<Conversation> = (0..8)
+        .map(|i| Conversation::new(i % 2 == 0, Hint::None, &format!("spread {i}")))
+        .collect();
+    let mut placed = std::collections::HashMap::<String, usize>::new();
+    for turn in 0..3 {
+        for conversation in &mut conversations {
+            let account = conversation.turn(&app, &key, &format!("turn {turn}")).await;
+            if turn == 0 {
+                *placed.entry(account).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(placed.len(), 4, "{placed:?}");
+    assert!(placed.values().all(|n| *n == 2), "{placed:?}");
+}
+
+#[actix_web::test]
+async fn two_api_keys_with_the_same_conversation_never_share_a_pin() {
+    let mock = MockUpstream::start();
+    let (app, first_key) = app_with_accounts(&mock, "acct-tn", 2).await;
+    let (_, second_key) = create_key(&app, "other tenant", |_| {}).await;
+    for hint in [Hint::PromptCacheKey("same-conversation"), Hint::None] {
+        let mut mine = Conversation::new(false, hint.clone(), "identical");
+        let mut theirs = Conversation::new(false, hint.clone(), "identical");
+        // Round robin places the second tenant's first turn on the other account: had it
+        // followed the first tenant's pin, both would share one.
+        let a = mine.turn(&app, &first_key, "hello").await;
+        let b = theirs.turn(&app, &second_key, "hello").await;
+        assert_ne!(a, b, "{hint:?}");
+        for turn in 0..3 {
+            let text = format!("turn {turn}");
+            assert_eq!(mine.turn(&app, &first_key, &text).await, a, "{hint:?}");
+            assert_eq!(theirs.turn(&app, &second_key, &text).await, b, "{hint:?}");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn the_turn_state_passes_both_ways() {
+    let mock = MockUpstream::start();
+    let (app, key) = app_with_accounts(&mock, "acct-ts", 2).await;
+    for (path, body) in [
+        ("/v1/chat/completions", ask("turn", true)),
+        ("/v1/responses", responses_body("turn")),
+    ] {
+        let res = post_v1(&app, path, &key, &[], &body).await;
+        assert_eq!(res.status(), 200);
+        let state = res.headers()["x-codex-turn-state"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(state.starts_with("ts-"), "{state}");
+        let _ = res.bytes().await.unwrap();
+        let res = post_v1(
+            &app,
+            path,
+            &key,
+            &[("x-codex-turn-state", state.as_bytes())],
+            &body,
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["x-codex-turn-state"], state.as_str());
+        let sent = mock.last_request().unwrap();
+        assert_eq!(sent.header("x-codex-turn-state"), Some(state.as_str()));
+    }
 }

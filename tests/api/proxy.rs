@@ -460,7 +460,10 @@ async fn a_client_that_goes_away_cancels_the_upstream_and_is_still_logged() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].status_code, 499);
     let snapshot = app.state.pool.snapshot().await.unwrap();
-    assert_eq!(snapshot[0].in_flight, 0, "the account was released");
+    assert_eq!(
+        snapshot.accounts[0].in_flight, 0,
+        "the account was released"
+    );
 }
 
 #[actix_web::test]
@@ -640,8 +643,9 @@ async fn a_strategy_change_applies_without_restart() {
     add_account(&app, &a).await;
     add_account(&app, &b).await;
     let (_, key) = create_key(&app, "client", |_| {}).await;
-    for _ in 0..4 {
-        chat(&app, &key, &ask("hi", false)).await;
+    // Distinct conversations: the strategy places each new one.
+    for i in 0..4 {
+        chat(&app, &key, &ask(&format!("hi {i}"), false)).await;
     }
     assert_eq!(
         (mock.request_count("acct-s1"), mock.request_count("acct-s2")),
@@ -659,10 +663,10 @@ async fn a_strategy_change_applies_without_restart() {
     assert_eq!(res.status(), 200);
     // The change reaches the pool as a message; wait until it shows.
     let mut served = (0, 0);
-    for _ in 0..50 {
+    for round in 0..50 {
         mock.reset_records();
-        for _ in 0..4 {
-            chat(&app, &key, &ask("hi", false)).await;
+        for i in 0..4 {
+            chat(&app, &key, &ask(&format!("hi {round} {i}"), false)).await;
         }
         served = (mock.request_count("acct-s1"), mock.request_count("acct-s2"));
         if served == (4, 0) {

@@ -136,10 +136,15 @@ impl Endpoint for Responses {
                 )
             }
         };
+        let conversation =
+            client.conversation(prompt_cache_key.as_deref(), &request.model, |opening| {
+                opening.responses_body(&request.body);
+            })?;
+        request.body["prompt_cache_key"] = Value::from(conversation.prompt_cache_key.clone());
         let mut upstream = Upstream::new(
             request.model.clone(),
             request.stream,
-            prompt_cache_key,
+            conversation,
             &request.body,
         )?;
         upstream.prefer = previous.as_ref().and_then(|p| p.account_id);
