@@ -1,5 +1,6 @@
 //! Prometheus metrics: request counts and latencies per endpoint and status, upstream attempts
-//! by outcome, how conversations found their pinned accounts, and, computed when scraped, the
+//! by outcome, how conversations found their pinned accounts, probes of usage windows, and,
+//! computed when scraped, the
 //! pool's accounts by state, the conversations pinned, and the usage-log writer's rows written,
 //! dropped and failed.
 
@@ -19,6 +20,7 @@ pub struct Metrics {
     usage_rows: IntGaugeVec,
     affinity: IntCounterVec,
     pins: IntGauge,
+    probes: IntCounterVec,
 }
 
 /// The pool's state when scraped.
@@ -72,6 +74,14 @@ impl Metrics {
             &["result"],
         )?;
         let pins = IntGauge::new("affinity_pins", "Conversations pinned to an account")?;
+        let probes = IntCounterVec::new(
+            Opts::new(
+                "usage_probes_total",
+                "Probes of accounts' usage windows by result (ok, failed)",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(probes.clone()))?;
         registry.register(Box::new(affinity.clone()))?;
         registry.register(Box::new(pins.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -88,7 +98,13 @@ impl Metrics {
             usage_rows,
             affinity,
             pins,
+            probes,
         })
+    }
+
+    /// Counts a probe of an account's usage windows (`ok`, `failed`).
+    pub fn probe(&self, result: &str) {
+        self.probes.with_label_values(&[result]).inc();
     }
 
     /// Counts how a conversation's request found its pin (`hit`, `moved`, `new`).

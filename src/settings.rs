@@ -47,6 +47,11 @@ pub struct RuntimeSettings {
     pub breaker_open_seconds: u64,
     /// How long a conversation's pin to its account lasts unused.
     pub affinity_ttl_seconds: u64,
+    /// An account with either usage window at or above this percent is skipped until the
+    /// window resets.
+    pub quota_ceiling_percent: f64,
+    /// How often an idle account's usage windows are probed (0: never).
+    pub usage_probe_interval_seconds: u64,
 }
 
 impl RuntimeSettings {
@@ -64,6 +69,8 @@ impl RuntimeSettings {
             breaker_window_seconds: config.pool.breaker_window_seconds,
             breaker_open_seconds: config.pool.breaker_open_seconds,
             affinity_ttl_seconds: config.pool.affinity_ttl_seconds,
+            quota_ceiling_percent: config.pool.quota_ceiling_percent,
+            usage_probe_interval_seconds: config.pool.usage_probe_interval_seconds,
         }
     }
 
@@ -153,6 +160,24 @@ impl RuntimeSettings {
             return Err(invalid(
                 "breaker_open_seconds",
                 "must be between 1 and 86400",
+            ));
+        }
+        if !(1..=7 * 86_400).contains(&self.affinity_ttl_seconds) {
+            return Err(invalid(
+                "affinity_ttl_seconds",
+                "must be between 1 and 604800",
+            ));
+        }
+        if !(1.0..=100.0).contains(&self.quota_ceiling_percent) {
+            return Err(invalid(
+                "quota_ceiling_percent",
+                "must be between 1 and 100",
+            ));
+        }
+        if self.usage_probe_interval_seconds > 86_400 {
+            return Err(invalid(
+                "usage_probe_interval_seconds",
+                "must be between 0 (never) and 86400",
             ));
         }
         Ok(())

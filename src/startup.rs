@@ -18,6 +18,7 @@ use crate::actors::account_pool::{AccountPool, AccountPoolHandle};
 use crate::actors::key_cache::{KeyCache, KeyCacheHandle};
 use crate::actors::refresher::{Refresher, RefresherHandle};
 use crate::actors::usage_log::{UsageLogHandle, UsageLogWriter};
+use crate::actors::usage_probe::{UsageProber, UsageProberHandle};
 use crate::actors::ActorError;
 use crate::auth::{jwt, AuthService};
 use crate::codex::client::CodexClient;
@@ -114,7 +115,8 @@ impl Application {
             .await
             .map_err(StartupError::Settings)?;
 
-        let actors = start_actors(&config, &db, &settings).await?;
+        let metrics = crate::metrics::Metrics::new().map_err(StartupError::Metrics)?;
+        let actors = start_actors(&config, &db, &settings, &metrics).await?;
         let cipher = crate::crypto::Cipher::load_or_create(
             config.secrets.encryption_key.as_ref(),
             &config.server.data_dir,
@@ -140,12 +142,13 @@ impl Application {
             auth,
             settings,
             pool: actors.pool,
+            prober: actors.prober,
             refresher: actors.refresher,
             usage: actors.usage,
             keys: actors.keys,
             upstream: actors.upstream,
             responses,
-            metrics: crate::metrics::Metrics::new().map_err(StartupError::Metrics)?,
+            metrics,
             started_at: Instant::now(),
         };
         let server = build_server(listener, state.clone())?;
@@ -200,6 +203,7 @@ impl Application {
 
 struct Actors {
     pool: AccountPoolHandle,
+    prober: UsageProberHandle,
     refresher: RefresherHandle,
     usage: UsageLogHandle,
     keys: KeyCacheHandle,
@@ -211,6 +215,7 @@ async fn start_actors(
     config: &Config,
     db: &DatabaseConnection,
     settings: &SettingsStore,
+    metrics: &crate::metrics::Metrics,
 ) -> Result<Actors, StartupError> {
     let timeout = Duration::from_millis(config.pool.actor_timeout_ms.max(1));
     let upstream = CodexClient::new(config.codex.clone()).map_err(StartupError::Client)?;
@@ -236,6 +241,13 @@ async fn start_actors(
         )
         .start(),
     );
+    // Off the request path: probes idle accounts' usage windows.
+    let prober = UsageProberHandle::start(UsageProber::new(
+        upstream.clone(),
+        pool.clone(),
+        metrics.clone(),
+        Duration::from_secs(1),
+    ));
     let usage = UsageLogHandle::start(UsageLogWriter::new(
         db.clone(),
         config.log.batch_size,
@@ -255,6 +267,7 @@ async fn start_actors(
     });
     Ok(Actors {
         pool,
+        prober,
         refresher,
         usage,
         keys,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use crate::economy::{Economy, Ledger};
 use crate::{Behaviour, RefreshBehaviour};
 
 /// Records kept for assertions; a long-running standalone mock must not grow without bound.
@@ -49,6 +50,8 @@ pub(crate) struct Inner {
     /// The OAuth endpoint is down: every call answers 503, nothing is consumed.
     pub(crate) oauth_down: bool,
     pub(crate) oauth_outage_calls: usize,
+    /// Budgets and prompt caches, when on.
+    pub(crate) economy: Option<Economy>,
     pub(crate) supported_models: Option<Vec<String>>,
     pub(crate) requests: VecDeque<RecordedRequest>,
     pub(crate) unmatched: VecDeque<String>,
@@ -79,6 +82,10 @@ pub(crate) struct AccountState {
     pub(crate) refresh_successes: usize,
     pub(crate) reuse_errors: usize,
     pub(crate) dropped_streams: usize,
+    /// Its budgets and prompt cache (used when the economy is on).
+    pub(crate) ledger: Ledger,
+    pub(crate) usage_calls: usize,
+    pub(crate) usage_limit_refusals: usize,
 }
 
 impl MockState {
@@ -206,6 +213,8 @@ impl MockState {
             acc.refresh_successes = 0;
             acc.reuse_errors = 0;
             acc.dropped_streams = 0;
+            acc.usage_calls = 0;
+            acc.usage_limit_refusals = 0;
         }
     }
 
@@ -240,6 +249,8 @@ impl MockState {
                     "refresh_successes": a.refresh_successes,
                     "reuse_errors": a.reuse_errors,
                     "dropped_streams": a.dropped_streams,
+                    "usage_calls": a.usage_calls,
+                    "usage_limit_refusals": a.usage_limit_refusals,
                 });
                 (id.clone(), stats)
             })

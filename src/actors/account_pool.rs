@@ -36,7 +36,7 @@ use serde::Serialize;
 
 use super::ActorError;
 use crate::affinity::Pins;
-use crate::codex::wire::RateLimits;
+use crate::codex::wire::{RateLimits, UsageReport};
 use crate::db::account::{self, AccountStatus};
 use crate::settings::{RuntimeSettings, Strategy};
 
@@ -106,6 +106,8 @@ pub enum Outcome {
     /// A 401 for this token, whose refresh is under way: the account is skipped until the
     /// refresh ends (unless the pool already holds a newer token).
     TokenRefused(Arc<str>),
+    /// The usage windows a failed answer's headers reported; nothing else changes.
+    Observed(RateLimits),
 }
 
 impl Outcome {
@@ -118,6 +120,7 @@ impl Outcome {
             Outcome::Forbidden(_) => "forbidden",
             Outcome::Unauthorized(_) => "unauthorized",
             Outcome::TokenRefused(_) => "token_refused",
+            Outcome::Observed(_) => "observed",
         }
     }
 }
@@ -209,6 +212,31 @@ pub struct RefreshFailed {
     pub reason: String,
 }
 
+/// Hands out up to `max` accounts whose usage windows are due for a probe, and marks them as
+/// being probed (one probe per account at a time).
+#[derive(Message)]
+#[rtype(result = "Vec<ProbeTarget>")]
+pub struct DueForProbe {
+    pub max: usize,
+}
+
+/// An account to probe, with what the probe needs.
+#[derive(Debug, Clone)]
+pub struct ProbeTarget {
+    pub account_id: i32,
+    pub chatgpt_account_id: String,
+    pub access_token: Arc<str>,
+    pub proxy_url: Option<String>,
+}
+
+/// What a probe of an account's usage windows found (or why it found nothing).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UsageProbed {
+    pub account_id: i32,
+    pub report: Result<UsageReport, String>,
+}
+
 /// A permanent refresh failure: the account is out until it signs in again.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -251,6 +279,10 @@ pub struct AccountView {
     pub refreshing: bool,
     /// Conversations pinned to it.
     pub pinned_conversations: usize,
+    /// A usage window is at or above the ceiling: left alone until this reset.
+    pub over_ceiling_until: Option<DateTime<Utc>>,
+    /// When its usage windows were last seen (from traffic or a probe).
+    pub usage_checked_at: Option<DateTime<Utc>>,
     pub rate_limits: Option<RateLimits>,
 }
 
@@ -341,6 +373,8 @@ struct Account {
     refresh_failures: u32,
     /// When the refresh of a refused token started, while it runs.
     refreshing_since: Option<DateTime<Utc>>,
+    /// When a probe of its usage windows started, while it runs.
+    probing_since: Option<DateTime<Utc>>,
     breaker: Breaker,
     /// A half-open breaker's trial request is in flight.
     trial: Arc<AtomicBool>,
@@ -364,6 +398,7 @@ impl Account {
             consecutive_failures: 0,
             refresh_failures: 0,
             refreshing_since: None,
+            probing_since: None,
             breaker: Breaker::default(),
             trial: Arc::new(AtomicBool::new(false)),
             served: row.usage_count.max(0) as u64,
@@ -392,7 +427,13 @@ impl Account {
         if self.cooldown_until == old.cooldown_until {
             self.cooldown_reason = old.cooldown_reason;
         }
-        if self.rate_limits.is_none() {
+        self.probing_since = old.probing_since;
+        // The fresher snapshot wins: the row's is written in batches, behind the live one.
+        let row_is_fresher = match (&self.rate_limits, &old.rate_limits) {
+            (Some(row), Some(live)) => row.newer_than(live),
+            (row, _) => row.is_some(),
+        };
+        if !row_is_fresher {
             self.rate_limits = old.rate_limits;
         }
     }
@@ -409,10 +450,14 @@ impl Account {
             .is_some_and(|since| since + REFRESH_SKIP > now)
     }
 
-    /// Whether the account can take a request now, and if not, until when.
-    fn gate(&self, now: DateTime<Utc>) -> Gate {
+    /// Whether the account can take a request now, and if not, until when. `ceiling` is the
+    /// used percent of a window at which the account is left alone until the window resets.
+    fn gate(&self, now: DateTime<Utc>, ceiling: f64) -> Gate {
         if !self.usable(now) {
             return Gate::Out;
+        }
+        if let Some(until) = self.over_ceiling(now, ceiling) {
+            return Gate::Blocked { until, spent: true };
         }
         if let Some(until) = self.cooldown_until.filter(|until| *until > now) {
             return Gate::Blocked {
@@ -437,6 +482,23 @@ impl Account {
         }
     }
 
+    /// When the account's windows at or above `ceiling` percent reset, if any is: the last of
+    /// them (the account needs them all); a window whose reset time passed is fresh again.
+    fn over_ceiling(&self, now: DateTime<Utc>, ceiling: f64) -> Option<DateTime<Utc>> {
+        let limits = self.rate_limits.as_ref()?;
+        limits
+            .windows()
+            .filter(|w| w.used_percent >= ceiling)
+            .filter_map(|w| match w.resets_at {
+                Some(at) if at <= now => None,
+                Some(at) => Some(at),
+                // No reset time given: look again a little later.
+                None => Some(limits.checked_at.unwrap_or(now) + chrono::Duration::minutes(5)),
+            })
+            .filter(|at| *at > now)
+            .max()
+    }
+
     /// Cools the account down until `until` (or longer, if it already cools longer).
     fn cool(&mut self, until: DateTime<Utc>, reason: Cooldown) {
         if self.cooldown_until.is_none_or(|current| current <= until) {
@@ -445,11 +507,12 @@ impl Account {
         }
     }
 
-    fn view(&self, now: DateTime<Utc>) -> AccountView {
+    fn view(&self, now: DateTime<Utc>, ceiling: f64) -> AccountView {
         let cooldown_until = self.cooldown_until.filter(|u| *u > now);
         AccountView {
             account_id: self.id,
-            available: matches!(self.gate(now), Gate::Open | Gate::Trial),
+            available: matches!(self.gate(now, ceiling), Gate::Open | Gate::Trial),
+            over_ceiling_until: self.over_ceiling(now, ceiling),
             in_flight: self.in_flight.load(Ordering::Acquire),
             served: self.served,
             consecutive_failures: self.consecutive_failures,
@@ -458,9 +521,79 @@ impl Account {
             breaker: self.breaker.state(now),
             refreshing: self.refreshing(now),
             pinned_conversations: 0,
+            usage_checked_at: self.rate_limits.as_ref().and_then(|l| l.checked_at),
             rate_limits: self.rate_limits.clone(),
         }
     }
+}
+
+/// Accounts scoring at least this share of the best score are the best accounts, over which
+/// new conversations spread.
+const QUOTA_BAND: f64 = 0.8;
+/// The shortest share of a window's time taken into account: headroom that resets within 5%
+/// of the window counts as much as if it reset then.
+const MIN_TIME_SHARE: f64 = 0.05;
+
+/// What spending an account now is worth, by its usage windows: per window, the headroom left
+/// over the share of the window's time left until it resets. 1 is on pace; more is headroom
+/// that will go unused by the reset unless it is spent (it resets soon); less is an account
+/// ahead of its pace (little left for long). The account's worth is that of its tightest
+/// window; a window not seen, or reset since it was seen, is on pace.
+pub fn quota_score(limits: Option<&RateLimits>, now: DateTime<Utc>) -> f64 {
+    let Some(limits) = limits else {
+        return 1.0;
+    };
+    let score = limits
+        .windows()
+        .map(|w| {
+            let length = (w.minutes.unwrap_or(300).max(1) * 60) as f64;
+            let left = match w.resets_at {
+                Some(at) if at <= now => return 1.0,
+                Some(at) => ((at - now).num_seconds() as f64 / length).clamp(MIN_TIME_SHARE, 1.0),
+                None => 1.0,
+            };
+            ((100.0 - w.used_percent) / 100.0).clamp(0.0, 1.0) / left
+        })
+        .fold(f64::INFINITY, f64::min);
+    if score.is_finite() {
+        score
+    } else {
+        1.0
+    }
+}
+
+/// `quota_aware`: among the accounts worth at least [`QUOTA_BAND`] of the best (see
+/// [`quota_score`]), the one with the fewest requests in flight; ties go by rendezvous hashing
+/// of `seed` (the conversation), so that new conversations spread over the best accounts
+/// instead of herding onto one while the used percents lag.
+fn quota_aware<'a>(
+    candidates: &[&'a Account],
+    seed: u64,
+    now: DateTime<Utc>,
+) -> Option<&'a Account> {
+    let scored: Vec<(&Account, f64)> = candidates
+        .iter()
+        .map(|a| (*a, quota_score(a.rate_limits.as_ref(), now)))
+        .collect();
+    let best = scored.iter().map(|(_, s)| *s).fold(0.0, f64::max);
+    scored
+        .into_iter()
+        .filter(|(_, score)| *score >= best * QUOTA_BAND)
+        .min_by_key(|(a, _)| {
+            (
+                a.in_flight.load(Ordering::Acquire),
+                std::cmp::Reverse(rendezvous(seed, a.id)),
+            )
+        })
+        .map(|(a, _)| a)
+}
+
+/// A well-mixed hash of a seed and an account (splitmix64).
+fn rendezvous(seed: u64, account_id: i32) -> u64 {
+    let mut z = seed ^ (account_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// A cooldown that doubles with each failure in a row: `base` after the first, at most an hour.
@@ -478,6 +611,8 @@ pub struct AccountPool {
     /// The id handed out last by round-robin.
     cursor: Option<i32>,
     pins: Pins,
+    /// Spreads requests without a conversation over the best accounts.
+    spread: u64,
 }
 
 impl AccountPool {
@@ -496,6 +631,7 @@ impl AccountPool {
             settings,
             cursor: None,
             pins: Pins::new(max_pins),
+            spread: 0,
         }
     }
 
@@ -511,7 +647,7 @@ impl AccountPool {
             .values()
             .map(|a| AccountView {
                 pinned_conversations: self.pins.pinned_to(a.id),
-                ..a.view(now)
+                ..a.view(now, self.settings.quota_ceiling_percent)
             })
             .collect();
         PoolSnapshot {
@@ -552,8 +688,9 @@ impl AccountPool {
         let mut all_spent = true;
         let mut refreshing: Option<&Account> = None;
         let mut candidates: Vec<&Account> = Vec::new();
+        let ceiling = self.settings.quota_ceiling_percent;
         for account in self.accounts.values() {
-            match account.gate(now) {
+            match account.gate(now, ceiling) {
                 Gate::Out => {}
                 Gate::Refreshing => {
                     refreshing = refreshing
@@ -573,6 +710,10 @@ impl AccountPool {
         let preferred = find(prefer).or_else(|| find(pinned));
         let by_strategy = preferred.is_none();
         let chosen = preferred.or_else(|| match self.settings.strategy {
+            Strategy::QuotaAware => {
+                self.spread = self.spread.wrapping_add(1);
+                quota_aware(&candidates, pin.unwrap_or(self.spread), now)
+            }
             Strategy::FillFirst => candidates.first().copied(),
             Strategy::LeastUsed => candidates
                 .iter()
@@ -602,7 +743,7 @@ impl AccountPool {
                 None => PoolError::NoAccount,
             });
         };
-        let trial = (chosen.gate(now) == Gate::Trial).then(|| {
+        let trial = (chosen.gate(now, ceiling) == Gate::Trial).then(|| {
             chosen.trial.store(true, Ordering::Release);
             chosen.trial.clone()
         });
@@ -671,6 +812,10 @@ impl AccountPool {
                 }
                 return None;
             }
+            Outcome::Observed(limits) => {
+                account.rate_limits = Some(limits);
+                return None;
+            }
             Outcome::TokenRefused(token) => {
                 // A 401 for a token already replaced says nothing about the new one.
                 if token == account.access_token {
@@ -718,7 +863,122 @@ impl AccountPool {
     }
 }
 
+/// A probe that never reported back is given up after this long.
+const PROBE_TIMEOUT: chrono::Duration = chrono::Duration::seconds(60);
+
 impl AccountPool {
+    /// Up to `max` accounts due for a probe of their usage windows, the longest unseen first:
+    /// usable ones whose windows were not seen (by traffic or a probe) for
+    /// `usage_probe_interval_seconds`, not being probed or refreshed, and not cooling for a
+    /// reason a probe cannot end (402/403, a failed refresh). They are marked as probed.
+    fn due_for_probe(&mut self, now: DateTime<Utc>, max: usize) -> Vec<ProbeTarget> {
+        let interval = self.settings.usage_probe_interval_seconds as i64;
+        if interval == 0 || max == 0 {
+            return Vec::new();
+        }
+        let stale_before = now - chrono::Duration::seconds(interval);
+        let mut due: Vec<&mut Account> = self
+            .accounts
+            .values_mut()
+            .filter(|a| {
+                let checked = a.rate_limits.as_ref().and_then(|l| l.checked_at);
+                let hopeless = a.cooldown_until.is_some_and(|u| u > now)
+                    && matches!(
+                        a.cooldown_reason,
+                        Some(Cooldown::Forbidden | Cooldown::Refresh)
+                    );
+                a.usable(now)
+                    && !a.refreshing(now)
+                    && !hopeless
+                    && a.probing_since
+                        .is_none_or(|since| since + PROBE_TIMEOUT <= now)
+                    && checked.is_none_or(|at| at <= stale_before)
+            })
+            .collect();
+        due.sort_by_key(|a| a.rate_limits.as_ref().and_then(|l| l.checked_at));
+        due.into_iter()
+            .take(max)
+            .map(|a| {
+                a.probing_since = Some(now);
+                ProbeTarget {
+                    account_id: a.id,
+                    chatgpt_account_id: a.chatgpt_account_id.clone(),
+                    access_token: a.access_token.clone(),
+                    proxy_url: a.proxy_url.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Takes in a probe's report. A usage-limit cooldown ends at once when the windows say the
+    /// limit is no longer reached (a window reset early); a limit reached that the pool did not
+    /// know of starts one. Answers the windows to store and whether the health changed.
+    fn probed(&mut self, msg: UsageProbed, now: DateTime<Utc>) -> (Option<RateLimits>, bool) {
+        let ceiling = self.settings.quota_ceiling_percent;
+        let Some(account) = self.accounts.get_mut(&msg.account_id) else {
+            return (None, false);
+        };
+        account.probing_since = None;
+        let report = match msg.report {
+            Ok(report) => report,
+            Err(reason) => {
+                tracing::debug!(account_id = msg.account_id, %reason, "usage probe failed");
+                return (None, false);
+            }
+        };
+        if account
+            .rate_limits
+            .as_ref()
+            .is_some_and(|current| current.newer_than(&report.limits))
+        {
+            // Traffic brought fresher windows while the probe ran.
+            return (None, false);
+        }
+        account.rate_limits = Some(report.limits.clone());
+        let usage_cooling = account.cooldown_until.is_some_and(|u| u > now)
+            && account.cooldown_reason == Some(Cooldown::UsageLimit);
+        let mut changed = false;
+        if usage_cooling && !report.limit_reached && account.over_ceiling(now, ceiling).is_none() {
+            tracing::info!(
+                account_id = msg.account_id,
+                "usage window reset early; the account serves again"
+            );
+            account.cooldown_until = None;
+            account.cooldown_reason = None;
+            changed = true;
+        } else if report.limit_reached && !usage_cooling {
+            let until = report
+                .limits
+                .windows()
+                .filter_map(|w| w.resets_at)
+                .filter(|at| *at > now)
+                .max()
+                .unwrap_or(now + chrono::Duration::minutes(5));
+            account.cool(until, Cooldown::UsageLimit);
+            changed = true;
+        }
+        (Some(report.limits), changed)
+    }
+
+    /// Writes an account's usage windows to the database from a spawned future.
+    fn persist_limits(&self, ctx: &mut Context<Self>, id: i32, limits: &RateLimits) {
+        let Ok(text) = serde_json::to_string(limits) else {
+            return;
+        };
+        let db = self.db.clone();
+        let fut = async move {
+            let update = account::Entity::update_many()
+                .col_expr(account::Column::RateLimits, Expr::value(text))
+                .filter(account::Column::Id.eq(id))
+                .exec(&db)
+                .await;
+            if let Err(e) = update {
+                tracing::error!(account_id = id, error = %e, "cannot store usage windows");
+            }
+        };
+        ctx.spawn(fut.into_actor(self));
+    }
+
     /// New credentials: the account serves again. Answers whether a cooldown of a failed
     /// refresh ended (to be stored).
     fn refreshed(&mut self, msg: TokenRefreshed) -> bool {
@@ -870,6 +1130,29 @@ impl Handler<RefreshFailed> for AccountPool {
     }
 }
 
+impl Handler<DueForProbe> for AccountPool {
+    type Result = MessageResult<DueForProbe>;
+
+    fn handle(&mut self, msg: DueForProbe, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.due_for_probe(Utc::now(), msg.max))
+    }
+}
+
+impl Handler<UsageProbed> for AccountPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: UsageProbed, ctx: &mut Self::Context) {
+        let id = msg.account_id;
+        let (limits, changed) = self.probed(msg, Utc::now());
+        if let Some(limits) = limits {
+            self.persist_limits(ctx, id, &limits);
+        }
+        if changed {
+            self.persist_health(ctx, id, None);
+        }
+    }
+}
+
 impl Handler<MarkNeedsRelogin> for AccountPool {
     type Result = ();
 
@@ -940,6 +1223,31 @@ impl AccountPoolHandle {
                     "account pool mailbox full: success report dropped"
                 );
             }
+        }
+    }
+
+    /// Accounts due for a probe of their usage windows (see [`DueForProbe`]).
+    pub async fn due_for_probe(&self, max: usize) -> Result<Vec<ProbeTarget>, ActorError> {
+        super::ask(
+            &self.addr,
+            DueForProbe { max },
+            self.timeout,
+            "account pool",
+        )
+        .await
+    }
+
+    /// A probe's report, without waiting.
+    pub fn probed(&self, account_id: i32, report: Result<UsageReport, String>) {
+        if self
+            .addr
+            .try_send(UsageProbed { account_id, report })
+            .is_err()
+        {
+            tracing::debug!(
+                account_id,
+                "account pool mailbox full: probe report dropped"
+            );
         }
     }
 
@@ -1126,7 +1434,7 @@ pub(crate) mod tests {
         assert_eq!(pool.accounts[&1].breaker.state(now), BreakerState::Closed);
         age(&mut pool, 1, 2);
         pool.apply(1, transient(), now);
-        let view = pool.accounts[&1].view(now);
+        let view = pool.accounts[&1].view(now, 98.0);
         assert_eq!(view.breaker, BreakerState::Open);
         assert_eq!(view.cooldown_reason, Some(Cooldown::Breaker));
         assert!(!view.available);
@@ -1137,7 +1445,7 @@ pub(crate) mod tests {
         let trial = pool.pick(&[], Some(1), None).unwrap();
         assert_eq!(trial.account_id, 1);
         assert_eq!(
-            pool.accounts[&1].view(Utc::now()).breaker,
+            pool.accounts[&1].view(Utc::now(), 98.0).breaker,
             BreakerState::HalfOpen
         );
         for _ in 0..3 {
@@ -1193,7 +1501,7 @@ pub(crate) mod tests {
         let mut pool = pool_of(&[1, 2], |_| {});
         let now = Utc::now();
         pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
-        assert!(pool.accounts[&1].view(now).refreshing);
+        assert!(pool.accounts[&1].view(now, 98.0).refreshing);
         assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 2);
         // With nobody else, the pool says which refresh to wait for.
         match pool.pick(&[2], None, None) {
@@ -1215,7 +1523,7 @@ pub(crate) mod tests {
         );
         // A late 401 for the old token says nothing about the new one.
         pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
-        assert!(!pool.accounts[&1].view(now).refreshing);
+        assert!(!pool.accounts[&1].view(now, 98.0).refreshing);
     }
 
     #[test]
@@ -1227,14 +1535,14 @@ pub(crate) mod tests {
         };
         // Ahead of expiry, with a working token: nothing changes.
         assert!(!pool.refresh_failed(&failed, Utc::now()));
-        assert!(pool.accounts[&1].view(Utc::now()).available);
+        assert!(pool.accounts[&1].view(Utc::now(), 98.0).available);
 
         let mut cooldowns = Vec::new();
         for _ in 0..3 {
             let now = Utc::now();
             pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
             assert!(pool.refresh_failed(&failed, now));
-            let view = pool.accounts[&1].view(now);
+            let view = pool.accounts[&1].view(now, 98.0);
             assert_eq!(view.cooldown_reason, Some(Cooldown::Refresh));
             assert!(!view.refreshing && !view.available);
             cooldowns.push((view.cooldown_until.unwrap() - now).num_seconds());
@@ -1253,7 +1561,7 @@ pub(crate) mod tests {
             expires_at: None,
         };
         assert!(pool.refreshed(refreshed), "the cleared cooldown is stored");
-        assert!(pool.accounts[&1].view(now).available);
+        assert!(pool.accounts[&1].view(now, 98.0).available);
         assert_eq!(pool.accounts[&1].refresh_failures, 0);
     }
 
@@ -1333,6 +1641,209 @@ pub(crate) mod tests {
         assert_eq!(pool.pins.pinned_to(home), 0);
     }
 
+    /// Windows used so much, resetting in so many seconds (primary 5 h, secondary a week).
+    fn windows(primary: (f64, i64), secondary: (f64, i64)) -> RateLimits {
+        let now = Utc::now();
+        RateLimits {
+            primary_used_percent: Some(primary.0),
+            primary_window_minutes: Some(300),
+            primary_resets_at: Some(now + chrono::Duration::seconds(primary.1)),
+            secondary_used_percent: Some(secondary.0),
+            secondary_window_minutes: Some(10_080),
+            secondary_resets_at: Some(now + chrono::Duration::seconds(secondary.1)),
+            checked_at: Some(now),
+        }
+    }
+
+    fn set_limits(pool: &mut AccountPool, id: i32, limits: RateLimits) {
+        pool.accounts.get_mut(&id).unwrap().rate_limits = Some(limits);
+    }
+
+    #[test]
+    fn headroom_is_worth_more_the_sooner_it_resets() {
+        let now = Utc::now();
+        let week = 7 * 86_400;
+        assert!(
+            (quota_score(None, now) - 1.0).abs() < 1e-9,
+            "unknown: on pace"
+        );
+        // A fresh account, both windows just started: on pace.
+        let fresh = quota_score(Some(&windows((0.0, 18_000), (0.0, week))), now);
+        assert!((fresh - 1.0).abs() < 0.01, "{fresh}");
+        // 40% of the 5-hour window left, resetting in 20 minutes: spend it now.
+        let soon = quota_score(Some(&windows((60.0, 1200), (20.0, 3 * 86_400))), now);
+        // 10% of the week left for six days: spare it.
+        let tight = quota_score(Some(&windows((5.0, 17_000), (90.0, 6 * 86_400))), now);
+        assert!(soon > fresh && fresh > tight, "{soon} {fresh} {tight}");
+        // A window whose reset passed is fresh again.
+        let passed = quota_score(Some(&windows((99.0, -10), (10.0, week))), now);
+        assert!(passed > 0.8, "{passed}");
+    }
+
+    #[test]
+    fn quota_aware_spends_the_headroom_that_resets_first() {
+        let mut pool = pool_of(&[1, 2, 3], |s| s.strategy = Strategy::QuotaAware);
+        let week = 7 * 86_400;
+        set_limits(&mut pool, 1, windows((10.0, 17_000), (85.0, 6 * 86_400)));
+        set_limits(&mut pool, 2, windows((50.0, 900), (30.0, 2 * 86_400)));
+        set_limits(&mut pool, 3, windows((5.0, 18_000), (5.0, week)));
+        for conversation in 0..20 {
+            assert_eq!(
+                pool.pick(&[], None, Some(conversation)).unwrap().account_id,
+                2
+            );
+        }
+    }
+
+    #[test]
+    fn quota_aware_spreads_new_conversations_over_equal_accounts() {
+        let mut pool = pool_of(&[1, 2, 3, 4], |s| s.strategy = Strategy::QuotaAware);
+        for id in 1..=4 {
+            set_limits(&mut pool, id, windows((30.0, 9000), (30.0, 300_000)));
+        }
+        let mut placed = std::collections::HashMap::<i32, usize>::new();
+        for conversation in 0..400 {
+            let lease = pool.pick(&[], None, Some(conversation)).unwrap();
+            *placed.entry(lease.account_id).or_default() += 1;
+        }
+        assert_eq!(placed.len(), 4);
+        assert!(
+            placed.values().all(|n| (60..=140).contains(n)),
+            "{placed:?}"
+        );
+        // Requests in flight count first: a busy account is passed over.
+        let busy: Vec<Lease> = (0..3)
+            .map(|c| pool.pick(&[], None, Some(1000 + c)).unwrap())
+            .collect();
+        let idle = pool.pick(&[], None, Some(2000)).unwrap();
+        assert!(busy.iter().all(|l| l.account_id != idle.account_id));
+    }
+
+    #[test]
+    fn an_account_at_the_ceiling_is_left_alone_until_its_window_resets() {
+        let mut pool = pool_of(&[1, 2], |s| {
+            s.strategy = Strategy::FillFirst;
+            s.quota_ceiling_percent = 98.0;
+        });
+        let home = pool.pick(&[], None, Some(5)).unwrap().account_id;
+        assert_eq!(home, 1);
+        set_limits(&mut pool, 1, windows((97.0, 600), (50.0, 86_400)));
+        assert_eq!(
+            pool.pick(&[], None, Some(5)).unwrap().account_id,
+            1,
+            "headroom left"
+        );
+        set_limits(&mut pool, 1, windows((98.0, 600), (50.0, 86_400)));
+        let view = pool.snapshot().accounts[0].clone();
+        assert!(!view.available && view.over_ceiling_until.is_some());
+        assert_eq!(
+            pool.pick(&[], None, Some(5)).unwrap().account_id,
+            2,
+            "the pin moves"
+        );
+        assert_eq!(
+            pool.pick(&[], None, None).unwrap().account_id,
+            2,
+            "and new ones go elsewhere"
+        );
+        // The weekly window counts too, and the account needs both windows back.
+        set_limits(&mut pool, 1, windows((99.0, 600), (99.0, 86_400)));
+        pool.accounts.get_mut(&2).unwrap().cooldown_until =
+            Some(Utc::now() + chrono::Duration::hours(2));
+        pool.accounts.get_mut(&2).unwrap().cooldown_reason = Some(Cooldown::UsageLimit);
+        match pool.pick(&[], None, None) {
+            Err(PoolError::Exhausted { resets_at }) => {
+                let in_seconds = (resets_at - Utc::now()).num_seconds();
+                assert!(
+                    (7100..=7200).contains(&in_seconds),
+                    "the nearest: account 2 in {in_seconds}"
+                );
+            }
+            other => panic!("exhausted expected, got {other:?}"),
+        }
+        // Once its window's reset time passes, it serves at once.
+        set_limits(&mut pool, 1, windows((99.0, -1), (50.0, 86_400)));
+        assert_eq!(pool.pick(&[], None, None).unwrap().account_id, 1);
+    }
+
+    #[test]
+    fn idle_accounts_are_probed_one_at_a_time_and_an_early_reset_ends_the_cooldown() {
+        let mut pool = pool_of(&[1, 2, 3], |s| s.usage_probe_interval_seconds = 60);
+        let now = Utc::now();
+        set_limits(&mut pool, 3, windows((10.0, 600), (10.0, 86_400)));
+        // Accounts never seen are due (the longest unseen first); a recently seen one is not.
+        let due: Vec<i32> = pool
+            .due_for_probe(now, 10)
+            .iter()
+            .map(|t| t.account_id)
+            .collect();
+        assert_eq!(due, [1, 2]);
+        assert!(
+            pool.due_for_probe(now, 10).is_empty(),
+            "one probe per account at a time"
+        );
+        // Probes that never answer are given up.
+        let later = now + PROBE_TIMEOUT + chrono::Duration::seconds(1);
+        assert_eq!(
+            pool.due_for_probe(later, 1).len(),
+            1,
+            "at most as many as asked"
+        );
+
+        // Account 1 hit its usage limit; its probe says the window reset early.
+        let message = "usage limit reached".to_owned();
+        let until = now + chrono::Duration::hours(4);
+        pool.apply(1, Outcome::UsageLimit { until, message }, now);
+        assert!(!pool.accounts[&1].view(now, 98.0).available);
+        let report = UsageReport {
+            limits: windows((3.0, 18_000), (20.0, 86_400)),
+            limit_reached: false,
+        };
+        let msg = UsageProbed {
+            account_id: 1,
+            report: Ok(report),
+        };
+        let (stored, changed) = pool.probed(msg, Utc::now());
+        assert!(stored.is_some() && changed);
+        let view = pool.accounts[&1].view(Utc::now(), 98.0);
+        assert!(
+            view.available && view.usage_checked_at.is_some(),
+            "{view:?}"
+        );
+
+        // A limit the pool did not know of starts a cooldown until the reset.
+        let report = UsageReport {
+            limits: windows((100.0, 1200), (20.0, 86_400)),
+            limit_reached: true,
+        };
+        let (_, changed) = pool.probed(
+            UsageProbed {
+                account_id: 2,
+                report: Ok(report),
+            },
+            Utc::now(),
+        );
+        assert!(changed);
+        let view = pool.accounts[&2].view(Utc::now(), 98.0);
+        assert_eq!(view.cooldown_reason, Some(Cooldown::UsageLimit));
+        // A failed probe changes nothing but lets the next one go.
+        pool.accounts.get_mut(&3).unwrap().probing_since = Some(now);
+        let (stored, changed) = pool.probed(
+            UsageProbed {
+                account_id: 3,
+                report: Err("503".into()),
+            },
+            now,
+        );
+        assert!(stored.is_none() && !changed);
+        assert!(pool.accounts[&3].probing_since.is_none());
+        // Off: nobody is due.
+        pool.settings.usage_probe_interval_seconds = 0;
+        assert!(pool
+            .due_for_probe(later + chrono::Duration::hours(1), 10)
+            .is_empty());
+    }
+
     #[test]
     fn a_preferred_account_is_taken_when_it_can_serve() {
         let mut pool = pool();
@@ -1355,14 +1866,19 @@ pub(crate) mod tests {
 
     #[test]
     fn a_fresh_row_keeps_the_live_counters_and_the_fresher_rate_limits() {
+        let seen = |percent: f64, seconds_ago: i64| RateLimits {
+            checked_at: Some(Utc::now() - chrono::Duration::seconds(seconds_ago)),
+            ..limits(percent)
+        };
         let mut pool = pool();
         pool.put_row(&row(None));
         let lease = pool.pick(&[], None, None).unwrap();
+        let live_limits = seen(40.0, 10);
         {
             let live = pool.accounts.get_mut(&7).unwrap();
             live.served = 5;
             live.consecutive_failures = 2;
-            live.rate_limits = Some(limits(40.0));
+            live.rate_limits = Some(live_limits.clone());
         }
 
         pool.put_row(&row(None));
@@ -1371,14 +1887,21 @@ pub(crate) mod tests {
         assert_eq!((merged.served, merged.consecutive_failures), (5, 2));
         assert_eq!(
             merged.rate_limits,
-            Some(limits(40.0)),
+            Some(live_limits.clone()),
             "live ones without fresh"
         );
 
-        pool.put_row(&row(Some(limits(75.0))));
+        pool.put_row(&row(Some(seen(30.0, 60))));
         assert_eq!(
             pool.accounts[&7].rate_limits,
-            Some(limits(75.0)),
+            Some(live_limits),
+            "the row's are older (written in batches)"
+        );
+        let newer = seen(75.0, 1);
+        pool.put_row(&row(Some(newer.clone())));
+        assert_eq!(
+            pool.accounts[&7].rate_limits,
+            Some(newer),
             "the row's are fresher"
         );
 

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::codex::wire::UpstreamError;
+use crate::codex::wire::{RateLimits, UpstreamError, UsageReport};
 use crate::config::CodexConfig;
 
 /// Sends requests upstream; cheap to clone.
@@ -176,6 +176,41 @@ impl CodexClient {
         })
     }
 
+    /// `GET` the usage endpoint (CODEX.md §9: the base URL's origin, `/backend-api/wham/usage`)
+    /// with the account's credentials: its usage windows, without spending any. The error is a
+    /// sentence safe to log (no URL, no token).
+    pub async fn usage(
+        &self,
+        access_token: &str,
+        chatgpt_account_id: &str,
+        proxy_url: Option<&str>,
+    ) -> Result<UsageReport, String> {
+        let client = self.client_for(proxy_url).map_err(|e| e.0)?;
+        let url = usage_url(&self.config.base_url)
+            .ok_or_else(|| "the upstream base URL has no origin".to_owned())?;
+        let response = client
+            .get(url)
+            .bearer_auth(access_token)
+            .header("chatgpt-account-id", chatgpt_account_id)
+            .header("accept", "application/json")
+            .header("originator", &self.config.originator)
+            .header("user-agent", &self.config.user_agent)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .map_err(|e| describe_transport(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("the usage endpoint answered {status}"));
+        }
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|_| "the usage endpoint answered an unreadable body".to_owned())?;
+        RateLimits::from_usage(&body, chrono::Utc::now())
+            .ok_or_else(|| "the usage endpoint answered without rate limits".to_owned())
+    }
+
     /// Exchanges a refresh token for new tokens at the OAuth endpoint.
     pub async fn refresh(
         &self,
@@ -251,6 +286,15 @@ impl CodexClient {
     }
 }
 
+/// The usage endpoint of a base URL: its origin and `/backend-api/wham/usage`.
+fn usage_url(base_url: &str) -> Option<String> {
+    let parsed = url::Url::parse(base_url).ok()?;
+    let origin = parsed.origin();
+    origin
+        .is_tuple()
+        .then(|| format!("{}/backend-api/wham/usage", origin.ascii_serialization()))
+}
+
 fn build_client(
     config: &CodexConfig,
     proxy: Option<&str>,
@@ -284,6 +328,19 @@ fn describe_transport(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_usage_endpoint_is_at_the_base_urls_origin() {
+        assert_eq!(
+            usage_url("https://chatgpt.com/backend-api/codex").as_deref(),
+            Some("https://chatgpt.com/backend-api/wham/usage")
+        );
+        assert_eq!(
+            usage_url("http://127.0.0.1:8081/backend-api/codex/").as_deref(),
+            Some("http://127.0.0.1:8081/backend-api/wham/usage")
+        );
+        assert_eq!(usage_url("not a url"), None);
+    }
 
     #[actix_web::test]
     async fn a_value_that_cannot_be_a_header_is_the_requests_fault() {

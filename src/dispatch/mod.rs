@@ -300,6 +300,12 @@ async fn attempt(
         };
         return Err(settle(state, &lease, failed));
     }
+    if let Some(limits) = rate_limits {
+        // A refusal's headers say where the account's windows stand (a usage limit: spent).
+        state
+            .pool
+            .report(lease.account_id, Outcome::Observed(limits));
+    }
     let bytes = response.bytes().await.unwrap_or_default();
     let error = UpstreamError::from_body(&bytes).unwrap_or_else(|| {
         UpstreamError::message_only(&format!("upstream answered HTTP {status}"))

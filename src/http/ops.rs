@@ -37,6 +37,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// Ready when the database answers and the actors run.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let actors = state.pool.connected()
+        && state.prober.connected()
         && state.refresher.connected()
         && state.usage.connected()
         && state.keys.connected();

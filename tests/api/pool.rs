@@ -82,7 +82,10 @@ async fn assert_untouched(app: &TestApp, ids: &[i32]) {
 #[actix_web::test]
 async fn a_malformed_hint_answers_400_and_never_touches_an_account() {
     let mock = MockUpstream::start();
-    let app = spawn_with_mock(&mock, |_| {}).await;
+    let app = spawn_with_mock(&mock, |c| {
+        c.pool.strategy = gpt2api::config::Strategy::RoundRobin;
+    })
+    .await;
     let mut ids = Vec::new();
     for name in ["acct-h1", "acct-h2", "acct-h3"] {
         ids.push(add_account(&app, &mock.create_account(name)).await.id);
@@ -592,5 +595,172 @@ async fn the_turn_state_passes_both_ways() {
         assert_eq!(res.headers()["x-codex-turn-state"], state.as_str());
         let sent = mock.last_request().unwrap();
         assert_eq!(sent.header("x-codex-turn-state"), Some(state.as_str()));
+    }
+}
+
+/// The mock's economy with a small 5-hour budget: a turn spends about half a percent of it.
+fn small_budget() -> mock_upstream::Economy {
+    mock_upstream::Economy {
+        primary_budget: 10_000.0,
+        ..mock_upstream::Economy::default()
+    }
+}
+
+#[actix_web::test]
+async fn the_ceiling_is_respected_and_no_usage_limit_reaches_the_upstream() {
+    let mock = MockUpstream::start();
+    mock.set_economy(Some(small_budget()));
+    let app = spawn_with_mock(&mock, |c| {
+        c.pool.strategy = gpt2api::config::Strategy::FillFirst;
+        c.pool.usage_probe_interval_seconds = 0;
+    })
+    .await;
+    let first = add_account(&app, &mock.create_account("acct-c1")).await;
+    add_account(&app, &mock.create_account("acct-c2")).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+
+    let mut conversation = Conversation::new(false, Hint::None, "near the ceiling");
+    assert_eq!(conversation.turn(&app, &key, "start").await, "acct-c1");
+    mock.set_usage("acct-c1", 96.0, 10.0);
+    let mut served = Vec::new();
+    for turn in 0..12 {
+        served.push(conversation.turn(&app, &key, &format!("turn {turn}")).await);
+    }
+    // It stayed while there was headroom, then moved for good once the headers said 98%.
+    let moved_at = served.iter().position(|a| a == "acct-c2").expect("moved");
+    assert!(moved_at >= 1, "{served:?}");
+    assert!(served[moved_at..].iter().all(|a| a == "acct-c2"), "{served:?}");
+    assert_eq!(mock.usage_limit_refusals(), 0, "no usage limit reached the upstream");
+    let view = app
+        .state
+        .pool
+        .snapshot()
+        .await
+        .unwrap()
+        .accounts
+        .into_iter()
+        .find(|v| v.account_id == first.id)
+        .unwrap();
+    let used = view.rate_limits.unwrap().primary_used_percent.unwrap();
+    assert!((98.0..100.0).contains(&used), "{used}");
+    assert!(!view.available && view.over_ceiling_until.is_some());
+    // New conversations skip it too, though fill_first would take it first.
+    let res = chat(&app, &key, &ask("a new one", false)).await;
+    let body: Value = res.json().await.unwrap();
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(served_by(content), "acct-c2");
+}
+
+#[actix_web::test]
+async fn the_probe_shows_a_new_accounts_limits_and_sees_an_early_reset() {
+    let mock = MockUpstream::start();
+    mock.set_economy(Some(small_budget()));
+    let app = spawn_with_mock(&mock, |c| {
+        c.pool.strategy = gpt2api::config::Strategy::FillFirst;
+        c.pool.usage_probe_interval_seconds = 1;
+    })
+    .await;
+    mock.create_account("acct-p1");
+    mock.create_account("acct-p2");
+    mock.set_usage("acct-p1", 42.0, 7.0);
+    let first = add_account(&app, &mock.account("acct-p1").unwrap()).await;
+    add_account(&app, &mock.account("acct-p2").unwrap()).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+
+    // Before any request, the probe brings the windows in.
+    let view = wait_for_view(&app, first.id, "the first probe", |v| {
+        v.usage_checked_at.is_some()
+    })
+    .await;
+    let limits = view.rate_limits.unwrap();
+    assert_eq!(limits.primary_used_percent, Some(42.0));
+    assert_eq!(limits.secondary_used_percent, Some(7.0));
+    assert_eq!(limits.primary_window_minutes, Some(300));
+    assert_eq!(mock.request_count("acct-p1"), 0, "nothing was spent to learn it");
+    assert!(mock.usage_calls("acct-p1") >= 1);
+
+    // Its limit is reached: the request moves on, the account cools until the reset (hours).
+    mock.set_usage("acct-p1", 100.0, 7.0);
+    let res = chat(&app, &key, &ask("spent", false)).await;
+    let body: Value = res.json().await.unwrap();
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(served_by(content), "acct-p2");
+    let cooling = wait_for_view(&app, first.id, "the usage-limit cooldown", |v| {
+        !v.available
+    })
+    .await;
+    assert!(cooling.cooldown_until.unwrap() > chrono::Utc::now() + chrono::Duration::hours(1));
+
+    // The window resets early: the probe puts the account back at once.
+    mock.reset_usage("acct-p1");
+    wait_for_view(&app, first.id, "the early reset", |v| v.available).await;
+    let res = chat(&app, &key, &ask("back again", false)).await;
+    let body: Value = res.json().await.unwrap();
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(served_by(content), "acct-p1");
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"gpt2api_usage_probes_total{result="ok"}"#),
+        "{metrics}"
+    );
+}
+
+#[actix_web::test]
+async fn quota_aware_places_new_conversations_where_the_headroom_is() {
+    let mock = MockUpstream::start();
+    mock.set_economy(Some(small_budget()));
+    let app = spawn_with_mock(&mock, |c| c.pool.usage_probe_interval_seconds = 1).await;
+    assert_eq!(
+        app.state.settings.get().strategy,
+        gpt2api::settings::Strategy::QuotaAware,
+        "the default"
+    );
+    let mut ids = Vec::new();
+    for (name, used) in [("acct-q1", 70.0), ("acct-q2", 5.0), ("acct-q3", 60.0)] {
+        mock.create_account(name);
+        mock.set_usage(name, used, 10.0);
+        ids.push(add_account(&app, &mock.account(name).unwrap()).await.id);
+    }
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    for id in &ids {
+        wait_for_view(&app, *id, "the first probe", |v| v.usage_checked_at.is_some()).await;
+    }
+    for i in 0..10 {
+        let res = chat(&app, &key, &ask(&format!("conversation {i}"), false)).await;
+        let body: Value = res.json().await.unwrap();
+        let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+        assert_eq!(served_by(content), "acct-q2", "conversation {i}");
+    }
+    // With equal headroom, new conversations spread over all of them.
+    for name in ["acct-q1", "acct-q2", "acct-q3"] {
+        mock.set_usage(name, 20.0, 10.0);
+    }
+    mock.reset_records();
+    let started = Instant::now();
+    loop {
+        let views = app.state.pool.snapshot().await.unwrap().accounts;
+        let all_low = views.iter().all(|v| {
+            v.rate_limits
+                .as_ref()
+                .and_then(|l| l.primary_used_percent)
+                .is_some_and(|p| p < 30.0)
+        });
+        if all_low {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "probes see 20%");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in 0..30 {
+        chat(&app, &key, &ask(&format!("spread {i}"), false)).await;
+    }
+    for name in ["acct-q1", "acct-q2", "acct-q3"] {
+        let n = mock.request_count(name);
+        assert!((3..=20).contains(&n), "{name}: {n}");
     }
 }

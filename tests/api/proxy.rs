@@ -471,7 +471,11 @@ async fn a_burst_leaves_exactly_that_many_rows_and_counters() {
     let mock = MockUpstream::start();
     let a = mock.create_account("acct-b1");
     let b = mock.create_account("acct-b2");
-    let app = spawn_with_mock(&mock, |c| c.log.batch_size = 7).await;
+    let app = spawn_with_mock(&mock, |c| {
+        c.log.batch_size = 7;
+        c.pool.strategy = gpt2api::config::Strategy::RoundRobin;
+    })
+    .await;
     let ra = add_account(&app, &a).await;
     let rb = add_account(&app, &b).await;
     let (key_id, key) = create_key(&app, "client", |_| {}).await;
@@ -639,7 +643,10 @@ async fn a_strategy_change_applies_without_restart() {
     let mock = MockUpstream::start();
     let a = mock.create_account("acct-s1");
     let b = mock.create_account("acct-s2");
-    let app = spawn_with_mock(&mock, |_| {}).await;
+    let app = spawn_with_mock(&mock, |c| {
+        c.pool.strategy = gpt2api::config::Strategy::RoundRobin;
+    })
+    .await;
     add_account(&app, &a).await;
     add_account(&app, &b).await;
     let (_, key) = create_key(&app, "client", |_| {}).await;
