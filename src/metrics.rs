@@ -21,6 +21,7 @@ pub struct Metrics {
     affinity: IntCounterVec,
     pins: IntGauge,
     probes: IntCounterVec,
+    input_tokens: IntCounterVec,
 }
 
 /// The pool's state when scraped.
@@ -81,7 +82,15 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let input_tokens = IntCounterVec::new(
+            Opts::new(
+                "input_tokens_total",
+                "Input tokens of served requests, by whether the upstream's prompt cache held them (cached) or not (uncached)",
+            ),
+            &["cache"],
+        )?;
         registry.register(Box::new(probes.clone()))?;
+        registry.register(Box::new(input_tokens.clone()))?;
         registry.register(Box::new(affinity.clone()))?;
         registry.register(Box::new(pins.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -99,7 +108,25 @@ impl Metrics {
             affinity,
             pins,
             probes,
+            input_tokens,
         })
+    }
+
+    /// Counts a request's input tokens, `cached` of them held by the prompt cache.
+    pub fn input_tokens(&self, input: u64, cached: u64) {
+        let cached = cached.min(input);
+        self.input_tokens
+            .with_label_values(&["cached"])
+            .inc_by(cached);
+        self.input_tokens
+            .with_label_values(&["uncached"])
+            .inc_by(input - cached);
+    }
+
+    /// How served requests of conversations found their pins since start: hits, moved, new.
+    pub fn affinity_counts(&self) -> (u64, u64, u64) {
+        let count = |result: &str| self.affinity.with_label_values(&[result]).get();
+        (count("hit"), count("moved"), count("new"))
     }
 
     /// Counts a probe of an account's usage windows (`ok`, `failed`).

@@ -92,6 +92,8 @@ impl RequestLog {
             let tokens = self.record.input_tokens + self.record.output_tokens;
             self.keys.settle(key_id, tokens as i64);
         }
+        self.metrics
+            .input_tokens(self.record.input_tokens, self.record.cached_tokens);
         self.metrics.request(
             self.record.endpoint,
             self.record.status_code,

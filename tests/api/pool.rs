@@ -629,8 +629,15 @@ async fn the_ceiling_is_respected_and_no_usage_limit_reaches_the_upstream() {
     // It stayed while there was headroom, then moved for good once the headers said 98%.
     let moved_at = served.iter().position(|a| a == "acct-c2").expect("moved");
     assert!(moved_at >= 1, "{served:?}");
-    assert!(served[moved_at..].iter().all(|a| a == "acct-c2"), "{served:?}");
-    assert_eq!(mock.usage_limit_refusals(), 0, "no usage limit reached the upstream");
+    assert!(
+        served[moved_at..].iter().all(|a| a == "acct-c2"),
+        "{served:?}"
+    );
+    assert_eq!(
+        mock.usage_limit_refusals(),
+        0,
+        "no usage limit reached the upstream"
+    );
     let view = app
         .state
         .pool
@@ -676,7 +683,11 @@ async fn the_probe_shows_a_new_accounts_limits_and_sees_an_early_reset() {
     assert_eq!(limits.primary_used_percent, Some(42.0));
     assert_eq!(limits.secondary_used_percent, Some(7.0));
     assert_eq!(limits.primary_window_minutes, Some(300));
-    assert_eq!(mock.request_count("acct-p1"), 0, "nothing was spent to learn it");
+    assert_eq!(
+        mock.request_count("acct-p1"),
+        0,
+        "nothing was spent to learn it"
+    );
     assert!(mock.usage_calls("acct-p1") >= 1);
 
     // Its limit is reached: the request moves on, the account cools until the reset (hours).
@@ -685,10 +696,7 @@ async fn the_probe_shows_a_new_accounts_limits_and_sees_an_early_reset() {
     let body: Value = res.json().await.unwrap();
     let content = body["choices"][0]["message"]["content"].as_str().unwrap();
     assert_eq!(served_by(content), "acct-p2");
-    let cooling = wait_for_view(&app, first.id, "the usage-limit cooldown", |v| {
-        !v.available
-    })
-    .await;
+    let cooling = wait_for_view(&app, first.id, "the usage-limit cooldown", |v| !v.available).await;
     assert!(cooling.cooldown_until.unwrap() > chrono::Utc::now() + chrono::Duration::hours(1));
 
     // The window resets early: the probe puts the account back at once.
@@ -728,7 +736,10 @@ async fn quota_aware_places_new_conversations_where_the_headroom_is() {
     }
     let (_, key) = create_key(&app, "client", |_| {}).await;
     for id in &ids {
-        wait_for_view(&app, *id, "the first probe", |v| v.usage_checked_at.is_some()).await;
+        wait_for_view(&app, *id, "the first probe", |v| {
+            v.usage_checked_at.is_some()
+        })
+        .await;
     }
     for i in 0..10 {
         let res = chat(&app, &key, &ask(&format!("conversation {i}"), false)).await;
@@ -763,4 +774,101 @@ async fn quota_aware_places_new_conversations_where_the_headroom_is() {
         let n = mock.request_count(name);
         assert!((3..=20).contains(&n), "{name}: {n}");
     }
+}
+
+#[actix_web::test]
+async fn the_operator_sees_pins_breakers_windows_cached_share_and_affinity() {
+    let mock = MockUpstream::start();
+    mock.set_economy(Some(small_budget()));
+    let app = spawn_with_mock(&mock, |c| {
+        c.pool.strategy = gpt2api::config::Strategy::FillFirst;
+        c.pool.usage_probe_interval_seconds = 0;
+        c.pool.breaker_failures = 1;
+    })
+    .await;
+    let home = add_account(&app, &mock.create_account("acct-v1")).await;
+    let broken = add_account(&app, &mock.create_account("acct-v2")).await;
+    let (_, key) = create_key(&app, "client", |_| {}).await;
+    let admin = app.admin_token().await;
+
+    let mut conversation = Conversation::new(true, Hint::None, "watched");
+    for turn in 0..4 {
+        assert_eq!(
+            conversation.turn(&app, &key, &format!("turn {turn}")).await,
+            "acct-v1"
+        );
+    }
+    // The second account fails once: with a threshold of one, its breaker opens.
+    mock.queue_behaviour("acct-v1", Behaviour::ServerError(500), 1);
+    mock.set_behaviour("acct-v2", Behaviour::ServerError(500));
+    let res = chat(&app, &key, &ask("fails twice", false)).await;
+    assert_eq!(res.status(), 502);
+
+    let tokens: Value = app.get("/admin/tokens", &admin).await.json().await.unwrap();
+    let by_id = |id: i32| {
+        tokens["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let first = by_id(home.id);
+    assert_eq!(first["pinned_conversations"], 1, "{first}");
+    assert_eq!(first["breaker"], "open", "one failure opens it: {first}");
+    assert!(first["usage_checked_at"].is_string(), "{first}");
+    assert!(
+        first["rate_limits"]["primary_used_percent"].is_number(),
+        "{first}"
+    );
+    let second = by_id(broken.id);
+    assert_eq!(second["breaker"], "open", "{second}");
+    assert_eq!(second["cooldown_reason"], "breaker", "{second}");
+    assert_eq!(
+        second["pinned_conversations"], 1,
+        "the failed request's conversation"
+    );
+
+    crate::helpers::pool::log_rows(&app).await;
+    let usage: Value = app
+        .get("/admin/stats/usage?range=24h", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let share = usage["cached_share"].as_f64().unwrap();
+    assert!(share > 0.3 && share < 1.0, "{usage}");
+    let hour = usage["series"].as_array().unwrap().last().unwrap().clone();
+    assert!(hour["cached_tokens"].as_i64().unwrap() > 0, "{hour}");
+    assert!(hour["cached_share"].as_f64().unwrap() > 0.3, "{hour}");
+    let per_account = usage["by_token"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["token_id"] == home.id)
+        .unwrap()
+        .clone();
+    assert!(
+        per_account["cached_share"].as_f64().unwrap() > 0.3,
+        "{per_account}"
+    );
+    assert_eq!(usage["affinity"]["hits"], 3, "{usage}");
+    assert_eq!(usage["affinity"]["moved"], 0, "{usage}");
+    assert_eq!(usage["affinity"]["hit_rate"], 1.0, "{usage}");
+
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"gpt2api_input_tokens_total{cache="cached"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"gpt2api_input_tokens_total{cache="uncached"}"#),
+        "{metrics}"
+    );
 }
