@@ -236,10 +236,14 @@ impl Default for CodexConfig {
     }
 }
 
-/// How the account pool picks an account for a request.
+/// How the account pool places a new conversation (a pinned one goes back to its account).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
+    /// The accounts with the most headroom, weighed by how soon each window resets (headroom
+    /// that resets within the hour is spent before headroom that lasts a week); spread over
+    /// the best of them.
+    QuotaAware,
     /// Each request goes to the next available account in turn.
     RoundRobin,
     /// The available account with the fewest requests in flight, then the fewest served.
@@ -260,12 +264,20 @@ pub struct PoolConfig {
     pub forbidden_cooldown_seconds: u64,
     pub actor_timeout_ms: u64,
     pub reload_interval_seconds: u64,
+    pub refresh_wait_seconds: u64,
+    pub breaker_failures: u32,
+    pub breaker_window_seconds: u64,
+    pub breaker_open_seconds: u64,
+    pub affinity_ttl_seconds: u64,
+    pub affinity_max_pins: usize,
+    pub quota_ceiling_percent: f64,
+    pub usage_probe_interval_seconds: u64,
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
-            strategy: Strategy::RoundRobin,
+            strategy: Strategy::QuotaAware,
             max_retries: 3,
             refresh_lead_seconds: 5 * 24 * 3600,
             refresh_check_interval_seconds: 60,
@@ -273,6 +285,14 @@ impl Default for PoolConfig {
             forbidden_cooldown_seconds: 1800,
             actor_timeout_ms: 2000,
             reload_interval_seconds: 30,
+            refresh_wait_seconds: 10,
+            breaker_failures: 3,
+            breaker_window_seconds: 300,
+            breaker_open_seconds: 300,
+            affinity_ttl_seconds: 3600,
+            affinity_max_pins: 65_536,
+            quota_ceiling_percent: 98.0,
+            usage_probe_interval_seconds: 300,
         }
     }
 }

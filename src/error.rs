@@ -204,6 +204,9 @@ pub struct AppError {
     message: String,
     param: Option<String>,
     retry_after: Option<u64>,
+    /// When a usage limit resets (unix seconds): rendered as `resets_at` and
+    /// `resets_in_seconds`, the upstream's own usage-limit fields.
+    resets_at: Option<i64>,
 }
 
 /// The result type of handlers and services.
@@ -218,6 +221,7 @@ impl AppError {
             message: message.into(),
             param: None,
             retry_after: None,
+            resets_at: None,
         }
     }
 
@@ -260,6 +264,15 @@ impl AppError {
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds.max(1));
         self
+    }
+
+    /// Says when a usage limit resets: `resets_at` and `resets_in_seconds` in the body (as the
+    /// upstream's usage-limit error has them) and `Retry-After`.
+    #[must_use]
+    pub fn with_reset(mut self, resets_at: chrono::DateTime<chrono::Utc>) -> Self {
+        let seconds = (resets_at - chrono::Utc::now()).num_seconds().max(1) as u64;
+        self.resets_at = Some(resets_at.timestamp());
+        self.with_retry_after(seconds)
     }
 
     /// Names the request parameter at fault (OpenAI's `param`).
@@ -353,12 +366,18 @@ impl ResponseError for OpenAiError {
 
     fn error_response(&self) -> HttpResponse {
         let e = &self.0;
-        e.base_response().json(json!({"error": {
+        let mut error = json!({
             "message": e.message,
             "type": e.code.openai_type(),
             "param": e.param,
             "code": e.code.name(),
-        }}))
+        });
+        if let (Some(at), Some(fields)) = (e.resets_at, error.as_object_mut()) {
+            let left = (at - chrono::Utc::now().timestamp()).max(1);
+            fields.insert("resets_at".into(), at.into());
+            fields.insert("resets_in_seconds".into(), left.into());
+        }
+        e.base_response().json(json!({ "error": error }))
     }
 }
 
@@ -447,11 +466,24 @@ impl From<ActorError> for AppError {
 impl From<PoolError> for AppError {
     fn from(e: PoolError) -> Self {
         match e {
+            PoolError::Exhausted { resets_at } => AppError::new(
+                ErrorCode::UsageLimitReached,
+                format!(
+                    "The usage limit has been reached on every account; the nearest resets at {}",
+                    resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            )
+            .with_reset(resets_at),
             PoolError::AllCooling { retry_after } => AppError::new(
                 ErrorCode::AllAccountsCooling,
                 format!("every account is cooling down; retry in {retry_after} seconds"),
             )
             .with_retry_after(retry_after),
+            PoolError::Refreshing { .. } => AppError::new(
+                ErrorCode::NoAvailableAccount,
+                "no upstream account is available: a refused token is being refreshed",
+            )
+            .with_retry_after(5),
             PoolError::NoAccount => AppError::new(
                 ErrorCode::NoAvailableAccount,
                 "no upstream account is available",
@@ -549,6 +581,38 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c == '_'));
         }
+    }
+
+    #[test]
+    fn a_usage_limit_takes_the_upstreams_shape() {
+        let at = chrono::Utc::now() + chrono::Duration::seconds(600);
+        let e = OpenAiError(AppError::from(PoolError::Exhausted { resets_at: at }));
+        let response = e.error_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((595..=600).contains(&retry), "{retry}");
+        let body = actix_web::body::to_bytes(response.into_body());
+        let body: serde_json::Value = serde_json::from_slice(
+            &futures_util::FutureExt::now_or_never(body)
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        let error = &body["error"];
+        assert_eq!(error["type"], "usage_limit_reached");
+        assert_eq!(error["code"], "usage_limit_reached");
+        assert_eq!(error["resets_at"], at.timestamp());
+        assert!(error["resets_in_seconds"]
+            .as_i64()
+            .is_some_and(|s| (595..=600).contains(&s)));
+        assert!(error["param"].is_null() && error["message"].is_string());
     }
 
     #[test]

@@ -12,10 +12,12 @@
 //! the OpenAI API, and the HTTP client; [`error`] is the one error type with its codes.
 
 pub mod actors;
+pub mod affinity;
 pub mod auth;
 pub mod changes;
 pub mod codex;
 pub mod config;
+pub mod conversation;
 pub mod crypto;
 pub mod db;
 pub mod dispatch;

@@ -1,9 +1,12 @@
 //! Prometheus metrics: request counts and latencies per endpoint and status, upstream attempts
-//! by outcome, and, computed when scraped, the pool's accounts by state and the usage-log
-//! writer's rows written, dropped and failed.
+//! by outcome, how conversations found their pinned accounts, probes of usage windows, and,
+//! computed when scraped, the
+//! pool's accounts by state, the conversations pinned, and the usage-log writer's rows written,
+//! dropped and failed.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
     TextEncoder,
 };
 
@@ -19,6 +22,23 @@ pub struct Metrics {
     notifications: IntGaugeVec,
     key_lookups: IntGaugeVec,
     oldest_key: Gauge,
+    affinity: IntCounterVec,
+    pins: IntGauge,
+    probes: IntCounterVec,
+    input_tokens: IntCounterVec,
+}
+
+/// The pool's state when scraped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolGauges {
+    /// Accounts that can serve now.
+    pub available: i64,
+    /// Accounts that cannot (cooling, refreshing, breaker open, out).
+    pub unavailable: i64,
+    /// Requests in flight on all accounts.
+    pub in_flight: i64,
+    /// Conversations pinned to an account.
+    pub pins: i64,
 }
 
 impl Metrics {
@@ -72,6 +92,32 @@ impl Metrics {
             "Age of the oldest API key held by the key cache",
         )?;
         registry.register(Box::new(oldest_key.clone()))?;
+        let affinity = IntCounterVec::new(
+            Opts::new(
+                "affinity_lookups_total",
+                "Requests of conversations by how they found their pinned account: hit (went back to it), moved (it could not serve), new (no pin)",
+            ),
+            &["result"],
+        )?;
+        let pins = IntGauge::new("affinity_pins", "Conversations pinned to an account")?;
+        let probes = IntCounterVec::new(
+            Opts::new(
+                "usage_probes_total",
+                "Probes of accounts' usage windows by result (ok, failed)",
+            ),
+            &["result"],
+        )?;
+        let input_tokens = IntCounterVec::new(
+            Opts::new(
+                "input_tokens_total",
+                "Input tokens of served requests, by whether the upstream's prompt cache held them (cached) or not (uncached)",
+            ),
+            &["cache"],
+        )?;
+        registry.register(Box::new(probes.clone()))?;
+        registry.register(Box::new(input_tokens.clone()))?;
+        registry.register(Box::new(affinity.clone()))?;
+        registry.register(Box::new(pins.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream.clone()))?;
@@ -87,7 +133,38 @@ impl Metrics {
             notifications,
             key_lookups,
             oldest_key,
+            affinity,
+            pins,
+            probes,
+            input_tokens,
         })
+    }
+
+    /// Counts a request's input tokens, `cached` of them held by the prompt cache.
+    pub fn input_tokens(&self, input: u64, cached: u64) {
+        let cached = cached.min(input);
+        self.input_tokens
+            .with_label_values(&["cached"])
+            .inc_by(cached);
+        self.input_tokens
+            .with_label_values(&["uncached"])
+            .inc_by(input - cached);
+    }
+
+    /// How served requests of conversations found their pins since start: hits, moved, new.
+    pub fn affinity_counts(&self) -> (u64, u64, u64) {
+        let count = |result: &str| self.affinity.with_label_values(&[result]).get();
+        (count("hit"), count("moved"), count("new"))
+    }
+
+    /// Counts a probe of an account's usage windows (`ok`, `failed`).
+    pub fn probe(&self, result: &str) {
+        self.probes.with_label_values(&[result]).inc();
+    }
+
+    /// Counts how a conversation's request found its pin (`hit`, `moved`, `new`).
+    pub fn affinity(&self, result: &str) {
+        self.affinity.with_label_values(&[result]).inc();
     }
 
     /// Counts a finished proxied request.
@@ -131,22 +208,17 @@ impl Metrics {
     }
 
     /// Renders the text format, after setting the gauges computed at scrape time.
-    pub fn render(
-        &self,
-        available: i64,
-        unavailable: i64,
-        in_flight: i64,
-        rows: (u64, u64, u64),
-    ) -> String {
+    pub fn render(&self, pool: PoolGauges, rows: (u64, u64, u64)) -> String {
         self.accounts
             .with_label_values(&["available"])
-            .set(available);
+            .set(pool.available);
         self.accounts
             .with_label_values(&["unavailable"])
-            .set(unavailable);
+            .set(pool.unavailable);
         self.accounts
             .with_label_values(&["in_flight_requests"])
-            .set(in_flight);
+            .set(pool.in_flight);
+        self.pins.set(pool.pins);
         self.usage_rows
             .with_label_values(&["written"])
             .set(rows.0 as i64);

@@ -119,6 +119,8 @@ impl RequestLog {
                 None => self.keys.settle(key_id, tokens),
             }
         }
+        self.metrics
+            .input_tokens(self.record.input_tokens, self.record.cached_tokens);
         self.metrics.request(
             self.record.endpoint,
             self.record.status_code,

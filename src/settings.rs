@@ -35,6 +35,23 @@ pub struct RuntimeSettings {
     pub log_retention_days: u32,
     pub transient_cooldown_seconds: u64,
     pub forbidden_cooldown_seconds: u64,
+    /// How long a request whose account's token was refused waits for the refresh, when no
+    /// other account can serve it (0: never waits).
+    pub refresh_wait_seconds: u64,
+    /// Transient failures of one account within `breaker_window_seconds` that open its
+    /// circuit breaker.
+    pub breaker_failures: u32,
+    /// The window over which the breaker counts failures.
+    pub breaker_window_seconds: u64,
+    /// How long an open breaker keeps its account out before one trial request.
+    pub breaker_open_seconds: u64,
+    /// How long a conversation's pin to its account lasts unused.
+    pub affinity_ttl_seconds: u64,
+    /// An account with either usage window at or above this percent is skipped until the
+    /// window resets.
+    pub quota_ceiling_percent: f64,
+    /// How often an idle account's usage windows are probed (0: never).
+    pub usage_probe_interval_seconds: u64,
 }
 
 impl RuntimeSettings {
@@ -47,6 +64,13 @@ impl RuntimeSettings {
             log_retention_days: config.retention.log_retention_days,
             transient_cooldown_seconds: config.pool.transient_cooldown_seconds,
             forbidden_cooldown_seconds: config.pool.forbidden_cooldown_seconds,
+            refresh_wait_seconds: config.pool.refresh_wait_seconds,
+            breaker_failures: config.pool.breaker_failures,
+            breaker_window_seconds: config.pool.breaker_window_seconds,
+            breaker_open_seconds: config.pool.breaker_open_seconds,
+            affinity_ttl_seconds: config.pool.affinity_ttl_seconds,
+            quota_ceiling_percent: config.pool.quota_ceiling_percent,
+            usage_probe_interval_seconds: config.pool.usage_probe_interval_seconds,
         }
     }
 
@@ -118,6 +142,42 @@ impl RuntimeSettings {
             return Err(invalid(
                 "forbidden_cooldown_seconds",
                 "must be between 1 and 604800",
+            ));
+        }
+        if self.refresh_wait_seconds > 120 {
+            return Err(invalid("refresh_wait_seconds", "must be between 0 and 120"));
+        }
+        if !(1..=1000).contains(&self.breaker_failures) {
+            return Err(invalid("breaker_failures", "must be between 1 and 1000"));
+        }
+        if !(1..=86_400).contains(&self.breaker_window_seconds) {
+            return Err(invalid(
+                "breaker_window_seconds",
+                "must be between 1 and 86400",
+            ));
+        }
+        if !(1..=86_400).contains(&self.breaker_open_seconds) {
+            return Err(invalid(
+                "breaker_open_seconds",
+                "must be between 1 and 86400",
+            ));
+        }
+        if !(1..=7 * 86_400).contains(&self.affinity_ttl_seconds) {
+            return Err(invalid(
+                "affinity_ttl_seconds",
+                "must be between 1 and 604800",
+            ));
+        }
+        if !(1.0..=100.0).contains(&self.quota_ceiling_percent) {
+            return Err(invalid(
+                "quota_ceiling_percent",
+                "must be between 1 and 100",
+            ));
+        }
+        if self.usage_probe_interval_seconds > 86_400 {
+            return Err(invalid(
+                "usage_probe_interval_seconds",
+                "must be between 0 (never) and 86400",
             ));
         }
         Ok(())

@@ -18,6 +18,7 @@ use crate::actors::account_pool::{AccountPool, AccountPoolHandle};
 use crate::actors::key_cache::{KeyCache, KeyCacheHandle};
 use crate::actors::refresher::{Refresher, RefresherHandle};
 use crate::actors::usage_log::{UsageLogHandle, UsageLogWriter};
+use crate::actors::usage_probe::{UsageProber, UsageProberHandle};
 use crate::actors::ActorError;
 use crate::auth::{jwt, AuthService};
 use crate::codex::client::CodexClient;
@@ -141,7 +142,8 @@ impl Application {
                 "encrypted the tokens stored in clear"
             );
         }
-        let actors = start_actors(&config, &db, &settings, &cipher).await?;
+        let metrics = crate::metrics::Metrics::new().map_err(StartupError::Metrics)?;
+        let actors = start_actors(&config, &db, &settings, &cipher, &metrics).await?;
         let changes = crate::changes::Changes::new(db.clone());
         crate::changes::start_listener(
             changes.clone(),
@@ -175,6 +177,7 @@ impl Application {
             auth,
             settings,
             pool: actors.pool,
+            prober: actors.prober,
             refresher: actors.refresher,
             usage: actors.usage,
             keys: actors.keys,
@@ -183,7 +186,7 @@ impl Application {
             responses,
             sign_in_flows: crate::sign_in_flows::SignInFlows::new(),
             cipher,
-            metrics: crate::metrics::Metrics::new().map_err(StartupError::Metrics)?,
+            metrics,
             started_at: Instant::now(),
         };
         let server = build_server(listener, state.clone())?;
@@ -238,6 +241,7 @@ impl Application {
 
 struct Actors {
     pool: AccountPoolHandle,
+    prober: UsageProberHandle,
     refresher: RefresherHandle,
     usage: UsageLogHandle,
     keys: KeyCacheHandle,
@@ -250,6 +254,7 @@ async fn start_actors(
     db: &DatabaseConnection,
     settings: &SettingsStore,
     cipher: &Arc<crate::crypto::Cipher>,
+    metrics: &crate::metrics::Metrics,
 ) -> Result<Actors, StartupError> {
     let timeout = Duration::from_millis(config.pool.actor_timeout_ms.max(1));
     let upstream = CodexClient::new(config.codex.clone()).map_err(StartupError::Client)?;
@@ -258,6 +263,7 @@ async fn start_actors(
             db.clone(),
             settings.get(),
             Duration::from_secs(config.pool.reload_interval_seconds.max(1)),
+            config.pool.affinity_max_pins,
         )
         .with_cipher(cipher.clone())
         .start(),
@@ -276,6 +282,13 @@ async fn start_actors(
         .with_cipher(cipher.clone())
         .start(),
     );
+    // Off the request path: probes idle accounts' usage windows.
+    let prober = UsageProberHandle::start(UsageProber::new(
+        upstream.clone(),
+        pool.clone(),
+        metrics.clone(),
+        Duration::from_secs(1),
+    ));
     let usage = UsageLogHandle::start(UsageLogWriter::new(
         db.clone(),
         config.log.batch_size,
@@ -312,6 +325,7 @@ async fn start_actors(
     });
     Ok(Actors {
         pool,
+        prober,
         refresher,
         usage,
         keys,

@@ -22,6 +22,8 @@ pub struct AppState {
     pub auth: AuthService,
     pub settings: SettingsStore,
     pub pool: AccountPoolHandle,
+    /// Probes idle accounts' usage windows.
+    pub prober: crate::actors::usage_probe::UsageProberHandle,
     pub refresher: RefresherHandle,
     pub usage: UsageLogHandle,
     pub keys: KeyCacheHandle,

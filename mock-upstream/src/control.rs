@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use crate::{Behaviour, MockAccount, MockState, RefreshBehaviour};
+use crate::{Behaviour, Economy, MockAccount, MockState, RefreshBehaviour};
 
 /// The control routes, below the server root.
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
@@ -55,7 +55,11 @@ async fn add_accounts(body: web::Json<Value>, state: web::Data<MockState>) -> Ht
 }
 
 /// `{"account_id", "behaviour", "times", "refresh", "refresh_times", "refresh_delay_ms",
-/// "supported_models", "fast"}`, each optional but `account_id` when a behaviour is given.
+/// "supported_models", "fast", "oauth_down", "economy", "usage", "reset_usage"}`, each optional
+/// but `account_id` when a behaviour, a usage or a reset is given. `economy` is `null` (off) or
+/// `{"primary_budget", "primary_window_seconds", "secondary_budget",
+/// "secondary_window_seconds", "cached_cost"}` (each optional); `usage` is
+/// `{"primary": percent, "secondary": percent}`.
 async fn set_behaviours(body: web::Json<Value>, state: web::Data<MockState>) -> HttpResponse {
     match apply_control(&state, &body) {
         Ok(()) => HttpResponse::Ok().json(json!({"ok": true})),
@@ -98,7 +102,47 @@ fn apply_control(state: &MockState, body: &Value) -> Result<(), String> {
     if let Some(fast) = body.get("fast").and_then(Value::as_bool) {
         state.set_fast(fast);
     }
+    if let Some(down) = body.get("oauth_down").and_then(Value::as_bool) {
+        state.set_oauth_down(down);
+    }
+    if let Some(economy) = body.get("economy") {
+        state.set_economy(economy_from_json(economy)?);
+    }
+    if let Some(usage) = body.get("usage") {
+        let id = account.ok_or("account_id is required with usage")?;
+        let percent = |key: &str| usage.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+        state.set_usage(id, percent("primary"), percent("secondary"));
+    }
+    if body.get("reset_usage").and_then(Value::as_bool) == Some(true) {
+        state.reset_usage(account.ok_or("account_id is required with reset_usage")?);
+    }
     Ok(())
+}
+
+/// The economy's rules from JSON: `null` turns it off; missing fields keep their defaults.
+fn economy_from_json(value: &Value) -> Result<Option<Economy>, String> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    if !value.is_object() {
+        return Err("economy must be null or an object".into());
+    }
+    let d = Economy::default();
+    let number =
+        |key: &str, default: f64| value.get(key).and_then(Value::as_f64).unwrap_or(default);
+    let seconds = |key: &str, default: Duration| {
+        value
+            .get(key)
+            .and_then(Value::as_u64)
+            .map_or(default, Duration::from_secs)
+    };
+    Ok(Some(Economy {
+        primary_budget: number("primary_budget", d.primary_budget),
+        primary_window: seconds("primary_window_seconds", d.primary_window),
+        secondary_budget: number("secondary_budget", d.secondary_budget),
+        secondary_window: seconds("secondary_window_seconds", d.secondary_window),
+        cached_cost: number("cached_cost", d.cached_cost),
+    }))
 }
 
 impl Behaviour {

@@ -29,7 +29,13 @@
 //! and the device-code endpoints answer "pending" N times before the approval (`signin.rs`).
 //!
 //! Each account can also be told to fail (`Behaviour`: usage limit, 401 until refreshed, 5xx, ...)
-//! lastingly or for its next N requests, and its refreshes likewise (`RefreshBehaviour`).
+//! lastingly or for its next N requests, and its refreshes likewise (`RefreshBehaviour`); the
+//! whole OAuth endpoint can be taken down (`set_oauth_down`: 503 for everyone).
+//!
+//! The economy (`set_economy`, off by default) gives every account usage budgets behind its
+//! `x-codex-*-used-percent` headers (429 `usage_limit_reached` at 100%, early resets with
+//! `reset_usage`), a prompt cache that rewards sending a conversation back to the same account
+//! with `cached_tokens`, and the usage endpoint `GET /backend-api/wham/usage`.
 //!
 //! It runs inside the test process (`MockUpstream::start()` from an actix System, port 0) or as a
 //! standalone process, the crate's `mock_upstream` binary (`cargo run -p mock-upstream`), driven
@@ -47,6 +53,7 @@
 
 mod accounts;
 mod control;
+mod economy;
 mod oauth;
 mod responses;
 mod scenario;
@@ -64,6 +71,7 @@ use actix_web::{web, App, HttpServer};
 use serde_json::{json, Value};
 
 pub use accounts::{fake_jwt, jwt_claims, MockAccount};
+pub use economy::Economy;
 pub use oauth::RefreshBehaviour;
 pub use responses::Behaviour;
 pub use signin::{DeviceSettings, SignIn};
@@ -75,6 +83,8 @@ pub use state::{MockState, RecordedRequest};
 
 /// Path of the responses endpoint below the server root.
 pub const RESPONSES_PATH: &str = "/backend-api/codex/responses";
+/// Path of the usage endpoint below the server root (CODEX.md §9).
+pub const USAGE_PATH: &str = "/backend-api/wham/usage";
 /// Path of the OAuth token endpoint below the server root.
 pub const OAUTH_PATH: &str = "/oauth/token";
 
@@ -180,6 +190,7 @@ impl Deref for MockUpstream {
 
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(RESPONSES_PATH, web::post().to(responses::responses))
+        .route(USAGE_PATH, web::get().to(economy::usage))
         .route(OAUTH_PATH, web::post().to(oauth::oauth_token))
         .configure(signin::routes)
         .configure(control::routes)

@@ -45,6 +45,11 @@ pub(crate) async fn oauth_token(
     let (status, answer, delay) = {
         let mut inner = state.lock();
         let delay = inner.refresh_delay;
+        if inner.oauth_down {
+            inner.oauth_outage_calls += 1;
+            let down = json!({"error": "temporarily_unavailable", "error_description": "Service unavailable"});
+            return HttpResponse::ServiceUnavailable().json(down);
+        }
         let (status, answer) = match &params {
             Some(params) => decide_refresh(&mut inner, params),
             None => (

@@ -110,6 +110,11 @@ pub(crate) async fn responses(
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    // The backend's sticky token for a turn: echoed, or a new one for a turn's first request.
+    let turn_state = headers
+        .get("x-codex-turn-state")
+        .cloned()
+        .unwrap_or_else(|| format!("ts-{}", uuid::Uuid::new_v4().simple()));
 
     let outcome = {
         let mut inner = state.lock();
@@ -162,6 +167,7 @@ pub(crate) async fn responses(
             let mut resp = HttpResponse::Ok();
             resp.content_type("text/event-stream; charset=utf-8")
                 .insert_header(("cache-control", "no-cache"))
+                .insert_header(("x-codex-turn-state", turn_state))
                 .insert_header(("x-request-id", uuid::Uuid::new_v4().to_string()));
             for (name, value) in rate_limit_headers(&limits) {
                 resp.insert_header((name, value));
@@ -231,8 +237,11 @@ fn decide(
         return error(400, json!({"detail": "Missing chatgpt-account-id header"}));
     };
     let fast = inner.fast;
+    let economy = inner.economy.clone();
+    let now = std::time::Instant::now();
     let acc = inner.account(account_id);
-    let limits = RateLimits::default();
+    let standing = acc.standing(economy.as_ref(), now);
+    let limits = standing.limits.clone();
 
     // Accounts registered with tokens check them; others (created by a behaviour setting or a
     // bare request) accept any bearer so quick tests need no setup.
@@ -283,6 +292,7 @@ fn decide(
         None => (acc.behaviour.clone(), false),
     };
     let plan = acc.plan_type.clone();
+    let limits = acc.standing(economy.as_ref(), now).limits;
     match behaviour {
         Behaviour::Ok => {}
         // A lasting `Unauthorized` whose token passed the check above belongs to a refresh
@@ -290,23 +300,7 @@ fn decide(
         Behaviour::Unauthorized if !queued => {}
         Behaviour::Unauthorized => return unauthorized(),
         Behaviour::UsageLimit { resets_in_seconds } => {
-            let resets_at = chrono::Utc::now().timestamp() + resets_in_seconds as i64;
-            let exhausted = RateLimits {
-                primary_used_percent: 100.0,
-                primary_reset_after_seconds: resets_in_seconds,
-                ..limits
-            };
-            return Outcome::Error {
-                status: 429,
-                body: json!({"error": {
-                    "type": "usage_limit_reached",
-                    "message": "The usage limit has been reached",
-                    "plan_type": plan,
-                    "resets_at": resets_at,
-                    "resets_in_seconds": resets_in_seconds,
-                }}),
-                limits: Some(exhausted),
-            };
+            return usage_limit(&plan, resets_in_seconds, limits);
         }
         Behaviour::RateLimited => {
             return Outcome::Error {
@@ -357,10 +351,45 @@ fn decide(
         }
     }
 
+    // The economy: a spent account refuses; otherwise the answer spends its budgets, and its
+    // headers say how much is used after it.
+    let (tokens, limits) = match &economy {
+        None => (None, limits),
+        Some(economy) => {
+            if let Some(resets_in_seconds) = standing.spent_until {
+                acc.usage_limit_refusals += 1;
+                return usage_limit(&plan, resets_in_seconds, limits);
+            }
+            let tokens = economy.serve(&mut acc.ledger, body, crate::USAGE_OUTPUT_TOKENS);
+            (Some(tokens), economy.standing(&mut acc.ledger, now).limits)
+        }
+    };
     Outcome::Stream {
-        events: scenario.events(account_id, model, body),
+        events: scenario.events(account_id, model, body, tokens),
         account_id: account_id.to_owned(),
         limits,
+    }
+}
+
+/// 429 `usage_limit_reached`, as the backend answers it, with headers saying the window is
+/// used up.
+fn usage_limit(plan: &str, resets_in_seconds: u64, limits: RateLimits) -> Outcome {
+    let resets_at = chrono::Utc::now().timestamp() + resets_in_seconds as i64;
+    let exhausted = RateLimits {
+        primary_used_percent: limits.primary_used_percent.max(100.0),
+        primary_reset_after_seconds: resets_in_seconds,
+        ..limits
+    };
+    Outcome::Error {
+        status: 429,
+        body: json!({"error": {
+            "type": "usage_limit_reached",
+            "message": "The usage limit has been reached",
+            "plan_type": plan,
+            "resets_at": resets_at,
+            "resets_in_seconds": resets_in_seconds,
+        }}),
+        limits: Some(exhausted),
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::economy::TokenUsage;
 use crate::sse::{chunks, Sse, Step};
 use crate::USAGE_REASONING_TOKENS;
 
@@ -114,13 +115,20 @@ impl Scenario {
         scenario
     }
 
-    pub(crate) fn events(&self, account_id: &str, model: &str, body: &Value) -> Vec<Step> {
+    pub(crate) fn events(
+        &self,
+        account_id: &str,
+        model: &str,
+        body: &Value,
+        tokens: Option<TokenUsage>,
+    ) -> Vec<Step> {
         let reasoning_tokens = if self.reasoning {
             USAGE_REASONING_TOKENS
         } else {
             0
         };
         let mut sse = Sse::new(model, body, reasoning_tokens);
+        sse.set_tokens(tokens);
         sse.started();
         if self.stall {
             sse.pause(STALL);

@@ -5,6 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use crate::economy::TokenUsage;
+
 /// `input_tokens` reported by every completed answer.
 pub const USAGE_INPUT_TOKENS: u64 = 12;
 /// `input_tokens_details.cached_tokens` reported by every completed answer.
@@ -29,6 +31,8 @@ pub(crate) struct Sse {
     response: Value,
     output: Vec<Value>,
     reasoning_tokens: u64,
+    /// The economy's count of the answer's tokens, when it is on.
+    tokens: Option<TokenUsage>,
 }
 
 impl Sse {
@@ -60,7 +64,13 @@ impl Sse {
             response,
             output: Vec::new(),
             reasoning_tokens,
+            tokens: None,
         }
+    }
+
+    /// Reports these token counts in the answer's usage instead of the fixed ones.
+    pub(crate) fn set_tokens(&mut self, tokens: Option<TokenUsage>) {
+        self.tokens = tokens;
     }
 
     pub(crate) fn event(&mut self, kind: &str, data: Value) {
@@ -240,7 +250,7 @@ impl Sse {
         } else {
             json!([])
         };
-        response["usage"] = usage(self.reasoning_tokens);
+        response["usage"] = usage(self.reasoning_tokens, self.tokens);
         if let Some(reason) = reason {
             response["incomplete_details"] = json!({ "reason": reason });
         }
@@ -248,13 +258,18 @@ impl Sse {
     }
 }
 
-fn usage(reasoning_tokens: u64) -> Value {
+fn usage(reasoning_tokens: u64, tokens: Option<TokenUsage>) -> Value {
+    let t = tokens.unwrap_or(TokenUsage {
+        input: USAGE_INPUT_TOKENS,
+        cached: USAGE_CACHED_TOKENS,
+        output: USAGE_OUTPUT_TOKENS,
+    });
     json!({
-        "input_tokens": USAGE_INPUT_TOKENS,
-        "input_tokens_details": {"cached_tokens": USAGE_CACHED_TOKENS},
-        "output_tokens": USAGE_OUTPUT_TOKENS,
+        "input_tokens": t.input,
+        "input_tokens_details": {"cached_tokens": t.cached},
+        "output_tokens": t.output,
         "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
-        "total_tokens": USAGE_INPUT_TOKENS + USAGE_OUTPUT_TOKENS,
+        "total_tokens": t.input + t.output,
     })
 }
 

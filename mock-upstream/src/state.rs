@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use crate::economy::{Economy, Ledger};
 use crate::{Behaviour, RefreshBehaviour};
 
 /// Records kept for assertions; a long-running standalone mock must not grow without bound.
@@ -46,6 +47,11 @@ pub(crate) struct Inner {
     pub(crate) refresh_owner: HashMap<String, String>,
     pub(crate) token_seq: u64,
     pub(crate) refresh_delay: Duration,
+    /// The OAuth endpoint is down: every call answers 503, nothing is consumed.
+    pub(crate) oauth_down: bool,
+    pub(crate) oauth_outage_calls: usize,
+    /// Budgets and prompt caches, when on.
+    pub(crate) economy: Option<Economy>,
     pub(crate) supported_models: Option<Vec<String>>,
     pub(crate) requests: VecDeque<RecordedRequest>,
     pub(crate) unmatched: VecDeque<String>,
@@ -77,6 +83,10 @@ pub(crate) struct AccountState {
     pub(crate) refresh_successes: usize,
     pub(crate) reuse_errors: usize,
     pub(crate) dropped_streams: usize,
+    /// Its budgets and prompt cache (used when the economy is on).
+    pub(crate) ledger: Ledger,
+    pub(crate) usage_calls: usize,
+    pub(crate) usage_limit_refusals: usize,
 }
 
 impl MockState {
@@ -133,6 +143,16 @@ impl MockState {
     /// Delays every OAuth answer (the token is consumed on arrival, answered after the delay).
     pub fn set_refresh_delay(&self, delay: Duration) {
         self.lock().refresh_delay = delay;
+    }
+
+    /// Takes the OAuth endpoint down (every refresh answers 503, tokens untouched) or back up.
+    pub fn set_oauth_down(&self, down: bool) {
+        self.lock().oauth_down = down;
+    }
+
+    /// Calls of the OAuth endpoint answered 503 because it was down.
+    pub fn oauth_outage_calls(&self) -> usize {
+        self.lock().oauth_outage_calls
     }
 
     /// Restricts the accepted models (`None`: any model without an effort suffix).
@@ -194,6 +214,8 @@ impl MockState {
             acc.refresh_successes = 0;
             acc.reuse_errors = 0;
             acc.dropped_streams = 0;
+            acc.usage_calls = 0;
+            acc.usage_limit_refusals = 0;
         }
     }
 
@@ -228,6 +250,8 @@ impl MockState {
                     "refresh_successes": a.refresh_successes,
                     "reuse_errors": a.reuse_errors,
                     "dropped_streams": a.dropped_streams,
+                    "usage_calls": a.usage_calls,
+                    "usage_limit_refusals": a.usage_limit_refusals,
                 });
                 (id.clone(), stats)
             })

@@ -1,17 +1,30 @@
 //! The account pool: owns the in-memory state of every Codex account (enabled, health, expiry,
-//! cooling-until, requests in flight, consecutive failures, last rate-limit snapshot) and picks
-//! an account for each request by the configured strategy.
+//! cooling-until and why, requests in flight, consecutive failures, circuit breaker, token
+//! refresh in progress, last rate-limit snapshot) and picks an account for each request by the
+//! configured strategy.
 //!
 //! Messages: [`Checkout`] (pick an account, answered with a [`Lease`]), [`Report`] (the outcome
-//! of a request: the pool cools the account down or takes it out), [`Upsert`] / [`UpsertMany`] /
-//! [`Remove`] / [`Reload`] (keep in step with the database), [`TokenRefreshed`] /
-//! [`MarkNeedsRelogin`] (from the refresh scheduler), [`ApplySettings`], and [`Snapshot`] (for
-//! the console). Health changes are written to the database from spawned futures, so the actor
-//! never waits on it. Every message that carries rows merges a fresh row with the live state in
-//! one place, `AccountPool::put_row`.
+//! of a request, fire-and-forget: the pool cools the account down, trips its breaker or takes
+//! it out), [`Upsert`] / [`UpsertMany`] / [`Remove`] / [`Reload`] (keep in step with the
+//! database), [`TokenRefreshed`] / [`RefreshFailed`] / [`MarkNeedsRelogin`] (from the refresh
+//! scheduler), [`ApplySettings`], and [`Snapshot`] (for the console). Health changes are
+//! written to the database from spawned futures: neither the actor nor the reporter waits on
+//! them. Every message that carries rows merges a fresh row with the live state in one place,
+//! `AccountPool::put_row`.
+//!
+//! A request that belongs to a conversation names its pin: the pool sends it back to the
+//! account that served the conversation before (its prompt cache holds the prefix) while that
+//! account can serve, and otherwise places it by the strategy and pins it anew; a pin never
+//! makes a request wait. Pins are bounded and expire when idle ([`crate::affinity`]).
+//!
+//! An account can serve when it is enabled, signed in, unexpired, not cooling down, not waiting
+//! for a refresh of a refused token, and its breaker is closed (or half-open with no trial
+//! request in flight: then it serves exactly one request, whose outcome closes or re-opens the
+//! breaker). When none can, the answer says when the nearest comes back, in the upstream's
+//! usage-limit shape when every blocked account is spent ([`PoolError::Exhausted`]).
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +35,8 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::Serialize;
 
 use super::ActorError;
-use crate::codex::wire::RateLimits;
+use crate::affinity::Pins;
+use crate::codex::wire::{RateLimits, UsageReport};
 use crate::db::account::{self, AccountStatus};
 use crate::settings::{RuntimeSettings, Strategy};
 
@@ -35,20 +49,36 @@ pub struct Lease {
     pub access_token: Arc<str>,
     pub proxy_url: Option<String>,
     in_flight: Arc<AtomicUsize>,
+    /// On a request's first checkout for a conversation: the account the conversation was
+    /// pinned to (`Some(None)`: no pin), to tell at the end whether it stayed there.
+    pub pinned_to: Option<Option<i32>>,
+    /// Set when this request is the half-open breaker's single trial: cleared on drop, so a
+    /// trial that ends without a verdict (the client's error, a disconnect) lets another try.
+    trial: Option<Arc<AtomicBool>>,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Some(trial) = &self.trial {
+            trial.store(false, Ordering::Release);
+        }
     }
 }
 
 /// Why no account could be handed out.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
+    /// Every account that could serve has spent its usage limit; the nearest is back then.
+    #[error("every account's usage limit is reached")]
+    Exhausted { resets_at: DateTime<Utc> },
     /// Every usable account is cooling down; the nearest one is back after this many seconds.
     #[error("every account is cooling down")]
     AllCooling { retry_after: u64 },
+    /// None can serve now, but this one will when the refresh of its refused token (this one)
+    /// ends: worth waiting for, briefly.
+    #[error("the only accounts left are refreshing their tokens")]
+    Refreshing { account_id: i32, token: Arc<str> },
     /// No account is usable at all (none imported, all disabled, expired or dead).
     #[error("no account is available")]
     NoAccount,
@@ -73,15 +103,66 @@ pub enum Outcome {
     Forbidden(String),
     /// Still 401 after a refresh: the account is taken out until it signs in again.
     Unauthorized(String),
+    /// A 401 for this token, whose refresh is under way: the account is skipped until the
+    /// refresh ends (unless the pool already holds a newer token).
+    TokenRefused(Arc<str>),
+    /// The usage windows a failed answer's headers reported; nothing else changes.
+    Observed(RateLimits),
 }
 
-/// Picks an account, skipping `exclude` (accounts already tried for this request), and taking
-/// `prefer` when it can serve (the account whose prompt cache holds the conversation).
+impl Outcome {
+    /// The metrics label of this outcome.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Success(_) => "success",
+            Outcome::UsageLimit { .. } => "usage_limit",
+            Outcome::Transient(_) => "transient",
+            Outcome::Forbidden(_) => "forbidden",
+            Outcome::Unauthorized(_) => "unauthorized",
+            Outcome::TokenRefused(_) => "token_refused",
+            Outcome::Observed(_) => "observed",
+        }
+    }
+}
+
+/// Why an account is cooling down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cooldown {
+    /// Its plan's usage limit, until the window resets.
+    UsageLimit,
+    /// A transient failure (5xx, network, other 429s); longer on repeats.
+    Transient,
+    /// 402/403 from the upstream.
+    Forbidden,
+    /// A refused token whose refresh failed for a transient reason; longer on repeats.
+    Refresh,
+    /// Its circuit breaker is open.
+    Breaker,
+}
+
+/// The state of an account's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Requests flow.
+    Closed,
+    /// Too many transient failures: no requests until `cooldown_until`.
+    Open,
+    /// The open time is over: one trial request decides.
+    HalfOpen,
+}
+
+/// Picks an account, skipping `exclude` (accounts already tried for this request), taking
+/// `prefer` when it can serve (the account that served the stored previous response), else the
+/// account `pin` is pinned to when it can serve, else one by the strategy; `pin` then points
+/// to the account chosen.
 #[derive(Message)]
 #[rtype(result = "Result<Lease, PoolError>")]
 pub struct Checkout {
     pub exclude: Vec<i32>,
     pub prefer: Option<i32>,
+    pub pin: Option<u64>,
 }
 
 /// Reports the outcome of a request.
@@ -121,6 +202,41 @@ pub struct TokenRefreshed {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// A refresh failed for a transient reason. An account whose token was refused cools down,
+/// longer on each failure in a row, so it is not tried on every request; one whose token still
+/// works keeps serving.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RefreshFailed {
+    pub account_id: i32,
+    pub reason: String,
+}
+
+/// Hands out up to `max` accounts whose usage windows are due for a probe, and marks them as
+/// being probed (one probe per account at a time).
+#[derive(Message)]
+#[rtype(result = "Vec<ProbeTarget>")]
+pub struct DueForProbe {
+    pub max: usize,
+}
+
+/// An account to probe, with what the probe needs.
+#[derive(Debug, Clone)]
+pub struct ProbeTarget {
+    pub account_id: i32,
+    pub chatgpt_account_id: String,
+    pub access_token: Arc<str>,
+    pub proxy_url: Option<String>,
+}
+
+/// What a probe of an account's usage windows found (or why it found nothing).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UsageProbed {
+    pub account_id: i32,
+    pub report: Result<UsageReport, String>,
+}
+
 /// A permanent refresh failure: the account is out until it signs in again.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -134,10 +250,18 @@ pub struct MarkNeedsRelogin {
 #[rtype(result = "()")]
 pub struct ApplySettings(pub RuntimeSettings);
 
-/// The live state of every account, for the console.
+/// The live state of every account and of the pins, for the console and the metrics.
 #[derive(Message)]
-#[rtype(result = "Vec<AccountView>")]
+#[rtype(result = "PoolSnapshot")]
 pub struct Snapshot;
+
+/// The live state of the pool.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PoolSnapshot {
+    pub accounts: Vec<AccountView>,
+    /// Conversations pinned, in all.
+    pub pins: usize,
+}
 
 /// The live state of one account.
 #[derive(Debug, Clone, Serialize)]
@@ -148,7 +272,90 @@ pub struct AccountView {
     pub served: u64,
     pub consecutive_failures: u32,
     pub cooldown_until: Option<DateTime<Utc>>,
+    /// Why it cools down, when the pool knows (not after a restart).
+    pub cooldown_reason: Option<Cooldown>,
+    pub breaker: BreakerState,
+    /// A refused token is being refreshed.
+    pub refreshing: bool,
+    /// Conversations pinned to it.
+    pub pinned_conversations: usize,
+    /// A usage window is at or above the ceiling: left alone until this reset.
+    pub over_ceiling_until: Option<DateTime<Utc>>,
+    /// When its usage windows were last seen (from traffic or a probe).
+    pub usage_checked_at: Option<DateTime<Utc>>,
     pub rate_limits: Option<RateLimits>,
+}
+
+/// How long an account is skipped while the refresh of its refused token runs, at most: the
+/// refresh lease's length, in case the refresh scheduler never reports back.
+const REFRESH_SKIP: chrono::Duration = chrono::Duration::seconds(150);
+/// The longest growing cooldown (transient failures, failed refreshes).
+const MAX_COOLDOWN_SECONDS: i64 = 3600;
+
+/// An account's circuit breaker: `breaker_failures` transient failures within
+/// `breaker_window_seconds` open it for `breaker_open_seconds`; then it is half-open and one
+/// trial request decides: a success closes it, a failure opens it again for twice as long (at
+/// most sixteen times).
+#[derive(Debug, Clone, Default)]
+struct Breaker {
+    failures: VecDeque<DateTime<Utc>>,
+    open_until: Option<DateTime<Utc>>,
+    trips: u32,
+}
+
+impl Breaker {
+    fn state(&self, now: DateTime<Utc>) -> BreakerState {
+        match self.open_until {
+            None => BreakerState::Closed,
+            Some(until) if until > now => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
+        }
+    }
+
+    /// Counts a transient failure; answers the end of the open time when it trips.
+    fn failed(&mut self, now: DateTime<Utc>, settings: &RuntimeSettings) -> Option<DateTime<Utc>> {
+        let window = chrono::Duration::seconds(settings.breaker_window_seconds as i64);
+        self.failures.push_back(now);
+        while self.failures.front().is_some_and(|at| *at <= now - window) {
+            self.failures.pop_front();
+        }
+        let trip = match self.state(now) {
+            BreakerState::HalfOpen => true,
+            BreakerState::Closed => self.failures.len() >= settings.breaker_failures as usize,
+            BreakerState::Open => false,
+        };
+        if !trip {
+            return None;
+        }
+        self.trips += 1;
+        let factor = 1i64 << self.trips.saturating_sub(1).min(4);
+        let until = now + chrono::Duration::seconds(settings.breaker_open_seconds as i64 * factor);
+        self.open_until = Some(until);
+        self.failures.clear();
+        Some(until)
+    }
+
+    /// Counts a success: a half-open breaker closes.
+    fn succeeded(&mut self, now: DateTime<Utc>) {
+        if self.state(now) == BreakerState::HalfOpen {
+            *self = Self::default();
+        }
+    }
+}
+
+/// Whether an account can take a request now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Gate {
+    /// It can.
+    Open,
+    /// It can, as its half-open breaker's one trial.
+    Trial,
+    /// Not before `until`; `spent` when that is its usage limit.
+    Blocked { until: DateTime<Utc>, spent: bool },
+    /// Once the refresh of its refused token ends.
+    Refreshing,
+    /// Not at all (disabled, signed out, expired).
+    Out,
 }
 
 struct Account {
@@ -160,7 +367,17 @@ struct Account {
     status: AccountStatus,
     expires_at: Option<DateTime<Utc>>,
     cooldown_until: Option<DateTime<Utc>>,
+    cooldown_reason: Option<Cooldown>,
     consecutive_failures: u32,
+    /// Transient refresh failures in a row.
+    refresh_failures: u32,
+    /// When the refresh of a refused token started, while it runs.
+    refreshing_since: Option<DateTime<Utc>>,
+    /// When a probe of its usage windows started, while it runs.
+    probing_since: Option<DateTime<Utc>>,
+    breaker: Breaker,
+    /// A half-open breaker's trial request is in flight.
+    trial: Arc<AtomicBool>,
     served: u64,
     in_flight: Arc<AtomicUsize>,
     rate_limits: Option<RateLimits>,
@@ -177,7 +394,13 @@ impl Account {
             status: row.status,
             expires_at: row.expires_at,
             cooldown_until: row.cooldown_until,
+            cooldown_reason: None,
             consecutive_failures: 0,
+            refresh_failures: 0,
+            refreshing_since: None,
+            probing_since: None,
+            breaker: Breaker::default(),
+            trial: Arc::new(AtomicBool::new(false)),
             served: row.usage_count.max(0) as u64,
             in_flight: Arc::new(AtomicUsize::new(0)),
             rate_limits: row
@@ -192,9 +415,25 @@ impl Account {
     /// the fresher of the two: the row's if it has any, else the live ones.
     fn keep_live(&mut self, old: Account) {
         self.in_flight = old.in_flight;
+        self.trial = old.trial;
         self.served = self.served.max(old.served);
         self.consecutive_failures = old.consecutive_failures;
-        if self.rate_limits.is_none() {
+        self.refresh_failures = old.refresh_failures;
+        self.breaker = old.breaker;
+        // A refresh under way ends when the scheduler reports, whatever the row says.
+        if self.access_token == old.access_token {
+            self.refreshing_since = old.refreshing_since;
+        }
+        if self.cooldown_until == old.cooldown_until {
+            self.cooldown_reason = old.cooldown_reason;
+        }
+        self.probing_since = old.probing_since;
+        // The fresher snapshot wins: the row's is written in batches, behind the live one.
+        let row_is_fresher = match (&self.rate_limits, &old.rate_limits) {
+            (Some(row), Some(live)) => row.newer_than(live),
+            (row, _) => row.is_some(),
+        };
+        if !row_is_fresher {
             self.rate_limits = old.rate_limits;
         }
     }
@@ -206,9 +445,161 @@ impl Account {
             && self.expires_at.is_none_or(|at| at > now)
     }
 
-    fn cooling(&self, now: DateTime<Utc>) -> bool {
-        self.cooldown_until.is_some_and(|until| until > now)
+    fn refreshing(&self, now: DateTime<Utc>) -> bool {
+        self.refreshing_since
+            .is_some_and(|since| since + REFRESH_SKIP > now)
     }
+
+    /// Whether the account can take a request now, and if not, until when. `ceiling` is the
+    /// used percent of a window at which the account is left alone until the window resets.
+    fn gate(&self, now: DateTime<Utc>, ceiling: f64) -> Gate {
+        if !self.usable(now) {
+            return Gate::Out;
+        }
+        if let Some(until) = self.over_ceiling(now, ceiling) {
+            return Gate::Blocked { until, spent: true };
+        }
+        if let Some(until) = self.cooldown_until.filter(|until| *until > now) {
+            return Gate::Blocked {
+                until,
+                spent: self.cooldown_reason == Some(Cooldown::UsageLimit),
+            };
+        }
+        if self.refreshing(now) {
+            return Gate::Refreshing;
+        }
+        match self.breaker.state(now) {
+            BreakerState::Closed => Gate::Open,
+            BreakerState::Open => Gate::Blocked {
+                until: self.breaker.open_until.unwrap_or(now),
+                spent: false,
+            },
+            BreakerState::HalfOpen if self.trial.load(Ordering::Acquire) => Gate::Blocked {
+                until: now + chrono::Duration::seconds(1),
+                spent: false,
+            },
+            BreakerState::HalfOpen => Gate::Trial,
+        }
+    }
+
+    /// When the account's windows at or above `ceiling` percent reset, if any is: the last of
+    /// them (the account needs them all); a window whose reset time passed is fresh again.
+    fn over_ceiling(&self, now: DateTime<Utc>, ceiling: f64) -> Option<DateTime<Utc>> {
+        let limits = self.rate_limits.as_ref()?;
+        limits
+            .windows()
+            .filter(|w| w.used_percent >= ceiling)
+            .filter_map(|w| match w.resets_at {
+                Some(at) if at <= now => None,
+                Some(at) => Some(at),
+                // No reset time given: look again a little later.
+                None => Some(limits.checked_at.unwrap_or(now) + chrono::Duration::minutes(5)),
+            })
+            .filter(|at| *at > now)
+            .max()
+    }
+
+    /// Cools the account down until `until` (or longer, if it already cools longer).
+    fn cool(&mut self, until: DateTime<Utc>, reason: Cooldown) {
+        if self.cooldown_until.is_none_or(|current| current <= until) {
+            self.cooldown_until = Some(until);
+            self.cooldown_reason = Some(reason);
+        }
+    }
+
+    fn view(&self, now: DateTime<Utc>, ceiling: f64) -> AccountView {
+        let cooldown_until = self.cooldown_until.filter(|u| *u > now);
+        AccountView {
+            account_id: self.id,
+            available: matches!(self.gate(now, ceiling), Gate::Open | Gate::Trial),
+            over_ceiling_until: self.over_ceiling(now, ceiling),
+            in_flight: self.in_flight.load(Ordering::Acquire),
+            served: self.served,
+            consecutive_failures: self.consecutive_failures,
+            cooldown_until,
+            cooldown_reason: cooldown_until.and(self.cooldown_reason),
+            breaker: self.breaker.state(now),
+            refreshing: self.refreshing(now),
+            pinned_conversations: 0,
+            usage_checked_at: self.rate_limits.as_ref().and_then(|l| l.checked_at),
+            rate_limits: self.rate_limits.clone(),
+        }
+    }
+}
+
+/// Accounts scoring at least this share of the best score are the best accounts, over which
+/// new conversations spread.
+const QUOTA_BAND: f64 = 0.8;
+/// The shortest share of a window's time taken into account: headroom that resets within 5%
+/// of the window counts as much as if it reset then.
+const MIN_TIME_SHARE: f64 = 0.05;
+
+/// What spending an account now is worth, by its usage windows: per window, the headroom left
+/// over the share of the window's time left until it resets. 1 is on pace; more is headroom
+/// that will go unused by the reset unless it is spent (it resets soon); less is an account
+/// ahead of its pace (little left for long). The account's worth is that of its tightest
+/// window; a window not seen, or reset since it was seen, is on pace.
+pub fn quota_score(limits: Option<&RateLimits>, now: DateTime<Utc>) -> f64 {
+    let Some(limits) = limits else {
+        return 1.0;
+    };
+    let score = limits
+        .windows()
+        .map(|w| {
+            let length = (w.minutes.unwrap_or(300).max(1) * 60) as f64;
+            let left = match w.resets_at {
+                Some(at) if at <= now => return 1.0,
+                Some(at) => ((at - now).num_seconds() as f64 / length).clamp(MIN_TIME_SHARE, 1.0),
+                None => 1.0,
+            };
+            ((100.0 - w.used_percent) / 100.0).clamp(0.0, 1.0) / left
+        })
+        .fold(f64::INFINITY, f64::min);
+    if score.is_finite() {
+        score
+    } else {
+        1.0
+    }
+}
+
+/// `quota_aware`: among the accounts worth at least [`QUOTA_BAND`] of the best (see
+/// [`quota_score`]), the one with the fewest requests in flight; ties go by rendezvous hashing
+/// of `seed` (the conversation), so that new conversations spread over the best accounts
+/// instead of herding onto one while the used percents lag.
+fn quota_aware<'a>(
+    candidates: &[&'a Account],
+    seed: u64,
+    now: DateTime<Utc>,
+) -> Option<&'a Account> {
+    let scored: Vec<(&Account, f64)> = candidates
+        .iter()
+        .map(|a| (*a, quota_score(a.rate_limits.as_ref(), now)))
+        .collect();
+    let best = scored.iter().map(|(_, s)| *s).fold(0.0, f64::max);
+    scored
+        .into_iter()
+        .filter(|(_, score)| *score >= best * QUOTA_BAND)
+        .min_by_key(|(a, _)| {
+            (
+                a.in_flight.load(Ordering::Acquire),
+                std::cmp::Reverse(rendezvous(seed, a.id)),
+            )
+        })
+        .map(|(a, _)| a)
+}
+
+/// A well-mixed hash of a seed and an account (splitmix64).
+fn rendezvous(seed: u64, account_id: i32) -> u64 {
+    let mut z = seed ^ (account_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A cooldown that doubles with each failure in a row: `base` after the first, at most an hour.
+fn growing(base_seconds: u64, failures: u32) -> chrono::Duration {
+    let factor = 1i64 << failures.saturating_sub(1).min(6);
+    chrono::Duration::seconds((base_seconds as i64 * factor).min(MAX_COOLDOWN_SECONDS))
 }
 
 /// The account pool actor.
@@ -221,11 +612,20 @@ pub struct AccountPool {
     cursor: Option<i32>,
     /// Opens the tokens of the rows it reads (rows in clear pass as they are).
     cipher: Option<Arc<crate::crypto::Cipher>>,
+    pins: Pins,
+    /// Spreads requests without a conversation over the best accounts.
+    spread: u64,
 }
 
 impl AccountPool {
-    /// A pool with no accounts yet; send [`Reload`] to fill it.
-    pub fn new(db: DatabaseConnection, settings: RuntimeSettings, reload_every: Duration) -> Self {
+    /// A pool with no accounts yet and room for `max_pins` conversation pins; send [`Reload`]
+    /// to fill it.
+    pub fn new(
+        db: DatabaseConnection,
+        settings: RuntimeSettings,
+        reload_every: Duration,
+        max_pins: usize,
+    ) -> Self {
         Self {
             db,
             reload_every,
@@ -233,6 +633,29 @@ impl AccountPool {
             settings,
             cursor: None,
             cipher: None,
+            pins: Pins::new(max_pins),
+            spread: 0,
+        }
+    }
+
+    fn pin_ttl(&self) -> Duration {
+        Duration::from_secs(self.settings.affinity_ttl_seconds)
+    }
+
+    /// The live state, for the console and the metrics.
+    fn snapshot(&self) -> PoolSnapshot {
+        let now = Utc::now();
+        let accounts = self
+            .accounts
+            .values()
+            .map(|a| AccountView {
+                pinned_conversations: self.pins.pinned_to(a.id),
+                ..a.view(now, self.settings.quota_ceiling_percent)
+            })
+            .collect();
+        PoolSnapshot {
+            accounts,
+            pins: self.pins.len(),
         }
     }
 
@@ -271,31 +694,50 @@ impl AccountPool {
         self.accounts.insert(row.id, fresh);
     }
 
-    fn pick(&mut self, exclude: &[i32], prefer: Option<i32>) -> Result<Lease, PoolError> {
+    fn pick(
+        &mut self,
+        exclude: &[i32],
+        prefer: Option<i32>,
+        pin: Option<u64>,
+    ) -> Result<Lease, PoolError> {
         let now = Utc::now();
+        let clock = std::time::Instant::now();
+        let ttl = self.pin_ttl();
+        let pinned = pin.and_then(|key| self.pins.get(key, clock, ttl));
         let excluded: HashSet<i32> = exclude.iter().copied().collect();
-        let mut nearest_reset: Option<DateTime<Utc>> = None;
+        // The nearest time a blocked account comes back, and whether every blocked one is
+        // spent (its usage limit). Accounts already tried for this request count too: they may
+        // have just started cooling.
+        let mut nearest: Option<DateTime<Utc>> = None;
+        let mut all_spent = true;
+        let mut refreshing: Option<&Account> = None;
         let mut candidates: Vec<&Account> = Vec::new();
+        let ceiling = self.settings.quota_ceiling_percent;
         for account in self.accounts.values() {
-            if !account.usable(now) {
-                continue;
+            match account.gate(now, ceiling) {
+                Gate::Out => {}
+                Gate::Refreshing => {
+                    refreshing = refreshing
+                        .filter(|r| r.refreshing_since <= account.refreshing_since)
+                        .or(Some(account));
+                }
+                Gate::Blocked { until, spent } => {
+                    nearest = Some(nearest.map_or(until, |n| n.min(until)));
+                    all_spent &= spent;
+                }
+                Gate::Open | Gate::Trial if excluded.contains(&account.id) => {}
+                Gate::Open | Gate::Trial => candidates.push(account),
             }
-            // Accounts already tried for this request still count for the nearest reset: they
-            // may have just started cooling.
-            if account.cooling(now) {
-                nearest_reset = match (nearest_reset, account.cooldown_until) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                continue;
-            }
-            if excluded.contains(&account.id) {
-                continue;
-            }
-            candidates.push(account);
         }
-        let preferred = prefer.and_then(|id| candidates.iter().copied().find(|a| a.id == id));
+        let find =
+            |id: Option<i32>| id.and_then(|id| candidates.iter().copied().find(|a| a.id == id));
+        let preferred = find(prefer).or_else(|| find(pinned));
+        let by_strategy = preferred.is_none();
         let chosen = preferred.or_else(|| match self.settings.strategy {
+            Strategy::QuotaAware => {
+                self.spread = self.spread.wrapping_add(1);
+                quota_aware(&candidates, pin.unwrap_or(self.spread), now)
+            }
             Strategy::FillFirst => candidates.first().copied(),
             Strategy::LeastUsed => candidates
                 .iter()
@@ -311,30 +753,50 @@ impl AccountPool {
             }
         });
         let Some(chosen) = chosen else {
-            return Err(match nearest_reset {
+            if let Some(account) = refreshing {
+                return Err(PoolError::Refreshing {
+                    account_id: account.id,
+                    token: account.access_token.clone(),
+                });
+            }
+            return Err(match nearest {
+                Some(at) if all_spent => PoolError::Exhausted { resets_at: at },
                 Some(at) => PoolError::AllCooling {
                     retry_after: (at - now).num_seconds().max(1) as u64,
                 },
                 None => PoolError::NoAccount,
             });
         };
+        let trial = (chosen.gate(now, ceiling) == Gate::Trial).then(|| {
+            chosen.trial.store(true, Ordering::Release);
+            chosen.trial.clone()
+        });
         chosen.in_flight.fetch_add(1, Ordering::AcqRel);
+        let pinned_to = pin.filter(|_| exclude.is_empty()).map(|_| pinned);
         let lease = Lease {
             account_id: chosen.id,
             chatgpt_account_id: chosen.chatgpt_account_id.clone(),
             access_token: chosen.access_token.clone(),
             proxy_url: chosen.proxy_url.clone(),
             in_flight: chosen.in_flight.clone(),
+            pinned_to,
+            trial,
         };
-        self.cursor = Some(chosen.id);
+        if by_strategy {
+            self.cursor = Some(chosen.id);
+        }
+        if let Some(key) = pin {
+            self.pins.pin(key, lease.account_id, clock);
+        }
         Ok(lease)
     }
 
-    /// Writes an account's health to the database. The actor goes on serving other messages
-    /// meanwhile; only the reporter waits, so the change is stored before it is relied on.
-    fn persist_health(&self, id: i32, message: Option<String>) -> ResponseActFuture<Self, ()> {
+    /// Writes an account's health to the database from a spawned future: the actor goes on
+    /// serving other messages meanwhile, and nobody waits for it. `message` is the failure to
+    /// record, if any.
+    fn persist_health(&self, ctx: &mut Context<Self>, id: i32, message: Option<String>) {
         let Some(account) = self.accounts.get(&id) else {
-            return Box::pin(fut::ready(()));
+            return;
         };
         let db = self.db.clone();
         let cooldown = account.cooldown_until;
@@ -357,7 +819,230 @@ impl AccountPool {
                 tracing::error!(account_id = id, error = %e, "cannot store account health");
             }
         };
-        Box::pin(fut.into_actor(self))
+        ctx.spawn(fut.into_actor(self));
+    }
+
+    /// Applies an outcome to the live state; answers the failure to store, if any.
+    fn apply(&mut self, id: i32, outcome: Outcome, now: DateTime<Utc>) -> Option<String> {
+        let settings = &self.settings;
+        let account = self.accounts.get_mut(&id)?;
+        let message = match outcome {
+            Outcome::Success(limits) => {
+                account.consecutive_failures = 0;
+                account.served += 1;
+                account.breaker.succeeded(now);
+                if limits.is_some() {
+                    account.rate_limits = limits;
+                }
+                return None;
+            }
+            Outcome::Observed(limits) => {
+                account.rate_limits = Some(limits);
+                return None;
+            }
+            Outcome::TokenRefused(token) => {
+                // A 401 for a token already replaced says nothing about the new one.
+                if token == account.access_token {
+                    account.refreshing_since = Some(now);
+                }
+                return None;
+            }
+            Outcome::UsageLimit { until, message } => {
+                account.cool(
+                    until.max(now + chrono::Duration::seconds(1)),
+                    Cooldown::UsageLimit,
+                );
+                message
+            }
+            Outcome::Transient(message) => {
+                account.consecutive_failures += 1;
+                let cooldown = growing(
+                    settings.transient_cooldown_seconds,
+                    account.consecutive_failures,
+                );
+                account.cool(now + cooldown, Cooldown::Transient);
+                if let Some(until) = account.breaker.failed(now, settings) {
+                    account.cool(until, Cooldown::Breaker);
+                    tracing::warn!(account_id = id, open_until = %until, "circuit breaker opened");
+                }
+                message
+            }
+            Outcome::Forbidden(message) => {
+                account.consecutive_failures += 1;
+                let seconds = settings.forbidden_cooldown_seconds as i64;
+                account.cool(
+                    now + chrono::Duration::seconds(seconds),
+                    Cooldown::Forbidden,
+                );
+                message
+            }
+            Outcome::Unauthorized(message) => {
+                account.status = AccountStatus::NeedsRelogin;
+                account.refreshing_since = None;
+                message
+            }
+        };
+        tracing::warn!(account_id = id, reason = %message, cooldown_until = ?account.cooldown_until, status = ?account.status, "account taken out of rotation for now");
+        Some(message)
+    }
+}
+
+/// A probe that never reported back is given up after this long.
+const PROBE_TIMEOUT: chrono::Duration = chrono::Duration::seconds(60);
+
+impl AccountPool {
+    /// Up to `max` accounts due for a probe of their usage windows, the longest unseen first:
+    /// usable ones whose windows were not seen (by traffic or a probe) for
+    /// `usage_probe_interval_seconds`, not being probed or refreshed, and not cooling for a
+    /// reason a probe cannot end (402/403, a failed refresh). They are marked as probed.
+    fn due_for_probe(&mut self, now: DateTime<Utc>, max: usize) -> Vec<ProbeTarget> {
+        let interval = self.settings.usage_probe_interval_seconds as i64;
+        if interval == 0 || max == 0 {
+            return Vec::new();
+        }
+        let stale_before = now - chrono::Duration::seconds(interval);
+        let mut due: Vec<&mut Account> = self
+            .accounts
+            .values_mut()
+            .filter(|a| {
+                let checked = a.rate_limits.as_ref().and_then(|l| l.checked_at);
+                let hopeless = a.cooldown_until.is_some_and(|u| u > now)
+                    && matches!(
+                        a.cooldown_reason,
+                        Some(Cooldown::Forbidden | Cooldown::Refresh)
+                    );
+                a.usable(now)
+                    && !a.refreshing(now)
+                    && !hopeless
+                    && a.probing_since
+                        .is_none_or(|since| since + PROBE_TIMEOUT <= now)
+                    && checked.is_none_or(|at| at <= stale_before)
+            })
+            .collect();
+        due.sort_by_key(|a| a.rate_limits.as_ref().and_then(|l| l.checked_at));
+        due.into_iter()
+            .take(max)
+            .map(|a| {
+                a.probing_since = Some(now);
+                ProbeTarget {
+                    account_id: a.id,
+                    chatgpt_account_id: a.chatgpt_account_id.clone(),
+                    access_token: a.access_token.clone(),
+                    proxy_url: a.proxy_url.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Takes in a probe's report. A usage-limit cooldown ends at once when the windows say the
+    /// limit is no longer reached (a window reset early); a limit reached that the pool did not
+    /// know of starts one. Answers the windows to store and whether the health changed.
+    fn probed(&mut self, msg: UsageProbed, now: DateTime<Utc>) -> (Option<RateLimits>, bool) {
+        let ceiling = self.settings.quota_ceiling_percent;
+        let Some(account) = self.accounts.get_mut(&msg.account_id) else {
+            return (None, false);
+        };
+        account.probing_since = None;
+        let report = match msg.report {
+            Ok(report) => report,
+            Err(reason) => {
+                tracing::debug!(account_id = msg.account_id, %reason, "usage probe failed");
+                return (None, false);
+            }
+        };
+        if account
+            .rate_limits
+            .as_ref()
+            .is_some_and(|current| current.newer_than(&report.limits))
+        {
+            // Traffic brought fresher windows while the probe ran.
+            return (None, false);
+        }
+        account.rate_limits = Some(report.limits.clone());
+        let usage_cooling = account.cooldown_until.is_some_and(|u| u > now)
+            && account.cooldown_reason == Some(Cooldown::UsageLimit);
+        let mut changed = false;
+        if usage_cooling && !report.limit_reached && account.over_ceiling(now, ceiling).is_none() {
+            tracing::info!(
+                account_id = msg.account_id,
+                "usage window reset early; the account serves again"
+            );
+            account.cooldown_until = None;
+            account.cooldown_reason = None;
+            changed = true;
+        } else if report.limit_reached && !usage_cooling {
+            let until = report
+                .limits
+                .windows()
+                .filter_map(|w| w.resets_at)
+                .filter(|at| *at > now)
+                .max()
+                .unwrap_or(now + chrono::Duration::minutes(5));
+            account.cool(until, Cooldown::UsageLimit);
+            changed = true;
+        }
+        (Some(report.limits), changed)
+    }
+
+    /// Writes an account's usage windows to the database from a spawned future.
+    fn persist_limits(&self, ctx: &mut Context<Self>, id: i32, limits: &RateLimits) {
+        let Ok(text) = serde_json::to_string(limits) else {
+            return;
+        };
+        let db = self.db.clone();
+        let fut = async move {
+            let update = account::Entity::update_many()
+                .col_expr(account::Column::RateLimits, Expr::value(text))
+                .filter(account::Column::Id.eq(id))
+                .exec(&db)
+                .await;
+            if let Err(e) = update {
+                tracing::error!(account_id = id, error = %e, "cannot store usage windows");
+            }
+        };
+        ctx.spawn(fut.into_actor(self));
+    }
+
+    /// New credentials: the account serves again. Answers whether a cooldown of a failed
+    /// refresh ended (to be stored).
+    fn refreshed(&mut self, msg: TokenRefreshed) -> bool {
+        let Some(account) = self.accounts.get_mut(&msg.account_id) else {
+            return false;
+        };
+        account.access_token = msg.access_token;
+        account.expires_at = msg.expires_at;
+        account.status = AccountStatus::Active;
+        account.refreshing_since = None;
+        account.refresh_failures = 0;
+        if account.cooldown_reason != Some(Cooldown::Refresh) {
+            return false;
+        }
+        account.cooldown_until = None;
+        account.cooldown_reason = None;
+        true
+    }
+
+    /// A transient refresh failure: an account whose token was refused (or has expired)
+    /// cools down, longer on each failure in a row; one whose token still works keeps serving.
+    /// Answers whether it cools (to be stored).
+    fn refresh_failed(&mut self, msg: &RefreshFailed, now: DateTime<Utc>) -> bool {
+        let base = self.settings.transient_cooldown_seconds;
+        let Some(account) = self.accounts.get_mut(&msg.account_id) else {
+            return false;
+        };
+        let refused = account.refreshing_since.take().is_some();
+        let expired = account.expires_at.is_some_and(|at| at <= now);
+        if !refused && !expired {
+            return false;
+        }
+        account.refresh_failures += 1;
+        account.status = AccountStatus::RefreshFailed;
+        account.cool(
+            now + growing(base, account.refresh_failures),
+            Cooldown::Refresh,
+        );
+        tracing::warn!(account_id = msg.account_id, reason = %msg.reason, cooldown_until = ?account.cooldown_until, "refresh failed; the account cools down");
+        true
     }
 }
 
@@ -368,6 +1053,10 @@ impl Actor for AccountPool {
         ctx.set_mailbox_capacity(4096);
         // Other instances sharing the database change accounts too.
         ctx.run_interval(self.reload_every, |_, ctx| ctx.notify(Reload));
+        ctx.run_interval(Duration::from_secs(30), |act, _| {
+            let ttl = act.pin_ttl();
+            act.pins.sweep(std::time::Instant::now(), ttl);
+        });
     }
 }
 
@@ -375,52 +1064,17 @@ impl Handler<Checkout> for AccountPool {
     type Result = Result<Lease, PoolError>;
 
     fn handle(&mut self, msg: Checkout, _: &mut Self::Context) -> Self::Result {
-        self.pick(&msg.exclude, msg.prefer)
+        self.pick(&msg.exclude, msg.prefer, msg.pin)
     }
 }
 
 impl Handler<Report> for AccountPool {
-    type Result = ResponseActFuture<Self, ()>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Report, _: &mut Self::Context) -> Self::Result {
-        let now = Utc::now();
-        let transient_base = self.settings.transient_cooldown_seconds as i64;
-        let forbidden = self.settings.forbidden_cooldown_seconds as i64;
-        let Some(account) = self.accounts.get_mut(&msg.account_id) else {
-            return Box::pin(fut::ready(()));
-        };
-        let message = match msg.outcome {
-            Outcome::Success(limits) => {
-                account.consecutive_failures = 0;
-                account.served += 1;
-                if limits.is_some() {
-                    account.rate_limits = limits;
-                }
-                return Box::pin(fut::ready(()));
-            }
-            Outcome::UsageLimit { until, message } => {
-                account.cooldown_until = Some(until.max(now + chrono::Duration::seconds(1)));
-                message
-            }
-            Outcome::Transient(message) => {
-                account.consecutive_failures += 1;
-                let factor = 1i64 << account.consecutive_failures.saturating_sub(1).min(6);
-                let seconds = (transient_base * factor).min(3600);
-                account.cooldown_until = Some(now + chrono::Duration::seconds(seconds));
-                message
-            }
-            Outcome::Forbidden(message) => {
-                account.consecutive_failures += 1;
-                account.cooldown_until = Some(now + chrono::Duration::seconds(forbidden));
-                message
-            }
-            Outcome::Unauthorized(message) => {
-                account.status = AccountStatus::NeedsRelogin;
-                message
-            }
-        };
-        tracing::warn!(account_id = msg.account_id, reason = %message, cooldown_until = ?account.cooldown_until, status = ?account.status, "account taken out of rotation for now");
-        self.persist_health(msg.account_id, Some(message))
+    fn handle(&mut self, msg: Report, ctx: &mut Self::Context) {
+        if let Some(message) = self.apply(msg.account_id, msg.outcome, Utc::now()) {
+            self.persist_health(ctx, msg.account_id, Some(message));
+        }
     }
 }
 
@@ -480,11 +1134,45 @@ impl Handler<Reload> for AccountPool {
 impl Handler<TokenRefreshed> for AccountPool {
     type Result = ();
 
-    fn handle(&mut self, msg: TokenRefreshed, _: &mut Self::Context) {
-        if let Some(account) = self.accounts.get_mut(&msg.account_id) {
-            account.access_token = msg.access_token;
-            account.expires_at = msg.expires_at;
-            account.status = AccountStatus::Active;
+    fn handle(&mut self, msg: TokenRefreshed, ctx: &mut Self::Context) {
+        let id = msg.account_id;
+        if self.refreshed(msg) {
+            self.persist_health(ctx, id, None);
+        }
+    }
+}
+
+impl Handler<RefreshFailed> for AccountPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: RefreshFailed, ctx: &mut Self::Context) {
+        let id = msg.account_id;
+        if self.refresh_failed(&msg, Utc::now()) {
+            // The refresh scheduler stored the failure itself; only the cooldown is new.
+            self.persist_health(ctx, id, None);
+        }
+    }
+}
+
+impl Handler<DueForProbe> for AccountPool {
+    type Result = MessageResult<DueForProbe>;
+
+    fn handle(&mut self, msg: DueForProbe, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.due_for_probe(Utc::now(), msg.max))
+    }
+}
+
+impl Handler<UsageProbed> for AccountPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: UsageProbed, ctx: &mut Self::Context) {
+        let id = msg.account_id;
+        let (limits, changed) = self.probed(msg, Utc::now());
+        if let Some(limits) = limits {
+            self.persist_limits(ctx, id, &limits);
+        }
+        if changed {
+            self.persist_health(ctx, id, None);
         }
     }
 }
@@ -495,6 +1183,7 @@ impl Handler<MarkNeedsRelogin> for AccountPool {
     fn handle(&mut self, msg: MarkNeedsRelogin, _: &mut Self::Context) {
         if let Some(account) = self.accounts.get_mut(&msg.account_id) {
             account.status = AccountStatus::NeedsRelogin;
+            account.refreshing_since = None;
             tracing::warn!(account_id = msg.account_id, reason = %msg.reason, "account needs a new sign-in");
         }
     }
@@ -512,21 +1201,7 @@ impl Handler<Snapshot> for AccountPool {
     type Result = MessageResult<Snapshot>;
 
     fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
-        let now = Utc::now();
-        MessageResult(
-            self.accounts
-                .values()
-                .map(|a| AccountView {
-                    account_id: a.id,
-                    available: a.usable(now) && !a.cooling(now),
-                    in_flight: a.in_flight.load(Ordering::Acquire),
-                    served: a.served,
-                    consecutive_failures: a.consecutive_failures,
-                    cooldown_until: a.cooldown_until.filter(|u| *u > now),
-                    rate_limits: a.rate_limits.clone(),
-                })
-                .collect(),
-        )
+        MessageResult(self.snapshot())
     }
 }
 
@@ -543,45 +1218,73 @@ impl AccountPoolHandle {
         Self { addr, timeout }
     }
 
-    /// Checks out an account for a request.
-    pub async fn checkout(
-        &self,
-        exclude: Vec<i32>,
-        prefer: Option<i32>,
-    ) -> Result<Lease, PoolError> {
-        super::ask(
-            &self.addr,
-            Checkout { exclude, prefer },
-            self.timeout,
-            "account pool",
-        )
-        .await?
+    /// Checks out an account for a request (see [`Checkout`]).
+    pub async fn checkout(&self, checkout: Checkout) -> Result<Lease, PoolError> {
+        super::ask(&self.addr, checkout, self.timeout, "account pool").await?
     }
 
-    /// Reports how a request went on an account.
-    pub async fn report(&self, account_id: i32, outcome: Outcome) {
-        let _ = super::ask(
-            &self.addr,
-            Report {
+    /// Reports how a request went on an account, without waiting: the pool's mailbox keeps
+    /// the order, so the next checkout already sees it, and the database write happens in the
+    /// background. A full mailbox drops the report (logged).
+    pub fn report(&self, account_id: i32, outcome: Outcome) {
+        let failure = !matches!(outcome, Outcome::Success(_));
+        if self
+            .addr
+            .try_send(Report {
                 account_id,
                 outcome,
-            },
+            })
+            .is_err()
+        {
+            if failure {
+                tracing::warn!(
+                    account_id,
+                    "account pool mailbox full: failure report dropped"
+                );
+            } else {
+                tracing::debug!(
+                    account_id,
+                    "account pool mailbox full: success report dropped"
+                );
+            }
+        }
+    }
+
+    /// Accounts due for a probe of their usage windows (see [`DueForProbe`]).
+    pub async fn due_for_probe(&self, max: usize) -> Result<Vec<ProbeTarget>, ActorError> {
+        super::ask(
+            &self.addr,
+            DueForProbe { max },
             self.timeout,
             "account pool",
         )
-        .await;
+        .await
     }
 
-    /// Records a success without waiting: it only moves counters, so a full mailbox may drop it.
-    pub fn succeeded(&self, account_id: i32, limits: Option<RateLimits>) {
-        let report = Report {
-            account_id,
-            outcome: Outcome::Success(limits),
-        };
-        if self.addr.try_send(report).is_err() {
+    /// A probe's report, without waiting.
+    pub fn probed(&self, account_id: i32, report: Result<UsageReport, String>) {
+        if self
+            .addr
+            .try_send(UsageProbed { account_id, report })
+            .is_err()
+        {
             tracing::debug!(
                 account_id,
-                "account pool mailbox full: success report dropped"
+                "account pool mailbox full: probe report dropped"
+            );
+        }
+    }
+
+    /// A transient refresh failure (from the refresh scheduler), without waiting.
+    pub fn refresh_failed(&self, account_id: i32, reason: String) {
+        if self
+            .addr
+            .try_send(RefreshFailed { account_id, reason })
+            .is_err()
+        {
+            tracing::warn!(
+                account_id,
+                "account pool mailbox full: refresh failure dropped"
             );
         }
     }
@@ -643,8 +1346,8 @@ impl AccountPoolHandle {
         .await;
     }
 
-    /// The live state of every account.
-    pub async fn snapshot(&self) -> Result<Vec<AccountView>, ActorError> {
+    /// The live state of every account and of the pins.
+    pub async fn snapshot(&self) -> Result<PoolSnapshot, ActorError> {
         super::ask(&self.addr, Snapshot, self.timeout, "account pool").await
     }
 
@@ -702,17 +1405,467 @@ pub(crate) mod tests {
     fn pool() -> AccountPool {
         let settings = RuntimeSettings {
             strategy: Strategy::RoundRobin,
-            max_retries: 1,
-            refresh_lead_seconds: 0,
-            log_retention_days: 1,
             transient_cooldown_seconds: 1,
             forbidden_cooldown_seconds: 1,
+            ..RuntimeSettings::from_config(&crate::config::Config::default())
         };
         AccountPool::new(
             DatabaseConnection::default(),
             settings,
             Duration::from_mins(1),
+            100,
         )
+    }
+
+    /// A pool with accounts of these ids (token `at-<id>`), and settings adjusted.
+    fn pool_of(ids: &[i32], adjust: impl FnOnce(&mut RuntimeSettings)) -> AccountPool {
+        let mut pool = pool();
+        adjust(&mut pool.settings);
+        for id in ids {
+            let mut account = row(None);
+            account.id = *id;
+            account.chatgpt_account_id = format!("acct-{id}");
+            account.access_token = format!("at-{id}");
+            pool.put_row(&account);
+        }
+        pool
+    }
+
+    fn transient() -> Outcome {
+        Outcome::Transient("upstream answered 500".into())
+    }
+
+    /// Moves an account's cooldown and breaker times `seconds` into the past.
+    fn age(pool: &mut AccountPool, id: i32, seconds: i64) {
+        let ago = chrono::Duration::seconds(seconds);
+        let account = pool.accounts.get_mut(&id).unwrap();
+        account.cooldown_until = account.cooldown_until.map(|t| t - ago);
+        account.breaker.open_until = account.breaker.open_until.map(|t| t - ago);
+        for at in &mut account.breaker.failures {
+            *at -= ago;
+        }
+    }
+
+    #[test]
+    fn the_breaker_opens_after_n_failures_and_one_trial_decides() {
+        let mut pool = pool_of(&[1, 2], |s| {
+            s.breaker_failures = 2;
+            s.breaker_window_seconds = 60;
+            s.breaker_open_seconds = 30;
+        });
+        let now = Utc::now();
+        pool.apply(1, transient(), now);
+        assert_eq!(pool.accounts[&1].breaker.state(now), BreakerState::Closed);
+        age(&mut pool, 1, 2);
+        pool.apply(1, transient(), now);
+        let view = pool.accounts[&1].view(now, 98.0);
+        assert_eq!(view.breaker, BreakerState::Open);
+        assert_eq!(view.cooldown_reason, Some(Cooldown::Breaker));
+        assert!(!view.available);
+        assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 2);
+
+        // Half-open: exactly one request goes to it while its trial runs.
+        age(&mut pool, 1, 31);
+        let trial = pool.pick(&[], Some(1), None).unwrap();
+        assert_eq!(trial.account_id, 1);
+        assert_eq!(
+            pool.accounts[&1].view(Utc::now(), 98.0).breaker,
+            BreakerState::HalfOpen
+        );
+        for _ in 0..3 {
+            assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 2);
+        }
+        // A trial that ends without a verdict (the client's error) lets another one try.
+        drop(trial);
+        let trial = pool.pick(&[], Some(1), None).unwrap();
+        assert_eq!(trial.account_id, 1);
+        // A failed trial opens it again, for twice as long.
+        pool.apply(1, transient(), Utc::now());
+        drop(trial);
+        let until = pool.accounts[&1].breaker.open_until.unwrap();
+        assert!(
+            until > Utc::now() + chrono::Duration::seconds(55),
+            "{until}"
+        );
+        assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 2);
+        // A successful trial closes it.
+        age(&mut pool, 1, 61);
+        let trial = pool.pick(&[], Some(1), None).unwrap();
+        assert_eq!(trial.account_id, 1);
+        pool.apply(1, Outcome::Success(None), Utc::now());
+        drop(trial);
+        let account = &pool.accounts[&1];
+        assert_eq!(account.breaker.state(Utc::now()), BreakerState::Closed);
+        assert_eq!(account.breaker.trips, 0);
+        assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 1);
+        assert_eq!(
+            pool.pick(&[], Some(1), None).unwrap().account_id,
+            1,
+            "no trial any more"
+        );
+    }
+
+    #[test]
+    fn failures_outside_the_window_do_not_open_the_breaker() {
+        let mut pool = pool_of(&[1], |s| {
+            s.breaker_failures = 2;
+            s.breaker_window_seconds = 10;
+        });
+        pool.apply(1, transient(), Utc::now());
+        age(&mut pool, 1, 11);
+        pool.apply(1, transient(), Utc::now());
+        assert_eq!(
+            pool.accounts[&1].breaker.state(Utc::now()),
+            BreakerState::Closed
+        );
+    }
+
+    #[test]
+    fn a_refused_token_is_skipped_until_its_refresh_ends() {
+        let mut pool = pool_of(&[1, 2], |_| {});
+        let now = Utc::now();
+        pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
+        assert!(pool.accounts[&1].view(now, 98.0).refreshing);
+        assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 2);
+        // With nobody else, the pool says which refresh to wait for.
+        match pool.pick(&[2], None, None) {
+            Err(PoolError::Refreshing { account_id, token }) => {
+                assert_eq!((account_id, &*token), (1, "at-1"));
+            }
+            other => panic!("refreshing expected, got {other:?}"),
+        }
+        let refreshed = TokenRefreshed {
+            account_id: 1,
+            access_token: Arc::from("at-1b"),
+            expires_at: None,
+        };
+        assert!(!pool.refreshed(refreshed), "nothing to store");
+        assert_eq!(pool.pick(&[], Some(1), None).unwrap().account_id, 1);
+        assert_eq!(
+            &*pool.pick(&[], Some(1), None).unwrap().access_token,
+            "at-1b"
+        );
+        // A late 401 for the old token says nothing about the new one.
+        pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
+        assert!(!pool.accounts[&1].view(now, 98.0).refreshing);
+    }
+
+    #[test]
+    fn a_failed_refresh_of_a_refused_token_cools_longer_each_time() {
+        let mut pool = pool_of(&[1, 2], |s| s.transient_cooldown_seconds = 60);
+        let failed = RefreshFailed {
+            account_id: 1,
+            reason: "the token endpoint answered 503".into(),
+        };
+        // Ahead of expiry, with a working token: nothing changes.
+        assert!(!pool.refresh_failed(&failed, Utc::now()));
+        assert!(pool.accounts[&1].view(Utc::now(), 98.0).available);
+
+        let mut cooldowns = Vec::new();
+        for _ in 0..3 {
+            let now = Utc::now();
+            pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
+            assert!(pool.refresh_failed(&failed, now));
+            let view = pool.accounts[&1].view(now, 98.0);
+            assert_eq!(view.cooldown_reason, Some(Cooldown::Refresh));
+            assert!(!view.refreshing && !view.available);
+            cooldowns.push((view.cooldown_until.unwrap() - now).num_seconds());
+            age(&mut pool, 1, 10_000);
+        }
+        assert_eq!(cooldowns, [60, 120, 240]);
+        assert_eq!(pool.accounts[&1].status, AccountStatus::RefreshFailed);
+
+        // A refresh that works ends the cooldown at once.
+        let now = Utc::now();
+        pool.apply(1, Outcome::TokenRefused(Arc::from("at-1")), now);
+        pool.refresh_failed(&failed, now);
+        let refreshed = TokenRefreshed {
+            account_id: 1,
+            access_token: Arc::from("at-new"),
+            expires_at: None,
+        };
+        assert!(pool.refreshed(refreshed), "the cleared cooldown is stored");
+        assert!(pool.accounts[&1].view(now, 98.0).available);
+        assert_eq!(pool.accounts[&1].refresh_failures, 0);
+    }
+
+    #[test]
+    fn an_exhausted_pool_says_when_the_nearest_usage_limit_resets() {
+        let mut pool = pool_of(&[1, 2], |_| {});
+        let now = Utc::now();
+        let soon = now + chrono::Duration::seconds(120);
+        let later = now + chrono::Duration::seconds(600);
+        for (id, until) in [(1, later), (2, soon)] {
+            let message = "usage limit reached".to_owned();
+            pool.apply(id, Outcome::UsageLimit { until, message }, now);
+        }
+        match pool.pick(&[], None, None) {
+            Err(PoolError::Exhausted { resets_at }) => assert_eq!(resets_at, soon),
+            other => panic!("exhausted expected, got {other:?}"),
+        }
+        // One account cooling for another reason: the pool is not spent, only cooling.
+        pool.accounts.get_mut(&2).unwrap().cooldown_until = None;
+        pool.apply(2, transient(), now);
+        assert!(matches!(
+            pool.pick(&[], None, None),
+            Err(PoolError::AllCooling { .. })
+        ));
+        // A cooldown whose time has passed is over at once, without a reload.
+        age(&mut pool, 2, 3600);
+        assert_eq!(pool.pick(&[], None, None).unwrap().account_id, 2);
+    }
+
+    #[test]
+    fn a_conversation_goes_back_to_its_pin_and_moves_without_waiting() {
+        let mut pool = pool_of(&[1, 2, 3], |_| {});
+        let first = pool.pick(&[], None, Some(42)).unwrap();
+        assert_eq!(first.pinned_to, Some(None), "a new conversation");
+        let home = first.account_id;
+        for _ in 0..5 {
+            // Round robin moves on for others; the conversation stays.
+            let other = pool.pick(&[], None, None).unwrap();
+            assert!(other.pinned_to.is_none());
+            let again = pool.pick(&[], None, Some(42)).unwrap();
+            assert_eq!(again.account_id, home);
+            assert_eq!(again.pinned_to, Some(Some(home)));
+        }
+        assert_eq!(
+            pool.snapshot().accounts[(home - 1) as usize].pinned_conversations,
+            1
+        );
+        // Its account cools: it moves at once, and is pinned to where it went.
+        pool.apply(home, transient(), Utc::now());
+        let moved = pool.pick(&[], None, Some(42)).unwrap();
+        assert_ne!(moved.account_id, home);
+        assert_eq!(moved.pinned_to, Some(Some(home)));
+        age(&mut pool, home, 3600);
+        assert_eq!(
+            pool.pick(&[], None, Some(42)).unwrap().account_id,
+            moved.account_id
+        );
+        // A retry (the pinned account was tried) re-pins without counting again.
+        let retry = pool.pick(&[moved.account_id], None, Some(42)).unwrap();
+        assert!(retry.pinned_to.is_none());
+        assert_eq!(
+            pool.pick(&[], None, Some(42)).unwrap().account_id,
+            retry.account_id
+        );
+        assert_eq!(pool.snapshot().pins, 1);
+        // A stored previous response's account wins over the pin.
+        let preferred = pool.pick(&[], Some(home), Some(42)).unwrap();
+        assert_eq!(preferred.account_id, home);
+    }
+
+    #[test]
+    fn an_idle_pin_expires() {
+        let mut pool = pool_of(&[1, 2], |s| s.affinity_ttl_seconds = 1);
+        let home = pool.pick(&[], None, Some(7)).unwrap().account_id;
+        let clock = std::time::Instant::now() + Duration::from_secs(2);
+        assert_eq!(pool.pins.get(7, clock, pool.pin_ttl()), None);
+        assert_eq!(pool.pins.pinned_to(home), 0);
+    }
+
+    /// Windows used so much, resetting in so many seconds (primary 5 h, secondary a week).
+    fn windows(primary: (f64, i64), secondary: (f64, i64)) -> RateLimits {
+        let now = Utc::now();
+        RateLimits {
+            primary_used_percent: Some(primary.0),
+            primary_window_minutes: Some(300),
+            primary_resets_at: Some(now + chrono::Duration::seconds(primary.1)),
+            secondary_used_percent: Some(secondary.0),
+            secondary_window_minutes: Some(10_080),
+            secondary_resets_at: Some(now + chrono::Duration::seconds(secondary.1)),
+            checked_at: Some(now),
+        }
+    }
+
+    fn set_limits(pool: &mut AccountPool, id: i32, limits: RateLimits) {
+        pool.accounts.get_mut(&id).unwrap().rate_limits = Some(limits);
+    }
+
+    #[test]
+    fn headroom_is_worth_more_the_sooner_it_resets() {
+        let now = Utc::now();
+        let week = 7 * 86_400;
+        assert!(
+            (quota_score(None, now) - 1.0).abs() < 1e-9,
+            "unknown: on pace"
+        );
+        // A fresh account, both windows just started: on pace.
+        let fresh = quota_score(Some(&windows((0.0, 18_000), (0.0, week))), now);
+        assert!((fresh - 1.0).abs() < 0.01, "{fresh}");
+        // 40% of the 5-hour window left, resetting in 20 minutes: spend it now.
+        let soon = quota_score(Some(&windows((60.0, 1200), (20.0, 3 * 86_400))), now);
+        // 10% of the week left for six days: spare it.
+        let tight = quota_score(Some(&windows((5.0, 17_000), (90.0, 6 * 86_400))), now);
+        assert!(soon > fresh && fresh > tight, "{soon} {fresh} {tight}");
+        // A window whose reset passed is fresh again.
+        let passed = quota_score(Some(&windows((99.0, -10), (10.0, week))), now);
+        assert!(passed > 0.8, "{passed}");
+    }
+
+    #[test]
+    fn quota_aware_spends_the_headroom_that_resets_first() {
+        let mut pool = pool_of(&[1, 2, 3], |s| s.strategy = Strategy::QuotaAware);
+        let week = 7 * 86_400;
+        set_limits(&mut pool, 1, windows((10.0, 17_000), (85.0, 6 * 86_400)));
+        set_limits(&mut pool, 2, windows((50.0, 900), (30.0, 2 * 86_400)));
+        set_limits(&mut pool, 3, windows((5.0, 18_000), (5.0, week)));
+        for conversation in 0..20 {
+            assert_eq!(
+                pool.pick(&[], None, Some(conversation)).unwrap().account_id,
+                2
+            );
+        }
+    }
+
+    #[test]
+    fn quota_aware_spreads_new_conversations_over_equal_accounts() {
+        let mut pool = pool_of(&[1, 2, 3, 4], |s| s.strategy = Strategy::QuotaAware);
+        for id in 1..=4 {
+            set_limits(&mut pool, id, windows((30.0, 9000), (30.0, 300_000)));
+        }
+        let mut placed = std::collections::HashMap::<i32, usize>::new();
+        for conversation in 0..400 {
+            let lease = pool.pick(&[], None, Some(conversation)).unwrap();
+            *placed.entry(lease.account_id).or_default() += 1;
+        }
+        assert_eq!(placed.len(), 4);
+        assert!(
+            placed.values().all(|n| (60..=140).contains(n)),
+            "{placed:?}"
+        );
+        // Requests in flight count first: a busy account is passed over.
+        let busy: Vec<Lease> = (0..3)
+            .map(|c| pool.pick(&[], None, Some(1000 + c)).unwrap())
+            .collect();
+        let idle = pool.pick(&[], None, Some(2000)).unwrap();
+        assert!(busy.iter().all(|l| l.account_id != idle.account_id));
+    }
+
+    #[test]
+    fn an_account_at_the_ceiling_is_left_alone_until_its_window_resets() {
+        let mut pool = pool_of(&[1, 2], |s| {
+            s.strategy = Strategy::FillFirst;
+            s.quota_ceiling_percent = 98.0;
+        });
+        let home = pool.pick(&[], None, Some(5)).unwrap().account_id;
+        assert_eq!(home, 1);
+        set_limits(&mut pool, 1, windows((97.0, 600), (50.0, 86_400)));
+        assert_eq!(
+            pool.pick(&[], None, Some(5)).unwrap().account_id,
+            1,
+            "headroom left"
+        );
+        set_limits(&mut pool, 1, windows((98.0, 600), (50.0, 86_400)));
+        let view = pool.snapshot().accounts[0].clone();
+        assert!(!view.available && view.over_ceiling_until.is_some());
+        assert_eq!(
+            pool.pick(&[], None, Some(5)).unwrap().account_id,
+            2,
+            "the pin moves"
+        );
+        assert_eq!(
+            pool.pick(&[], None, None).unwrap().account_id,
+            2,
+            "and new ones go elsewhere"
+        );
+        // The weekly window counts too, and the account needs both windows back.
+        set_limits(&mut pool, 1, windows((99.0, 600), (99.0, 86_400)));
+        pool.accounts.get_mut(&2).unwrap().cooldown_until =
+            Some(Utc::now() + chrono::Duration::hours(2));
+        pool.accounts.get_mut(&2).unwrap().cooldown_reason = Some(Cooldown::UsageLimit);
+        match pool.pick(&[], None, None) {
+            Err(PoolError::Exhausted { resets_at }) => {
+                let in_seconds = (resets_at - Utc::now()).num_seconds();
+                assert!(
+                    (7100..=7200).contains(&in_seconds),
+                    "the nearest: account 2 in {in_seconds}"
+                );
+            }
+            other => panic!("exhausted expected, got {other:?}"),
+        }
+        // Once its window's reset time passes, it serves at once.
+        set_limits(&mut pool, 1, windows((99.0, -1), (50.0, 86_400)));
+        assert_eq!(pool.pick(&[], None, None).unwrap().account_id, 1);
+    }
+
+    #[test]
+    fn idle_accounts_are_probed_one_at_a_time_and_an_early_reset_ends_the_cooldown() {
+        let mut pool = pool_of(&[1, 2, 3], |s| s.usage_probe_interval_seconds = 60);
+        let now = Utc::now();
+        set_limits(&mut pool, 3, windows((10.0, 600), (10.0, 86_400)));
+        // Accounts never seen are due (the longest unseen first); a recently seen one is not.
+        let due: Vec<i32> = pool
+            .due_for_probe(now, 10)
+            .iter()
+            .map(|t| t.account_id)
+            .collect();
+        assert_eq!(due, [1, 2]);
+        assert!(
+            pool.due_for_probe(now, 10).is_empty(),
+            "one probe per account at a time"
+        );
+        // Probes that never answer are given up.
+        let later = now + PROBE_TIMEOUT + chrono::Duration::seconds(1);
+        assert_eq!(
+            pool.due_for_probe(later, 1).len(),
+            1,
+            "at most as many as asked"
+        );
+
+        // Account 1 hit its usage limit; its probe says the window reset early.
+        let message = "usage limit reached".to_owned();
+        let until = now + chrono::Duration::hours(4);
+        pool.apply(1, Outcome::UsageLimit { until, message }, now);
+        assert!(!pool.accounts[&1].view(now, 98.0).available);
+        let report = UsageReport {
+            limits: windows((3.0, 18_000), (20.0, 86_400)),
+            limit_reached: false,
+        };
+        let msg = UsageProbed {
+            account_id: 1,
+            report: Ok(report),
+        };
+        let (stored, changed) = pool.probed(msg, Utc::now());
+        assert!(stored.is_some() && changed);
+        let view = pool.accounts[&1].view(Utc::now(), 98.0);
+        assert!(
+            view.available && view.usage_checked_at.is_some(),
+            "{view:?}"
+        );
+
+        // A limit the pool did not know of starts a cooldown until the reset.
+        let report = UsageReport {
+            limits: windows((100.0, 1200), (20.0, 86_400)),
+            limit_reached: true,
+        };
+        let (_, changed) = pool.probed(
+            UsageProbed {
+                account_id: 2,
+                report: Ok(report),
+            },
+            Utc::now(),
+        );
+        assert!(changed);
+        let view = pool.accounts[&2].view(Utc::now(), 98.0);
+        assert_eq!(view.cooldown_reason, Some(Cooldown::UsageLimit));
+        // A failed probe changes nothing but lets the next one go.
+        pool.accounts.get_mut(&3).unwrap().probing_since = Some(now);
+        let (stored, changed) = pool.probed(
+            UsageProbed {
+                account_id: 3,
+                report: Err("503".into()),
+            },
+            now,
+        );
+        assert!(stored.is_none() && !changed);
+        assert!(pool.accounts[&3].probing_since.is_none());
+        // Off: nobody is due.
+        pool.settings.usage_probe_interval_seconds = 0;
+        assert!(pool
+            .due_for_probe(later + chrono::Duration::hours(1), 10)
+            .is_empty());
     }
 
     #[test]
@@ -724,27 +1877,32 @@ pub(crate) mod tests {
             account.chatgpt_account_id = format!("acct-{id}");
             pool.put_row(&account);
         }
-        assert_eq!(pool.pick(&[], Some(9)).unwrap().account_id, 9);
-        assert_eq!(pool.pick(&[], Some(9)).unwrap().account_id, 9);
+        assert_eq!(pool.pick(&[], Some(9), None).unwrap().account_id, 9);
+        assert_eq!(pool.pick(&[], Some(9), None).unwrap().account_id, 9);
         // Not when it was already tried for this request, nor when it is unknown.
-        assert_ne!(pool.pick(&[9], Some(9)).unwrap().account_id, 9);
-        assert!(pool.pick(&[], Some(42)).is_ok());
+        assert_ne!(pool.pick(&[9], Some(9), None).unwrap().account_id, 9);
+        assert!(pool.pick(&[], Some(42), None).is_ok());
         // Nor while it cools down.
         pool.accounts.get_mut(&9).unwrap().cooldown_until =
             Some(Utc::now() + chrono::Duration::minutes(5));
-        assert_ne!(pool.pick(&[], Some(9)).unwrap().account_id, 9);
+        assert_ne!(pool.pick(&[], Some(9), None).unwrap().account_id, 9);
     }
 
     #[test]
     fn a_fresh_row_keeps_the_live_counters_and_the_fresher_rate_limits() {
+        let seen = |percent: f64, seconds_ago: i64| RateLimits {
+            checked_at: Some(Utc::now() - chrono::Duration::seconds(seconds_ago)),
+            ..limits(percent)
+        };
         let mut pool = pool();
         pool.put_row(&row(None));
-        let lease = pool.pick(&[], None).unwrap();
+        let lease = pool.pick(&[], None, None).unwrap();
+        let live_limits = seen(40.0, 10);
         {
             let live = pool.accounts.get_mut(&7).unwrap();
             live.served = 5;
             live.consecutive_failures = 2;
-            live.rate_limits = Some(limits(40.0));
+            live.rate_limits = Some(live_limits.clone());
         }
 
         pool.put_row(&row(None));
@@ -753,14 +1911,21 @@ pub(crate) mod tests {
         assert_eq!((merged.served, merged.consecutive_failures), (5, 2));
         assert_eq!(
             merged.rate_limits,
-            Some(limits(40.0)),
+            Some(live_limits.clone()),
             "live ones without fresh"
         );
 
-        pool.put_row(&row(Some(limits(75.0))));
+        pool.put_row(&row(Some(seen(30.0, 60))));
         assert_eq!(
             pool.accounts[&7].rate_limits,
-            Some(limits(75.0)),
+            Some(live_limits),
+            "the row's are older (written in batches)"
+        );
+        let newer = seen(75.0, 1);
+        pool.put_row(&row(Some(newer.clone())));
+        assert_eq!(
+            pool.accounts[&7].rate_limits,
+            Some(newer),
             "the row's are fresher"
         );
 

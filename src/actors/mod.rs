@@ -8,6 +8,7 @@ pub mod account_pool;
 pub mod key_cache;
 pub mod refresher;
 pub mod usage_log;
+pub mod usage_probe;
 
 use std::time::Duration;
 

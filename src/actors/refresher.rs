@@ -4,10 +4,12 @@
 //! result, and across instances a lease column in the database (`refresh_lock_*`) does the same.
 //! The rotated refresh token is committed to the database before the new access token is handed
 //! to anyone. Permanent failures mark the account `needs_relogin`; transient ones retry with
-//! back-off, then again at a later tick.
+//! back-off, then again at a later tick, and the pool hears of them (an account whose token was
+//! refused then cools down).
 //!
-//! Messages: [`RefreshNow`] (answered when the refresh is done), [`ApplySettings`], and a timer
-//! tick the actor sends itself.
+//! Messages: [`RefreshNow`] (answered when the refresh is done), [`RefreshInBackground`] (a
+//! refresh nobody waits for: after a 401 the request moves on to another account),
+//! [`ApplySettings`], and a timer tick the actor sends itself.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,6 +71,15 @@ impl RefreshFailure {
 #[derive(Message)]
 #[rtype(result = "Result<Refreshed, RefreshFailure>")]
 pub struct RefreshNow {
+    pub account_id: i32,
+    pub stale_access_token: Option<Arc<str>>,
+}
+
+/// Starts a refresh of an account (or leaves the one in flight alone) without waiting for it;
+/// [`RefreshNow`] joins it later when someone must wait after all.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RefreshInBackground {
     pub account_id: i32,
     pub stale_access_token: Option<Arc<str>>,
 }
@@ -180,6 +191,14 @@ impl Handler<RefreshNow> for Refresher {
     }
 }
 
+impl Handler<RefreshInBackground> for Refresher {
+    type Result = ();
+
+    fn handle(&mut self, msg: RefreshInBackground, ctx: &mut Self::Context) {
+        self.join_or_start(ctx, msg.account_id, msg.stale_access_token, None);
+    }
+}
+
 impl Handler<ApplySettings> for Refresher {
     type Result = ();
 
@@ -253,6 +272,9 @@ impl RefreshJob {
             Ok(_) => tracing::info!(account_id = id, "token refreshed"),
             Err(e) => {
                 tracing::warn!(account_id = id, permanent = e.permanent, reason = %e.message, "token refresh failed");
+                if !e.permanent {
+                    self.pool.refresh_failed(id, e.message.clone());
+                }
             }
         }
         result
@@ -527,6 +549,34 @@ impl RefresherHandle {
             stale_access_token,
         };
         super::ask(&self.addr, msg, REFRESH_WAIT, "refresh scheduler").await
+    }
+
+    /// Starts a refresh (or leaves the one in flight alone) without waiting for it. A full
+    /// mailbox drops it: the next 401 asks again.
+    pub fn refresh_in_background(&self, account_id: i32, stale_access_token: Option<Arc<str>>) {
+        let msg = RefreshInBackground {
+            account_id,
+            stale_access_token,
+        };
+        if self.addr.try_send(msg).is_err() {
+            tracing::warn!(
+                account_id,
+                "refresh scheduler mailbox full: refresh not started"
+            );
+        }
+    }
+
+    /// Waits at most `wait` for a refresh of the account (joining the one in flight, or
+    /// starting one); `None` when it took longer (the refresh goes on).
+    pub async fn refresh_within(
+        &self,
+        account_id: i32,
+        stale_access_token: Option<Arc<str>>,
+        wait: Duration,
+    ) -> Option<Result<Result<Refreshed, RefreshFailure>, ActorError>> {
+        tokio::time::timeout(wait, self.refresh(account_id, stale_access_token))
+            .await
+            .ok()
     }
 
     /// New runtime settings.

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::codex::wire::UpstreamError;
+use crate::codex::wire::{RateLimits, UpstreamError, UsageReport};
 use crate::config::CodexConfig;
 
 /// Sends requests upstream; cheap to clone.
@@ -51,6 +51,18 @@ pub struct RefreshedTokens {
 #[error("{0}")]
 pub struct TransportError(pub String);
 
+/// Why a request to the backend got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// The network, a timeout or a proxy: the account's trouble for now.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// A value the client sent cannot be a header (it is named): the request's fault, which
+    /// never reached the backend.
+    #[error("the {0} header value cannot be sent")]
+    InvalidHeader(&'static str),
+}
+
 /// Why a refresh failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RefreshError {
@@ -61,6 +73,15 @@ pub enum RefreshError {
     /// Network trouble or a 5xx: try again later.
     #[error("refresh failed temporarily: {0}")]
     Transient(String),
+}
+
+/// The headers that tie a request to its conversation upstream (CODEX.md §7).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConversationHeaders<'a> {
+    /// Sent as `session_id` and `session-id`.
+    pub session: Option<&'a str>,
+    /// `x-codex-turn-state`, the backend's sticky token for one turn.
+    pub turn_state: Option<&'a str>,
 }
 
 /// Codes with which the OAuth endpoint says a refresh token is dead for good.
@@ -122,9 +143,19 @@ impl CodexClient {
         access_token: &str,
         chatgpt_account_id: &str,
         proxy_url: Option<&str>,
-        session_id: Option<&str>,
+        conversation: ConversationHeaders<'_>,
         body: Bytes,
-    ) -> Result<reqwest::Response, TransportError> {
+    ) -> Result<reqwest::Response, SendError> {
+        // Checked before building: reqwest would only fail at `send`, indistinguishable from a
+        // network error, and a client's bad value must never count against an account.
+        let value = |value: Option<&str>, name: &'static str| {
+            value
+                .map(reqwest::header::HeaderValue::from_str)
+                .transpose()
+                .map_err(|_| SendError::InvalidHeader(name))
+        };
+        let session = value(conversation.session, "session_id")?;
+        let turn_state = value(conversation.turn_state, "x-codex-turn-state")?;
         let client = self.client_for(proxy_url)?;
         let url = format!("{}/responses", self.config.base_url.trim_end_matches('/'));
         let mut request = client
@@ -137,13 +168,56 @@ impl CodexClient {
             .header("user-agent", &self.config.user_agent)
             .header("version", &self.config.client_version)
             .body(body);
-        if let Some(session) = session_id {
-            request = request.header("session_id", session);
+        if let Some(session) = session {
+            request = request
+                .header("session_id", session.clone())
+                .header("session-id", session);
         }
-        request
+        if let Some(turn_state) = turn_state {
+            request = request.header("x-codex-turn-state", turn_state);
+        }
+        request.send().await.map_err(|e| {
+            if e.is_builder() {
+                SendError::InvalidHeader("request")
+            } else {
+                SendError::Transport(TransportError(describe_transport(&e)))
+            }
+        })
+    }
+
+    /// `GET` the usage endpoint (CODEX.md §9: the base URL's origin, `/backend-api/wham/usage`)
+    /// with the account's credentials: its usage windows, without spending any. The error is a
+    /// sentence safe to log (no URL, no token).
+    pub async fn usage(
+        &self,
+        access_token: &str,
+        chatgpt_account_id: &str,
+        proxy_url: Option<&str>,
+    ) -> Result<UsageReport, String> {
+        let client = self.client_for(proxy_url).map_err(|e| e.0)?;
+        let url = usage_url(&self.config.base_url)
+            .ok_or_else(|| "the upstream base URL has no origin".to_owned())?;
+        let response = client
+            .get(url)
+            .bearer_auth(access_token)
+            .header("chatgpt-account-id", chatgpt_account_id)
+            .header("accept", "application/json")
+            .header("originator", &self.config.originator)
+            .header("user-agent", &self.config.user_agent)
+            .timeout(Duration::from_secs(20))
             .send()
             .await
-            .map_err(|e| TransportError(describe_transport(&e)))
+            .map_err(|e| describe_transport(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("the usage endpoint answered {status}"));
+        }
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|_| "the usage endpoint answered an unreadable body".to_owned())?;
+        RateLimits::from_usage(&body, chrono::Utc::now())
+            .ok_or_else(|| "the usage endpoint answered without rate limits".to_owned())
     }
 
     /// Exchanges a refresh token for new tokens at the OAuth endpoint.
@@ -221,6 +295,15 @@ impl CodexClient {
     }
 }
 
+/// The usage endpoint of a base URL: its origin and `/backend-api/wham/usage`.
+fn usage_url(base_url: &str) -> Option<String> {
+    let parsed = url::Url::parse(base_url).ok()?;
+    let origin = parsed.origin();
+    origin
+        .is_tuple()
+        .then(|| format!("{}/backend-api/wham/usage", origin.ascii_serialization()))
+}
+
 fn build_client(
     config: &CodexConfig,
     proxy: Option<&str>,
@@ -249,4 +332,59 @@ pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
         "failed"
     };
     format!("upstream request {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_endpoint_is_at_the_base_urls_origin() {
+        assert_eq!(
+            usage_url("https://chatgpt.com/backend-api/codex").as_deref(),
+            Some("https://chatgpt.com/backend-api/wham/usage")
+        );
+        assert_eq!(
+            usage_url("http://127.0.0.1:8081/backend-api/codex/").as_deref(),
+            Some("http://127.0.0.1:8081/backend-api/wham/usage")
+        );
+        assert_eq!(usage_url("not a url"), None);
+    }
+
+    #[actix_web::test]
+    async fn a_value_that_cannot_be_a_header_is_the_requests_fault() {
+        let config = CodexConfig {
+            // Nothing listens there: a request that left would fail as a transport error.
+            base_url: "http://127.0.0.1:9/backend-api/codex".into(),
+            ..CodexConfig::default()
+        };
+        let client = CodexClient::new(config).unwrap();
+        let bad = ConversationHeaders {
+            session: Some("a\u{1}b"),
+            turn_state: None,
+        };
+        let sent = client
+            .responses("at", "acct", None, bad, Bytes::new())
+            .await;
+        assert!(matches!(sent, Err(SendError::InvalidHeader("session_id"))));
+        let bad = ConversationHeaders {
+            session: Some("fine"),
+            turn_state: Some("bad\nvalue"),
+        };
+        let sent = client
+            .responses("at", "acct", None, bad, Bytes::new())
+            .await;
+        assert!(matches!(
+            sent,
+            Err(SendError::InvalidHeader("x-codex-turn-state"))
+        ));
+        let fine = ConversationHeaders {
+            session: Some("fine"),
+            turn_state: None,
+        };
+        let sent = client
+            .responses("at", "acct", None, fine, Bytes::new())
+            .await;
+        assert!(matches!(sent, Err(SendError::Transport(_))));
+    }
 }

@@ -3,12 +3,15 @@
 //! are only possible before the first byte reaches the client.
 //!
 //! [`classify`](mod@classify) decides what a failed answer means for the account and for the client's
-//! request; this module carries the verdict out: it reports to the pool, refreshes once on a
-//! 401, and retries on another account or returns the client's error. [`events`] reads the
+//! request; this module carries the verdict out: it reports to the pool (without waiting), moves
+//! on from a 401 while the token refreshes in the background, and retries on another account
+//! or returns the client's error. [`events`] reads the
 //! upstream's frames and looks ahead to the first output.
 
 pub mod classify;
 pub mod events;
+
+use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use bytes::Bytes;
@@ -16,8 +19,11 @@ use chrono::{DateTime, Utc};
 
 use self::classify::{classify, classify_stream, resets_at, Verdict};
 use self::events::EventSource;
-use crate::actors::account_pool::{Lease, Outcome};
+use crate::actors::account_pool::{Checkout, Lease, Outcome, PoolError};
+use crate::affinity::Lookup;
+use crate::codex::client::{ConversationHeaders, SendError};
 use crate::codex::wire::{RateLimits, StreamError, UpstreamError};
+use crate::conversation::Conversation;
 use crate::error::{AppError, ErrorCode};
 use crate::request_log::RequestLog;
 use crate::state::AppState;
@@ -30,6 +36,8 @@ pub struct Dispatched {
     pub events: EventSource,
     /// The rate-limit headers of the answer.
     pub rate_limits: Option<RateLimits>,
+    /// The answer's `x-codex-turn-state`, for the client to echo within the turn.
+    pub turn_state: Option<String>,
 }
 
 /// [`dispatch`] that also ends the request's log row when no account could answer, and sets
@@ -56,14 +64,18 @@ pub async fn dispatch_logged(
 pub struct UpstreamRequest<'a> {
     /// The Codex request body.
     pub body: Bytes,
-    /// The conversation's session id, if any.
-    pub session_id: Option<&'a str>,
-    /// The account to use first when it can serve (it served the conversation before).
+    /// The conversation: its pin in the pool and its headers upstream.
+    pub conversation: Option<&'a Conversation>,
+    /// The account to use first when it can serve (it served the stored previous response).
     pub prefer: Option<i32>,
 }
 
 /// Sends the request upstream, retrying on other accounts within the configured budget. `log`
 /// learns which account served (or failed) the request.
+///
+/// A 401 moves the request to another account at once while the account's token refreshes in
+/// the background; only when no other account can serve does the request wait for that
+/// refresh, at most `refresh_wait_seconds`, and go back to the refreshed account.
 pub async fn dispatch(
     state: &AppState,
     request: UpstreamRequest<'_>,
@@ -71,30 +83,86 @@ pub async fn dispatch(
 ) -> Result<Dispatched, AppError> {
     let UpstreamRequest {
         body,
-        session_id,
+        conversation,
         mut prefer,
     } = request;
-    let max_retries = state.settings.get().max_retries as usize;
+    let pin = conversation.map(|c| c.pin);
+    let headers = ConversationHeaders {
+        session: conversation.map(|c| c.session.as_str()),
+        turn_state: conversation.and_then(|c| c.turn_state.as_deref()),
+    };
+    let settings = state.settings.get();
+    let max_retries = settings.max_retries as usize;
+    let refresh_wait = std::time::Duration::from_secs(settings.refresh_wait_seconds);
     let mut tried: Vec<i32> = Vec::new();
+    // Accounts whose token was refused during this request, with that token, oldest first.
+    let mut refused: Vec<(i32, Arc<str>)> = Vec::new();
+    // Accounts refreshed for this request: a second 401 takes them out.
+    let mut refreshed: Vec<i32> = Vec::new();
+    // The conversation's pin when the request came (counted when it is served).
+    let mut pinned_to: Option<Option<i32>> = None;
     let mut last_error: Option<AppError> = None;
     let mut attempts = 0;
     let mut overloads = 0;
     while attempts <= max_retries {
-        attempts += 1;
-        let lease = match state.pool.checkout(tried.clone(), prefer.take()).await {
+        let checkout = Checkout {
+            exclude: tried.clone(),
+            prefer: prefer.take(),
+            pin,
+        };
+        let lease = match state.pool.checkout(checkout).await {
             Ok(lease) => lease,
-            // After failures, the upstream's own error says more than "nothing left", unless
-            // every account is now waiting for a usage-limit reset.
-            Err(e) => match last_error {
-                Some(last) if last.status() != StatusCode::TOO_MANY_REQUESTS => return Err(last),
-                _ => return Err(e.into()),
-            },
+            Err(e) => {
+                // An account that another request found refused is as good as one this
+                // request found refused.
+                if let PoolError::Refreshing { account_id, token } = &e {
+                    if !refused.iter().any(|(id, _)| id == account_id) {
+                        refused.push((*account_id, token.clone()));
+                    }
+                }
+                // Nobody else can serve: wait (bounded) for a refused account's refresh.
+                if !refused.is_empty() {
+                    match wait_for_refresh(state, &mut refused, refresh_wait).await {
+                        Ok(account_id) => {
+                            tried.retain(|id| *id != account_id);
+                            refreshed.push(account_id);
+                            prefer = Some(account_id);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                // After failures, the upstream's own error says more than "nothing left",
+                // unless every account is now waiting for a usage-limit reset.
+                return Err(match last_error {
+                    Some(last) if last.status() != StatusCode::TOO_MANY_REQUESTS => last,
+                    _ => e.into(),
+                });
+            }
         };
         log.record.account_id = Some(lease.account_id);
+        if lease.pinned_to.is_some() {
+            pinned_to = lease.pinned_to;
+        }
         tried.push(lease.account_id);
-        match attempt(state, lease, body.clone(), session_id).await {
-            Ok(dispatched) => return Ok(dispatched),
+        let again = refreshed.contains(&lease.account_id);
+        match attempt(state, lease, body.clone(), headers, again).await {
+            Ok(dispatched) => {
+                if let Some(pinned) = pinned_to {
+                    let lookup = Lookup::of(pinned, dispatched.lease.account_id);
+                    state.metrics.affinity(lookup.label());
+                }
+                return Ok(dispatched);
+            }
             Err(Failure::Client(e)) => return Err(e),
+            // Not counted against the retries: every account is refused at most once.
+            Err(Failure::TokenRefused { account_id, token }) => {
+                refused.push((account_id, token));
+                last_error = Some(AppError::upstream(
+                    "the upstream refused the account's token; it is being refreshed",
+                ));
+                continue;
+            }
             Err(Failure::Retry(e)) => last_error = Some(e),
             Err(Failure::Overloaded(e)) => {
                 state.metrics.upstream("overloaded");
@@ -106,12 +174,45 @@ pub async fn dispatch(
                 tokio::time::sleep(overload_pause()).await;
             }
         }
+        attempts += 1;
     }
     Err(last_error.unwrap_or_else(|| {
         AppError::new(
             ErrorCode::NoAvailableAccount,
             "no upstream account is available",
         )
+    }))
+}
+
+/// Waits, all told at most `wait`, for the refresh of a refused account, oldest first; answers
+/// the first account refreshed. A refresh that fails moves on to the next one.
+async fn wait_for_refresh(
+    state: &AppState,
+    refused: &mut Vec<(i32, Arc<str>)>,
+    wait: std::time::Duration,
+) -> Result<i32, AppError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut failure = None;
+    while !refused.is_empty() {
+        let (account_id, token) = refused.remove(0);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match state
+            .refresher
+            .refresh_within(account_id, Some(token), left)
+            .await
+        {
+            Some(Ok(Ok(_))) => return Ok(account_id),
+            Some(Ok(Err(e))) => failure = Some(AppError::upstream(e.message)),
+            Some(Err(e)) => failure = Some(e.into()),
+            None => break,
+        }
+    }
+    Err(failure.unwrap_or_else(|| {
+        AppError::new(
+            ErrorCode::NoAvailableAccount,
+            "no upstream account is available: a refused token is still being refreshed",
+        )
+        .with_retry_after(5)
     }))
 }
 
@@ -124,6 +225,8 @@ enum Failure {
     Retry(AppError),
     /// The backend's overload: try once more on another account after a short pause.
     Overloaded(AppError),
+    /// The account's token was refused and its refresh started: try another account.
+    TokenRefused { account_id: i32, token: Arc<str> },
 }
 
 /// `Retry-After` of the answer when every attempt met an overload.
@@ -136,79 +239,101 @@ fn overload_pause() -> std::time::Duration {
     std::time::Duration::from_millis(rand::thread_rng().gen_range(50..=250))
 }
 
-/// One account: send, and on 401 refresh once and send once more.
+/// One account: send once. A first 401 starts the token's refresh in the background and
+/// hands the request back ([`Failure::TokenRefused`]); on an account already refreshed for
+/// this request (`refreshed`), a 401 takes the account out.
 async fn attempt(
     state: &AppState,
-    mut lease: Lease,
+    lease: Lease,
     body: Bytes,
-    session_id: Option<&str>,
+    headers: ConversationHeaders<'_>,
+    refreshed: bool,
 ) -> Result<Dispatched, Failure> {
-    let mut refreshed = false;
-    loop {
-        let sent = state
-            .upstream
-            .responses(
-                &lease.access_token,
-                &lease.chatgpt_account_id,
-                lease.proxy_url.as_deref(),
-                session_id,
-                body.clone(),
-            )
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(e) => return Err(settle(state, &lease, Failed::Unreachable(&e.0)).await),
-        };
-        let status = response.status().as_u16();
-        let rate_limits = RateLimits::from_headers(response.headers());
-        if status == 200 {
-            let mut events = EventSource::new(Box::pin(response.bytes_stream()));
-            let outcome = events.peek_until_output().await;
-            let failed = match &outcome {
-                None | Some(Ok(_)) => {
-                    let success = Outcome::Success(rate_limits.clone());
-                    report(state, lease.account_id, success).await;
-                    return Ok(Dispatched {
-                        lease,
-                        events,
-                        rate_limits,
-                    });
-                }
-                Some(Err(StreamError::Disconnected)) => Failed::Cut,
-                Some(Err(StreamError::Upstream(e))) => Failed::InStream(e),
-            };
-            return Err(settle(state, &lease, failed).await);
+    let sent = state
+        .upstream
+        .responses(
+            &lease.access_token,
+            &lease.chatgpt_account_id,
+            lease.proxy_url.as_deref(),
+            headers,
+            body,
+        )
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        // The client's value never left: nothing to say about the account.
+        Err(SendError::InvalidHeader(name)) => {
+            return Err(Failure::Client(AppError::invalid_request(format!(
+                "the {name} value is not a valid header value"
+            ))))
         }
-        let bytes = response.bytes().await.unwrap_or_default();
-        let error = UpstreamError::from_body(&bytes).unwrap_or_else(|| {
-            UpstreamError::message_only(&format!("upstream answered HTTP {status}"))
-        });
-        let failed = Failed::Status(status, &error);
-        if failed.verdict() == Verdict::Refresh && !refreshed {
-            refreshed = true;
-            let stale_token = lease.access_token.clone();
-            match state
-                .refresher
-                .refresh(lease.account_id, Some(stale_token))
-                .await
-            {
-                Ok(Ok(new)) => lease.access_token = new.access_token,
-                Ok(Err(failure)) => {
-                    return Err(Failure::Retry(AppError::upstream(&failure.message)))
-                }
-                Err(e) => return Err(Failure::Retry(e.into())),
+        Err(SendError::Transport(e)) => {
+            return Err(settle(state, &lease, Failed::Unreachable(&e.0)))
+        }
+    };
+    let status = response.status().as_u16();
+    let rate_limits = RateLimits::from_headers(response.headers());
+    let turn_state = response
+        .headers()
+        .get(crate::conversation::TURN_STATE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if status == 200 {
+        let mut events = EventSource::new(Box::pin(response.bytes_stream()));
+        let outcome = events.peek_until_output().await;
+        let failed = match &outcome {
+            None | Some(Ok(_)) => {
+                report(
+                    state,
+                    lease.account_id,
+                    Outcome::Success(rate_limits.clone()),
+                );
+                return Ok(Dispatched {
+                    lease,
+                    events,
+                    rate_limits,
+                    turn_state,
+                });
             }
-            continue;
-        }
-        return Err(settle(state, &lease, failed).await);
+            Some(Err(StreamError::Disconnected)) => Failed::Cut,
+            Some(Err(StreamError::Upstream(e))) => Failed::InStream(e),
+        };
+        return Err(settle(state, &lease, failed));
     }
+    if let Some(limits) = rate_limits {
+        // A refusal's headers say where the account's windows stand (a usage limit: spent).
+        state
+            .pool
+            .report(lease.account_id, Outcome::Observed(limits));
+    }
+    let bytes = response.bytes().await.unwrap_or_default();
+    let error = UpstreamError::from_body(&bytes).unwrap_or_else(|| {
+        UpstreamError::message_only(&format!("upstream answered HTTP {status}"))
+    });
+    let failed = Failed::Status(status, &error);
+    if failed.verdict() == Verdict::Refresh && !refreshed {
+        let token = lease.access_token.clone();
+        report(
+            state,
+            lease.account_id,
+            Outcome::TokenRefused(token.clone()),
+        );
+        state
+            .refresher
+            .refresh_in_background(lease.account_id, Some(token.clone()));
+        return Err(Failure::TokenRefused {
+            account_id: lease.account_id,
+            token,
+        });
+    }
+    Err(settle(state, &lease, failed))
 }
 
 /// Carries out what a failed answer means: tells the pool, and returns the client's error.
-async fn settle(state: &AppState, lease: &Lease, failed: Failed<'_>) -> Failure {
+fn settle(state: &AppState, lease: &Lease, failed: Failed<'_>) -> Failure {
     let (outcome, failure) = consequences(failed, Utc::now());
     if let Some(outcome) = outcome {
-        report(state, lease.account_id, outcome).await;
+        report(state, lease.account_id, outcome);
     }
     failure
 }
@@ -346,21 +471,10 @@ fn client_error(failed: Failed<'_>) -> AppError {
     }
 }
 
-/// Tells the pool how an attempt went, and counts it.
-async fn report(state: &AppState, account_id: i32, outcome: Outcome) {
-    let label = match &outcome {
-        Outcome::Success(_) => "success",
-        Outcome::UsageLimit { .. } => "usage_limit",
-        Outcome::Transient(_) => "transient",
-        Outcome::Forbidden(_) => "forbidden",
-        Outcome::Unauthorized(_) => "unauthorized",
-    };
-    state.metrics.upstream(label);
-    match outcome {
-        // Failures change health and are stored before the retry; successes only count.
-        Outcome::Success(limits) => state.pool.succeeded(account_id, limits),
-        failure => state.pool.report(account_id, failure).await,
-    }
+/// Tells the pool how an attempt went, without waiting, and counts it.
+fn report(state: &AppState, account_id: i32, outcome: Outcome) {
+    state.metrics.upstream(outcome.label());
+    state.pool.report(account_id, outcome);
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::changes::ListenerState;
+use crate::metrics::PoolGauges;
 use crate::state::AppState;
 
 /// Mounts `/healthz`, `/readyz` and `/metrics`.
@@ -20,9 +21,8 @@ async fn healthz() -> HttpResponse {
 
 /// Prometheus text format.
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let accounts = state.pool.snapshot().await.unwrap_or_default();
-    let available = accounts.iter().filter(|a| a.available).count() as i64;
-    let in_flight = accounts.iter().map(|a| a.in_flight as i64).sum();
+    let pool = state.pool.snapshot().await.unwrap_or_default();
+    let available = pool.accounts.iter().filter(|a| a.available).count() as i64;
     state.metrics.changes(
         state.changes.received(),
         state.changes.applied(),
@@ -31,12 +31,13 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state
         .metrics
         .key_cache(state.keys.lookups(), state.keys.oldest_entry_age());
-    let text = state.metrics.render(
+    let gauges = PoolGauges {
         available,
-        accounts.len() as i64 - available,
-        in_flight,
-        state.usage.counts(),
-    );
+        unavailable: pool.accounts.len() as i64 - available,
+        in_flight: pool.accounts.iter().map(|a| a.in_flight as i64).sum(),
+        pins: pool.pins as i64,
+    };
+    let text = state.metrics.render(gauges, state.usage.counts());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text)
@@ -47,6 +48,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// instances are not seen) or `disabled` (SQLite).
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let actors = state.pool.connected()
+        && state.prober.connected()
         && state.refresher.connected()
         && state.usage.connected()
         && state.keys.connected();

@@ -13,7 +13,7 @@ use sea_orm::{
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{fetch_page, find_live, invalid, is_active, read, set_if, Page, PageRequest};
-use crate::actors::account_pool::AccountPoolHandle;
+use crate::actors::account_pool::{AccountPoolHandle, AccountView};
 use crate::actors::refresher::RefresherHandle;
 use crate::changes::Change;
 use std::ops::ControlFlow;
@@ -221,6 +221,22 @@ pub struct AccountService {
 }
 
 impl AccountService {
+    /// The pool's live view of every account, by id; empty when the pool does not answer
+    /// (the stored state is shown then).
+    pub async fn live(&self) -> HashMap<i32, AccountView> {
+        match self.pool.snapshot().await {
+            Ok(snapshot) => snapshot
+                .accounts
+                .into_iter()
+                .map(|view| (view.account_id, view))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "no live account state for the console");
+                HashMap::new()
+            }
+        }
+    }
+
     /// The service over the shared state's database and actors.
     pub fn new(state: &AppState) -> Self {
         Self {

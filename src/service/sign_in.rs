@@ -274,7 +274,8 @@ impl SignInService {
             created,
             "account signed in from the console"
         );
-        probe_usage_after_sign_in(&entry);
+        // Its usage is probed right away: an account whose windows were never read is due for
+        // the pool's usage prober at its next tick (a second at most).
         Ok(entry)
     }
 
@@ -322,12 +323,3 @@ impl SignInService {
     }
 }
 
-/// Where a newly signed-in account's usage gets probed. The account is in the pool already and
-/// its usage is read from the first request it serves; a probe of its own (CODEX.md §9) is to be
-/// asked for here once the pool has one.
-fn probe_usage_after_sign_in(entry: &AccountEntry) {
-    tracing::debug!(
-        account_id = entry.row.id,
-        "usage of the signed-in account is read on its first request"
-    );
-}

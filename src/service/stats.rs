@@ -27,6 +27,8 @@ pub struct Totals {
     pub errors: i64,
     /// Input tokens.
     pub input_tokens: i64,
+    /// Of those, input tokens the upstream's prompt cache held.
+    pub cached_tokens: i64,
     /// Output tokens.
     pub output_tokens: i64,
 }
@@ -36,7 +38,13 @@ impl Totals {
         self.requests += row.requests;
         self.errors += row.errors;
         self.input_tokens += row.input_tokens;
+        self.cached_tokens += row.cached_tokens;
         self.output_tokens += row.output_tokens;
+    }
+
+    /// The share of input tokens the prompt cache held, when there was input.
+    pub fn cached_share(&self) -> Option<f64> {
+        (self.input_tokens > 0).then(|| self.cached_tokens as f64 / self.input_tokens as f64)
     }
 }
 
@@ -55,6 +63,7 @@ impl From<Sums> for Totals {
             requests: s.requests.unwrap_or(0),
             errors: s.errors.unwrap_or(0),
             input_tokens: s.input_tokens.unwrap_or(0),
+            cached_tokens: 0,
             output_tokens: s.output_tokens.unwrap_or(0),
         }
     }
@@ -195,6 +204,7 @@ pub struct LogEntry {
 pub struct StatsService {
     db: DatabaseConnection,
     settings: SettingsStore,
+    metrics: crate::metrics::Metrics,
     started_at: Instant,
 }
 
@@ -204,8 +214,15 @@ impl StatsService {
         Self {
             db: state.db.clone(),
             settings: state.settings.clone(),
+            metrics: state.metrics.clone(),
             started_at: state.started_at,
         }
+    }
+
+    /// How served requests of conversations found their pins since this instance started:
+    /// (went back to the pinned account, moved, had no pin).
+    pub fn affinity(&self) -> (u64, u64, u64) {
+        self.metrics.affinity_counts()
     }
 
     /// The dashboard's figures now.

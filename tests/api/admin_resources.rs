@@ -469,7 +469,7 @@ async fn a_thousand_accounts_import_in_one_request() {
         .unwrap();
     assert_eq!(list["total"], 1000);
     assert_eq!(
-        app.state.pool.snapshot().await.unwrap().len(),
+        app.state.pool.snapshot().await.unwrap().accounts.len(),
         1000,
         "all joined the pool"
     );

@@ -328,6 +328,24 @@ pub mod pool {
         gpt2api::secrets::open_account(&app.state.cipher, row).unwrap()
     }
 
+    /// The stored account row once `done` holds for it (the pool and the refresh scheduler
+    /// store health in the background); panics after five seconds.
+    pub async fn wait_for_row(
+        app: &TestApp,
+        id: i32,
+        what: &str,
+        done: impl Fn(&account::Model) -> bool,
+    ) -> account::Model {
+        for _ in 0..250 {
+            let row = account_row(app, id).await;
+            if done(&row) {
+                return row;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("account {id}: {what} never happened");
+    }
+
     /// `POST /v1/chat/completions` with a key.
     pub async fn chat(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
         reqwest::Client::new()

@@ -11,6 +11,7 @@ mod hardening;
 mod helpers;
 mod instances;
 mod migrations;
+mod pool;
 mod proxy;
 mod responses_state;
 mod server;

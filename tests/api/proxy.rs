@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::pool::{
     account_row, add_account, ask, chat, create_key, log_rows, spawn_with_mock, sse_data,
+    wait_for_row,
 };
 
 #[actix_web::test]
@@ -223,14 +224,10 @@ async fn usage_limit_fails_over_and_the_cooling_account_is_skipped() {
         "the cooling account is skipped after its 429"
     );
     // The pool writes health changes in the background: wait for it.
-    let mut stored = account_row(&app, row_a.id).await;
-    for _ in 0..100 {
-        if stored.cooldown_until.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        stored = account_row(&app, row_a.id).await;
-    }
+    let stored = wait_for_row(&app, row_a.id, "cooldown stored", |r| {
+        r.cooldown_until.is_some()
+    })
+    .await;
     let until = stored.cooldown_until.expect("cooldown stored");
     assert!(until > chrono::Utc::now() + chrono::Duration::seconds(500));
 
@@ -241,7 +238,7 @@ async fn usage_limit_fails_over_and_the_cooling_account_is_skipped() {
         },
     );
     let res = chat(&app, &key, &ask("hi", false)).await;
-    assert_eq!(res.status(), 429, "every account cools down");
+    assert_eq!(res.status(), 429, "every account's usage limit is spent");
     let retry: u64 = res.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -251,8 +248,20 @@ async fn usage_limit_fails_over_and_the_cooling_account_is_skipped() {
         (100..=120).contains(&retry),
         "Retry-After is the nearest reset: {retry}"
     );
+    // The upstream's own shape, so the Codex CLI and SDKs see a usage limit.
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "all_accounts_cooling");
+    let error = &body["error"];
+    assert_eq!(error["type"], "usage_limit_reached");
+    assert_eq!(error["code"], "usage_limit_reached");
+    assert!(error["param"].is_null() && error["message"].is_string());
+    let resets_in = error["resets_in_seconds"].as_i64().unwrap();
+    assert!((100..=120).contains(&resets_in), "{resets_in}");
+    let resets_at = error["resets_at"].as_i64().unwrap();
+    let expected = chrono::Utc::now().timestamp() + resets_in;
+    assert!(
+        (resets_at - expected).abs() <= 2,
+        "{resets_at} vs {expected}"
+    );
 }
 
 #[actix_web::test]
@@ -384,11 +393,11 @@ async fn a_permanent_refresh_failure_takes_the_account_out() {
 
     let res = chat(&app, &key, &ask("hi", false)).await;
     assert_eq!(res.status(), 200, "served by the other account");
-    let stored = account_row(&app, dead.id).await;
-    assert_eq!(
-        stored.status,
-        gpt2api::db::account::AccountStatus::NeedsRelogin
-    );
+    // The refresh runs in the background: the request did not wait for it.
+    let stored = wait_for_row(&app, dead.id, "needs_relogin stored", |r| {
+        r.status == gpt2api::db::account::AccountStatus::NeedsRelogin
+    })
+    .await;
     assert!(stored.last_error.unwrap().contains("refresh_token_reused"));
     let before = mock.request_count("acct-dead");
     for _ in 0..3 {
@@ -451,7 +460,10 @@ async fn a_client_that_goes_away_cancels_the_upstream_and_is_still_logged() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].status_code, 499);
     let snapshot = app.state.pool.snapshot().await.unwrap();
-    assert_eq!(snapshot[0].in_flight, 0, "the account was released");
+    assert_eq!(
+        snapshot.accounts[0].in_flight, 0,
+        "the account was released"
+    );
 }
 
 #[actix_web::test]
@@ -459,7 +471,11 @@ async fn a_burst_leaves_exactly_that_many_rows_and_counters() {
     let mock = MockUpstream::start();
     let a = mock.create_account("acct-b1");
     let b = mock.create_account("acct-b2");
-    let app = spawn_with_mock(&mock, |c| c.log.batch_size = 7).await;
+    let app = spawn_with_mock(&mock, |c| {
+        c.log.batch_size = 7;
+        c.pool.strategy = gpt2api::config::Strategy::RoundRobin;
+    })
+    .await;
     let ra = add_account(&app, &a).await;
     let rb = add_account(&app, &b).await;
     let (key_id, key) = create_key(&app, "client", |_| {}).await;
@@ -627,12 +643,16 @@ async fn a_strategy_change_applies_without_restart() {
     let mock = MockUpstream::start();
     let a = mock.create_account("acct-s1");
     let b = mock.create_account("acct-s2");
-    let app = spawn_with_mock(&mock, |_| {}).await;
+    let app = spawn_with_mock(&mock, |c| {
+        c.pool.strategy = gpt2api::config::Strategy::RoundRobin;
+    })
+    .await;
     add_account(&app, &a).await;
     add_account(&app, &b).await;
     let (_, key) = create_key(&app, "client", |_| {}).await;
-    for _ in 0..4 {
-        chat(&app, &key, &ask("hi", false)).await;
+    // Distinct conversations: the strategy places each new one.
+    for i in 0..4 {
+        chat(&app, &key, &ask(&format!("hi {i}"), false)).await;
     }
     assert_eq!(
         (mock.request_count("acct-s1"), mock.request_count("acct-s2")),
@@ -650,10 +670,10 @@ async fn a_strategy_change_applies_without_restart() {
     assert_eq!(res.status(), 200);
     // The change reaches the pool as a message; wait until it shows.
     let mut served = (0, 0);
-    for _ in 0..50 {
+    for round in 0..50 {
         mock.reset_records();
-        for _ in 0..4 {
-            chat(&app, &key, &ask("hi", false)).await;
+        for i in 0..4 {
+            chat(&app, &key, &ask(&format!("hi {round} {i}"), false)).await;
         }
         served = (mock.request_count("acct-s1"), mock.request_count("acct-s2"));
         if served == (4, 0) {

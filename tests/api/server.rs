@@ -125,10 +125,21 @@ async fn settings_are_validated_applied_and_kept_across_restarts() {
         .json()
         .await
         .unwrap();
-    assert_eq!(body["strategy"], "round_robin");
-    for key in ["max_retries", "refresh_lead_seconds", "log_retention_days"] {
+    assert_eq!(body["strategy"], "quota_aware");
+    for key in [
+        "max_retries",
+        "refresh_lead_seconds",
+        "log_retention_days",
+        "refresh_wait_seconds",
+        "breaker_failures",
+        "breaker_window_seconds",
+        "breaker_open_seconds",
+        "affinity_ttl_seconds",
+        "usage_probe_interval_seconds",
+    ] {
         assert!(body[key].is_u64(), "{key} in {body}");
     }
+    assert_eq!(body["quota_ceiling_percent"], 98.0);
 
     let patch = |v: Value| {
         let app = &app;
@@ -153,11 +164,24 @@ async fn settings_are_validated_applied_and_kept_across_restarts() {
         .contains("max_retries"));
     assert_eq!(
         app.state.settings.get().strategy,
-        gpt2api::settings::Strategy::RoundRobin,
+        gpt2api::settings::Strategy::QuotaAware,
         "nothing changed"
     );
+    for (key, value) in [
+        ("quota_ceiling_percent", serde_json::json!(0)),
+        ("quota_ceiling_percent", serde_json::json!(101)),
+        ("breaker_failures", serde_json::json!(0)),
+        ("affinity_ttl_seconds", serde_json::json!(0)),
+        ("refresh_wait_seconds", serde_json::json!(121)),
+        ("usage_probe_interval_seconds", serde_json::json!("often")),
+    ] {
+        let bad = patch(serde_json::json!({ key: value })).await;
+        assert_eq!(bad.status(), 400, "{key}: {value}");
+        let err: Value = bad.json().await.unwrap();
+        assert!(err["error"]["message"].as_str().unwrap().contains(key));
+    }
 
-    let ok = patch(serde_json::json!({"strategy": "fill_first", "log_retention_days": 7})).await;
+    let ok = patch(serde_json::json!({"strategy": "fill_first", "log_retention_days": 7, "quota_ceiling_percent": 95.5})).await;
     assert_eq!(ok.status(), 200);
     let body: Value = ok.json().await.unwrap();
     assert_eq!(body["strategy"], "fill_first");
@@ -169,10 +193,9 @@ async fn settings_are_validated_applied_and_kept_across_restarts() {
 
     let (config, dir, db) = app.stop().await;
     let app = crate::helpers::start(config, dir, db).await;
-    assert_eq!(
-        app.state.settings.get().strategy,
-        gpt2api::settings::Strategy::FillFirst
-    );
+    let settings = app.state.settings.get();
+    assert_eq!(settings.strategy, gpt2api::settings::Strategy::FillFirst);
+    assert!((settings.quota_ceiling_percent - 95.5).abs() < f64::EPSILON);
 }
 
 #[actix_web::test]

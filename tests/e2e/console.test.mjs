@@ -375,6 +375,10 @@ test('proxy: requests with the new key succeed once accounts are imported', asyn
   const bad = await chat(state.key, 'please fail [mock:unsupported_model]');
   assert.equal(bad.status, 400, bad.body);
   state.errors += 1;
+  // The accounts page shows the conversations pinned to the accounts that served them.
+  await clickNav('tokens');
+  await byId('token-pinned').first().waitFor();
+  assert.match(await text(byId('token-pinned').first()), /^\d+ conversations? pinned$/);
 });
 
 test('keys: a disabled key gets 401, enabled again it works', async () => {
@@ -441,6 +445,11 @@ test('dashboard: the requests show in the cards and the charts', async () => {
   assert.deepEqual(series, [total, state.errors], 'requests and errors over time');
   await byId('range-24h').click();
   await settled();
+  // The prompt cache's share of the input (the mock reports 4 of 12 tokens cached) over time,
+  // and how often conversations went back to their pinned account.
+  await byId('chart-cache-canvas').waitFor();
+  assert.equal(await text(byId('cache-share-value')), '33.3%');
+  assert.match(await text(byId('affinity-rate-value')), /^(\d+(\.\d)?%|—)$/);
 });
 
 test('logs: every request is listed; the status filter separates errors from successes', async () => {
@@ -717,6 +726,7 @@ test('settings: a changed runtime setting is saved and kept after a reload', asy
   await byId('setting-max_retries').waitFor();
   assert.equal(await byId('setting-max_retries').inputValue(), String(wanted));
   assert.equal(await byId('setting-strategy').inputValue(), 'least_used');
+  assert.equal(await byId('setting-strategy').locator('option[value="quota_aware"]').count(), 1);
   const after = await adminGet('/settings');
   assert.equal(after.max_retries, wanted);
   assert.equal(after.strategy, 'least_used');
@@ -730,7 +740,18 @@ test('settings: a changed runtime setting is saved and kept after a reload', asy
   assert.equal(await byId('setting-max_retries').inputValue(), String(wanted));
 
   // Every setting the server offers has a label in the console's words, not its JSON key.
-  for (const [key, label] of [['transient_cooldown_seconds', 'settings.transientCooldown'], ['forbidden_cooldown_seconds', 'settings.forbiddenCooldown']]) {
+  const labelled = [
+    ['transient_cooldown_seconds', 'settings.transientCooldown'],
+    ['forbidden_cooldown_seconds', 'settings.forbiddenCooldown'],
+    ['quota_ceiling_percent', 'settings.ceiling'],
+    ['affinity_ttl_seconds', 'settings.affinityTtl'],
+    ['usage_probe_interval_seconds', 'settings.probeInterval'],
+    ['refresh_wait_seconds', 'settings.refreshWait'],
+    ['breaker_failures', 'settings.breakerFailures'],
+    ['breaker_window_seconds', 'settings.breakerWindow'],
+    ['breaker_open_seconds', 'settings.breakerOpen'],
+  ];
+  for (const [key, label] of labelled) {
     if (after[key] === undefined) continue;
     const legend = page.locator('fieldset', { has: byId(`setting-${key}`) }).locator('legend');
     assert.equal(await text(legend), DICT.en[label]);

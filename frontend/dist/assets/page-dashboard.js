@@ -338,6 +338,38 @@ export function mount(el, { params }) {
       blocks.push(chartCard('chart-tokens', t('chart.tokens'), emptyBlock(t('chart.noData'), null, 'hash')));
     }
 
+    // The prompt cache and conversation affinity: the share of input tokens the upstream's
+    // cache held, over time, and how often a conversation went back to its pinned account.
+    {
+      const share = Number.isFinite(u.cached_share) ? u.cached_share : null;
+      const aff = u.affinity || {};
+      const pinned = (aff.hits || 0) + (aff.moved || 0);
+      const figures = h(
+        'div',
+        { class: 'grid grid-cols-2 gap-3' },
+        metric('cache-share', t('chart.cachedShare'), fmtPercent(share), t('chart.cachedShareHint')),
+        metric('affinity-rate', t('chart.affinityRate'), fmtPercent(Number.isFinite(aff.hit_rate) ? aff.hit_rate : null), t('chart.affinityHint', { hits: fmtNum(aff.hits || 0), pinned: fmtNum(pinned), moved: fmtNum(aff.moved || 0) })),
+      );
+      const points = series.map((p) => (Number.isFinite(p.cached_share) ? Math.round(p.cached_share * 1000) / 10 : null));
+      let body = figures;
+      if (points.some((v) => v !== null)) {
+        const { canvas, box } = canvasBox('chart-cache');
+        body = h('div', { class: 'flex flex-col gap-3' }, figures, box);
+        charts.push(
+          new Chart(canvas, {
+            type: 'line',
+            data: { labels, datasets: [{ label: t('chart.cachedShare'), data: points, borderColor: themeColor('success'), backgroundColor: themeColor('success', 0.15), fill: true, spanGaps: true, pointRadius: 2, tension: 0.3 }] },
+            options: {
+              interaction: { mode: 'index', intersect: false },
+              plugins: { legend: { display: false }, tooltip: { callbacks: { label: (c) => `${t('chart.cachedShare')}: ${c.parsed.y}%` } } },
+              scales: { y: { beginAtZero: true, max: 100, ticks: { callback: (v) => `${v}%` } }, x: { grid: { display: false }, ticks: { maxRotation: 0, autoSkipPadding: 12 } } },
+            },
+          }),
+        );
+      }
+      blocks.push(chartCard('chart-cache', t('chart.cache'), body));
+    }
+
     // Requests by model.
     const byModel = (Array.isArray(u.by_model) ? u.by_model : []).filter((m) => m.requests > 0).sort((a, b) => b.requests - a.requests);
     if (byModel.length) {
@@ -379,7 +411,18 @@ export function mount(el, { params }) {
           data: { labels: byToken.map((x) => x.email || `#${x.token_id}`), datasets: [{ label: t('chart.requestsLabel'), data: byToken.map((x) => x.requests), backgroundColor: themeColor('accent', 0.8), borderRadius: 3, maxBarThickness: 28 }] },
           options: {
             indexAxis: 'y',
-            plugins: { legend: { display: false } },
+            plugins: {
+              legend: { display: false },
+              tooltip: {
+                callbacks: {
+                  label: (c) => {
+                    const x = byToken[c.dataIndex];
+                    const share = Number.isFinite(x.cached_share) ? ` · ${t('chart.cachedShare')}: ${fmtPercent(x.cached_share)}` : '';
+                    return `${t('chart.requestsLabel')}: ${fmtNum(x.requests)}${share}`;
+                  },
+                },
+              },
+            },
             scales: { x: { beginAtZero: true, ticks: { precision: 0, ...compactTicks } }, y: { grid: { display: false }, ticks: { callback: function (v) { const s = this.getLabelForValue(v); const max = this.chart.width < 420 ? 16 : 24; return s.length > max ? `${s.slice(0, max - 1)}…` : s; } } } },
           },
         }),

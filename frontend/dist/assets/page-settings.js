@@ -6,10 +6,20 @@ import { t, fmtDuration } from './i18n.js';
 import { h, icon, setChildren, pageHeader, loadingBlock, errorBlock, toast, busy, field } from './ui.js';
 import { passwordForm } from './page-password.js';
 
-const STRATEGIES = ['round_robin', 'least_used', 'fill_first'];
-const KNOWN = ['strategy', 'max_retries', 'refresh_lead_seconds', 'log_retention_days', 'transient_cooldown_seconds', 'forbidden_cooldown_seconds'];
+const STRATEGIES = ['quota_aware', 'round_robin', 'least_used', 'fill_first'];
+// The pool's settings, each shown when the server offers it: [key, kind, label, hint].
+const POOL = [
+  ['quota_ceiling_percent', 'percent', 'settings.ceiling', 'settings.ceilingHint'],
+  ['affinity_ttl_seconds', 'seconds', 'settings.affinityTtl', 'settings.affinityTtlHint'],
+  ['usage_probe_interval_seconds', 'seconds', 'settings.probeInterval', 'settings.probeIntervalHint'],
+  ['refresh_wait_seconds', 'seconds', 'settings.refreshWait', 'settings.refreshWaitHint'],
+  ['breaker_failures', 'count', 'settings.breakerFailures', 'settings.breakerFailuresHint'],
+  ['breaker_window_seconds', 'seconds', 'settings.breakerWindow', 'settings.breakerWindowHint'],
+  ['breaker_open_seconds', 'seconds', 'settings.breakerOpen', 'settings.breakerOpenHint'],
+];
+const KNOWN = ['strategy', 'max_retries', 'refresh_lead_seconds', 'log_retention_days', 'transient_cooldown_seconds', 'forbidden_cooldown_seconds', ...POOL.map((p) => p[0])];
 // Whole-number settings: checked in the form before they are sent.
-const INTEGERS = ['max_retries', 'refresh_lead_seconds', 'log_retention_days', 'transient_cooldown_seconds', 'forbidden_cooldown_seconds'];
+const INTEGERS = ['max_retries', 'refresh_lead_seconds', 'log_retention_days', 'transient_cooldown_seconds', 'forbidden_cooldown_seconds', ...POOL.filter((p) => p[1] !== 'percent').map((p) => p[0])];
 
 export function mount(el) {
   let disposed = false;
@@ -88,6 +98,23 @@ export function mount(el) {
     controls.set('log_retention_days', { el: retention, read: () => intOrRaw(retention.value) });
     rows.push(field(t('settings.retention'), retention, t('settings.retentionHint')));
 
+    // The pool: where conversations go, when accounts rest. Offered by newer servers only.
+    const poolRows = [];
+    for (const [key, kind, label, hintKey] of POOL) {
+      if (s[key] === undefined) continue;
+      if (kind === 'seconds') {
+        poolRows.push(seconds(key, t(label), hintKey));
+      } else if (kind === 'percent') {
+        const input = numberInput(key, s[key], { step: '0.1', min: '1', max: '100', inputmode: 'decimal' });
+        controls.set(key, { el: input, read: () => (input.value.trim() === '' ? null : Number(input.value)) });
+        poolRows.push(field(t(label), input, t(hintKey)));
+      } else {
+        const input = numberInput(key, s[key], { min: '1' });
+        controls.set(key, { el: input, read: () => intOrRaw(input.value) });
+        poolRows.push(field(t(label), input, t(hintKey)));
+      }
+    }
+
     // Any further settings the server offers, shown by their JSON type.
     const extras = Object.keys(s).filter((k) => !KNOWN.includes(k)).sort();
     const extraRows = extras.map((key) => {
@@ -156,6 +183,8 @@ export function mount(el) {
       },
       errorBox,
       h('div', { class: 'grid grid-cols-1 gap-x-6 sm:grid-cols-2' }, rows),
+      poolRows.length ? h('div', { class: 'divider text-xs text-base-content/50' }, t('settings.pool')) : null,
+      poolRows.length ? h('div', { class: 'grid grid-cols-1 gap-x-6 sm:grid-cols-2', testid: 'settings-pool' }, poolRows) : null,
       extraRows.length ? h('div', { class: 'divider text-xs text-base-content/50' }, t('settings.more')) : null,
       extraRows.length ? h('div', { class: 'grid grid-cols-1 gap-x-6 sm:grid-cols-2', testid: 'settings-extra' }, extraRows) : null,
       h('div', { class: 'mt-4 flex flex-wrap items-center justify-end gap-2' }, resetBtn, save),

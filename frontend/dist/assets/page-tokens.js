@@ -34,6 +34,15 @@ function usageBar(testid, label, percent, resetsAt) {
   );
 }
 
+const COOLDOWN_REASONS = ['usage_limit', 'transient', 'forbidden', 'refresh', 'breaker'];
+
+/** The circuit breaker's badge when it is not closed (open: no requests; half-open: one trial). */
+function breakerBadge(breaker) {
+  if (breaker !== 'open' && breaker !== 'half_open') return null;
+  const tone = breaker === 'open' ? 'badge-warning' : 'badge-info badge-outline';
+  return h('span', { class: `badge badge-sm whitespace-nowrap mt-1 ${tone}`, testid: 'token-breaker', dataset: { breaker }, title: t(`tokens.breaker.${breaker}.hint`) }, t(`tokens.breaker.${breaker}`));
+}
+
 /** Expiry text for a countdown cell; refreshed every second. */
 function expiryText(iso) {
   if (!iso) return { text: t('tokens.noExpiry'), cls: 'text-base-content/50' };
@@ -323,7 +332,15 @@ export function mount(el, { params }) {
         'td',
         { class: 'min-w-28 max-w-56' },
         statusBadge(tok.status),
-        tok.status === 'cooling_down' && tok.cooldown_until ? h('div', { class: 'text-[11px] text-base-content/60 mt-1 whitespace-nowrap' }, t('tokens.until', { rel: fmtRelative(tok.cooldown_until) })) : null,
+        tok.status === 'cooling_down' && tok.cooldown_until
+          ? h(
+              'div',
+              { class: 'text-[11px] text-base-content/60 mt-1 whitespace-nowrap', testid: 'token-cooldown' },
+              t('tokens.until', { rel: fmtRelative(tok.cooldown_until) }),
+              COOLDOWN_REASONS.includes(tok.cooldown_reason) ? ` · ${t(`tokens.cooldown.${tok.cooldown_reason}`)}` : '',
+            )
+          : null,
+        breakerBadge(tok.breaker),
         tok.last_error
           ? h('button', { type: 'button', class: 'mt-1 text-left text-xs text-error line-clamp-2 break-words hover:underline cursor-pointer', testid: 'token-last-error', title: t('tokens.showError'), onclick: () => showError(tok) }, tok.last_error)
           : null,
@@ -343,6 +360,7 @@ export function mount(el, { params }) {
               { class: 'flex flex-col gap-2' },
               usageBar('token-usage-primary', windowLabel(rl.primary_window_minutes, 'tokens.window5h'), rl.primary_used_percent, rl.primary_resets_at),
               usageBar('token-usage-secondary', windowLabel(rl.secondary_window_minutes, 'tokens.windowWeek'), rl.secondary_used_percent, rl.secondary_resets_at),
+              tok.usage_checked_at ? h('div', { class: 'text-[11px] text-base-content/50 whitespace-nowrap', testid: 'token-usage-checked', title: fmtDateTime(tok.usage_checked_at) }, t('tokens.usageChecked', { rel: fmtRelative(tok.usage_checked_at) })) : null,
             )
           : h('span', { class: 'text-xs text-base-content/50' }, t('tokens.noLimits')),
       ),
@@ -350,6 +368,7 @@ export function mount(el, { params }) {
         'td',
         { class: 'text-sm whitespace-nowrap' },
         h('div', null, t('tokens.requests', { n: fmtNum(tok.usage_count || 0), count: tok.usage_count || 0 })),
+        tok.pinned_conversations ? h('div', { class: 'text-xs text-base-content/70', testid: 'token-pinned', title: t('tokens.pinnedHint') }, t('tokens.pinned', { n: fmtNum(tok.pinned_conversations), count: tok.pinned_conversations })) : null,
         tok.error_count ? h('div', { class: 'text-xs text-error' }, t('tokens.errors', { n: fmtNum(tok.error_count), count: tok.error_count })) : null,
         h('div', { class: 'text-xs text-base-content/50' }, tok.last_used_at ? t('tokens.usedAgo', { rel: fmtRelative(tok.last_used_at) }) : t('tokens.neverUsed')),
       ),

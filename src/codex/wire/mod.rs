@@ -12,7 +12,7 @@ pub use event::{
     Finish, IncompleteDetails, OutputContent, OutputItem, ResponseObject, StreamError, StreamEvent,
     StreamOutcome, SummaryPart, Usage,
 };
-pub use rate_limits::RateLimits;
+pub use rate_limits::{RateLimits, UsageReport, Window};
 pub use request::{
     CodexRequest, CodexTool, CodexToolChoice, ContentItem, InputItem, Reasoning, TextConfig,
     TextFormat,

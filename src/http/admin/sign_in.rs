@@ -82,7 +82,7 @@ async fn callback(
     let request: CallbackRequest = payload(body)?;
     let entry = sign_in.callback(id, &request.redirect_url).await?;
     tracing::info!(admin = %admin.0.user.username, account_id = entry.row.id, "account signed in");
-    Ok(HttpResponse::Ok().json(to_json(&entry)))
+    Ok(HttpResponse::Ok().json(to_json(&entry, None)))
 }
 
 async fn status(
@@ -98,7 +98,7 @@ async fn status(
     });
     if let Some(map) = answer.as_object_mut() {
         if let Some(entry) = &view.account {
-            map.insert("token".into(), to_json(entry));
+            map.insert("token".into(), to_json(entry, None));
         }
         if let Some((code, message)) = &view.error {
             map.insert(

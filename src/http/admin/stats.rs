@@ -72,9 +72,18 @@ async fn usage(
             "requests": t.requests,
             "errors": t.errors,
             "input_tokens": t.input_tokens,
+            "cached_tokens": t.cached_tokens,
+            "cached_share": t.cached_share(),
             "output_tokens": t.output_tokens,
         })
     };
+    let mut total = Totals::default();
+    for (_, t) in &usage.series {
+        total.input_tokens += t.input_tokens;
+        total.cached_tokens += t.cached_tokens;
+    }
+    let (hits, moved, new) = stats.affinity();
+    let pinned = hits + moved;
     Ok(HttpResponse::Ok().json(json!({
         "range": range.as_str(),
         "bucket": range.bucket_name(),
@@ -95,7 +104,19 @@ async fn usage(
             "email": a.email,
             "requests": a.totals.requests,
             "errors": a.totals.errors,
+            "input_tokens": a.totals.input_tokens,
+            "cached_tokens": a.totals.cached_tokens,
+            "cached_share": a.totals.cached_share(),
         })).collect::<Vec<_>>(),
+        "cached_share": total.cached_share(),
+        // Since this instance started: served requests of conversations that went back to
+        // their pinned account, over those that had a pin.
+        "affinity": {
+            "hits": hits,
+            "moved": moved,
+            "new": new,
+            "hit_rate": (pinned > 0).then(|| hits as f64 / pinned as f64),
+        },
     })))
 }
 

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 use strum::IntoEnumIterator;
 
 use super::{page_of, payload, search_term, Paging};
+use crate::actors::account_pool::{AccountView, BreakerState};
 use crate::codex::wire::RateLimits;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::auth::AdminSession;
@@ -30,13 +31,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tokens/{id}/refresh", web::post().to(refresh));
 }
 
-/// The API shape of an account: no access, refresh or id token.
-pub fn to_json(entry: &AccountEntry) -> Value {
+/// The API shape of an account: no access, refresh or id token. `live` is the pool's view of
+/// it: its pinned conversations, breaker, and usage windows when fresher than the stored ones.
+pub fn to_json(entry: &AccountEntry, live: Option<&AccountView>) -> Value {
     let row = &entry.row;
-    let rate_limits: Option<RateLimits> = row
+    let stored: Option<RateLimits> = row
         .rate_limits
         .as_deref()
         .and_then(|t| serde_json::from_str(t).ok());
+    let rate_limits = match (stored, live.and_then(|l| l.rate_limits.clone())) {
+        (Some(stored), Some(live)) if !live.newer_than(&stored) => Some(stored),
+        (stored, live) => live.or(stored),
+    };
+    let usage_checked_at = rate_limits.as_ref().and_then(|l| l.checked_at);
     json!({
         "id": row.id,
         "name": row.name,
@@ -52,8 +59,12 @@ pub fn to_json(entry: &AccountEntry) -> Value {
         "error_count": row.error_count,
         "last_error": row.last_error,
         "cooldown_until": row.cooldown_until.filter(|u| *u > Utc::now()),
+        "cooldown_reason": live.and_then(|l| l.cooldown_reason),
         "rate_limits": rate_limits,
         "proxy": row.proxy_url.as_deref().and_then(crate::codex::credentials::masked_proxy_url),
+        "usage_checked_at": usage_checked_at,
+        "pinned_conversations": live.map_or(0, |l| l.pinned_conversations),
+        "breaker": live.map_or(BreakerState::Closed, |l| l.breaker),
         "created_at": row.created_at,
     })
 }
@@ -92,7 +103,9 @@ async fn list(
         search: search_term(query.q.as_deref()),
     };
     let page = accounts.list(&filter, at).await?;
-    Ok(HttpResponse::Ok().json(page_of(&page, at, to_json)))
+    let live = accounts.live().await;
+    let render = |entry: &AccountEntry| to_json(entry, live.get(&entry.row.id));
+    Ok(HttpResponse::Ok().json(page_of(&page, at, render)))
 }
 
 async fn update(
@@ -103,7 +116,8 @@ async fn update(
 ) -> AppResult<HttpResponse> {
     let changes: AccountChanges = payload(body)?;
     let entry = accounts.update(*path, changes).await?;
-    Ok(HttpResponse::Ok().json(to_json(&entry)))
+    let live = accounts.live().await;
+    Ok(HttpResponse::Ok().json(to_json(&entry, live.get(&entry.row.id))))
 }
 
 async fn delete(
@@ -123,7 +137,8 @@ async fn refresh(
     path: web::Path<i32>,
 ) -> AppResult<HttpResponse> {
     let entry = accounts.refresh(*path).await?;
-    Ok(HttpResponse::Ok().json(to_json(&entry)))
+    let live = accounts.live().await;
+    Ok(HttpResponse::Ok().json(to_json(&entry, live.get(&entry.row.id))))
 }
 
 async fn export(accounts: AccountService, admin: AdminSession) -> AppResult<HttpResponse> {

@@ -26,14 +26,19 @@ impl Endpoint for Chat {
     type Aggregate = ChatAggregator;
     type Relay = ChatStream;
 
-    async fn translate(_: &Client<'_>, body: Value) -> Result<(Self, Upstream), OpenAiError> {
+    async fn translate(client: &Client<'_>, body: Value) -> Result<(Self, Upstream), OpenAiError> {
         let chat = ChatRequest::from_value(body).map_err(invalid_request)?;
-        let codex = chat_to_codex(&chat).map_err(invalid_request)?;
+        let mut codex = chat_to_codex(&chat).map_err(invalid_request)?;
+        let conversation =
+            client.conversation(chat.prompt_cache_key.as_deref(), &codex.model, |opening| {
+                opening.codex_request(&codex);
+            })?;
+        codex.prompt_cache_key = Some(conversation.prompt_cache_key.clone());
         let endpoint = Chat {
             model: chat.model.clone(),
             include_usage: chat.include_usage(),
         };
-        let upstream = Upstream::new(chat.model, chat.stream, chat.prompt_cache_key, &codex)?;
+        let upstream = Upstream::new(chat.model, chat.stream, conversation, &codex)?;
         Ok((endpoint, upstream))
     }
 

@@ -135,15 +135,26 @@ impl Endpoint for Responses {
         .map_err(|e| AppError::invalid_request(e.to_string()).with_param("input"))?;
         request.body["input"] = Value::Array(full);
 
-        let session = request
-            .body
-            .get("prompt_cache_key")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let prompt_cache_key = match request.body.get("prompt_cache_key") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(key)) => Some(key.clone()),
+            Some(_) => {
+                return Err(
+                    AppError::invalid_request("'prompt_cache_key' must be a string")
+                        .with_param("prompt_cache_key")
+                        .into(),
+                )
+            }
+        };
+        let conversation =
+            client.conversation(prompt_cache_key.as_deref(), &request.model, |opening| {
+                opening.responses_body(&request.body);
+            })?;
+        request.body["prompt_cache_key"] = Value::from(conversation.prompt_cache_key.clone());
         let mut upstream = Upstream::new(
             request.model.clone(),
             request.stream,
-            session,
+            conversation,
             &request.body,
         )?;
         upstream.prefer = previous.as_ref().and_then(|p| p.account_id);

@@ -6,7 +6,8 @@
 //! to first token and the end of the answer are read here, from the upstream's events, for
 //! every endpoint alike.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
@@ -15,6 +16,7 @@ use super::extract::{ApiKeyAuth, OpenAiJson, RequestId};
 use crate::actors::key_cache::KeyRecord;
 use crate::codex::sse::SseFrame;
 use crate::codex::wire::{StreamError, StreamEvent, StreamOutcome};
+use crate::conversation::{Conversation, Hints, Opening, TURN_STATE_HEADER};
 use crate::dispatch::{dispatch_logged, Dispatched, UpstreamRequest};
 use crate::error::{AppError, ErrorCode, OpenAiError};
 use crate::request_log::RequestLog;
@@ -43,12 +45,29 @@ pub trait Endpoint: Sized {
     fn relay(self, account_id: i32) -> Self::Relay;
 }
 
-/// Who is asking: the key and the gateway's state.
+/// Who is asking: the key, the conversation hints of the request's headers (checked), and the
+/// gateway's state.
 pub struct Client<'a> {
     /// The gateway's state.
     pub state: &'a AppState,
     /// The request's key.
     pub key: &'a KeyRecord,
+    /// The hints of the request's headers; the endpoint adds its body's `prompt_cache_key`.
+    pub hints: &'a Hints,
+}
+
+impl Client<'_> {
+    /// The request's conversation, from the hints and the body's `prompt_cache_key` (checked
+    /// here), asking `opening` for the conversation's opening only when no hint names it.
+    pub fn conversation(
+        &self,
+        prompt_cache_key: Option<&str>,
+        model: &str,
+        opening: impl FnOnce(&mut Opening),
+    ) -> Result<Conversation, OpenAiError> {
+        let hints = self.hints.clone().with_prompt_cache_key(prompt_cache_key)?;
+        Ok(Conversation::resolve(&hints, self.key.id, model, opening))
+    }
 }
 
 /// Builds one JSON answer from the upstream's frames.
@@ -98,8 +117,9 @@ pub struct Upstream {
     pub model: String,
     /// Whether the client asked for an event stream.
     pub stream: bool,
-    /// The prompt-cache key, sent as the upstream's session id.
-    pub session: Option<String>,
+    /// The conversation: its pin in the pool and its headers upstream (the body already
+    /// carries its `prompt_cache_key`).
+    pub conversation: Conversation,
     /// The body sent upstream.
     pub body: Bytes,
     /// The account to try first (the one that served the conversation before).
@@ -111,32 +131,36 @@ impl Upstream {
     pub fn new(
         model: String,
         stream: bool,
-        session: Option<String>,
+        conversation: Conversation,
         body: &impl Serialize,
     ) -> Result<Self, OpenAiError> {
         let body = Bytes::from(serde_json::to_vec(body).map_err(AppError::internal)?);
         Ok(Self {
             model,
             stream,
-            session,
+            conversation,
             body,
             prefer: None,
         })
     }
 }
 
-/// Serves one request to endpoint `E`: translation, model check, admission, usage log,
-/// dispatch, then the endpoint's answer.
+/// Serves one request to endpoint `E`: the conversation hints checked, translation, model
+/// check, admission, usage log, dispatch, then the endpoint's answer.
 pub async fn serve<E: Endpoint>(
     state: web::Data<AppState>,
     key: ApiKeyAuth,
     request_id: RequestId,
+    request: HttpRequest,
     body: OpenAiJson,
 ) -> Result<HttpResponse, OpenAiError> {
-    // The key was checked by its extractor; only now is the body read.
+    // The key was checked by its extractor; the hints are checked before anything else: a
+    // value that cannot go upstream answers 400 here, never touching an account.
+    let hints = Hints::from_headers(request.headers())?;
     let client = Client {
         state: &state,
         key: &key.0,
+        hints: &hints,
     };
     let (endpoint, upstream) = E::translate(&client, body.read().await?).await?;
     // A refusal by the key's own limits leaves a log row, so that the operator sees why.
@@ -176,18 +200,26 @@ pub async fn serve<E: Endpoint>(
         &state,
         UpstreamRequest {
             body: upstream.body,
-            session_id: upstream.session.as_deref(),
+            conversation: Some(&upstream.conversation),
             prefer: upstream.prefer,
         },
         log,
     )
     .await?;
     let account_id = dispatched.lease.account_id;
-    if upstream.stream {
-        Ok(relay(dispatched, log, endpoint.relay(account_id)))
+    let turn_state = dispatched.turn_state.clone();
+    let mut response = if upstream.stream {
+        relay(dispatched, log, endpoint.relay(account_id))
     } else {
-        aggregate(dispatched, log, endpoint.aggregate(account_id)).await
+        aggregate(dispatched, log, endpoint.aggregate(account_id)).await?
+    };
+    // The backend's sticky token for the turn goes back for the client to echo.
+    if let Some(value) = turn_state.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(TURN_STATE_HEADER), value);
     }
+    Ok(response)
 }
 
 /// The tokens a request is expected to use, reserved against its key's budget while it runs:
