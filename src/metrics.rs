@@ -6,8 +6,7 @@
 
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
-    TextEncoder,
+    Registry, TextEncoder,
 };
 
 /// The metrics of one gateway instance (its own registry, so tests can run several).

@@ -157,7 +157,10 @@ async fn an_account_disabled_on_one_instance_leaves_the_others_rotation_within_a
     assert_eq!(status, 200);
     let gone = within(Duration::from_secs(1), || async {
         let accounts = second.state.pool.snapshot().await.unwrap();
-        !accounts.accounts.iter().any(|a| a.account_id == id && a.available)
+        !accounts
+            .accounts
+            .iter()
+            .any(|a| a.account_id == id && a.available)
     })
     .await;
     assert!(gone, "out of the other instance's rotation within a second");
