@@ -1,26 +1,31 @@
 //! The account pool: owns the in-memory state of every Codex account (enabled, health, expiry,
 //! cooling-until and why, requests in flight, consecutive failures, circuit breaker, token
-//! refresh in progress, last rate-limit snapshot) and picks an account for each request by the
-//! configured strategy.
+//! refresh in progress, usage windows and what a request adds to them) and the conversations'
+//! pins, and picks an account for each request.
 //!
 //! Messages: [`Checkout`] (pick an account, answered with a [`Lease`]), [`Report`] (the outcome
 //! of a request, fire-and-forget: the pool cools the account down, trips its breaker or takes
 //! it out), [`Upsert`] / [`UpsertMany`] / [`Remove`] / [`Reload`] (keep in step with the
 //! database), [`TokenRefreshed`] / [`RefreshFailed`] / [`MarkNeedsRelogin`] (from the refresh
-//! scheduler), [`ApplySettings`], and [`Snapshot`] (for the console). Health changes are
-//! written to the database from spawned futures: neither the actor nor the reporter waits on
-//! them. Every message that carries rows merges a fresh row with the live state in one place,
+//! scheduler), [`DueForProbe`] / [`UsageProbed`] (from the usage prober), [`ApplySettings`],
+//! and [`Snapshot`] (for the console and the metrics). Health changes are written to the
+//! database from spawned futures: neither the actor nor the reporter waits on them. Every
+//! message that carries rows merges a fresh row with the live state in one place,
 //! `AccountPool::put_row`.
 //!
 //! A request that belongs to a conversation names its pin: the pool sends it back to the
 //! account that served the conversation before (its prompt cache holds the prefix) while that
-//! account can serve, and otherwise places it by the strategy and pins it anew; a pin never
-//! makes a request wait. Pins are bounded and expire when idle ([`crate::affinity`]).
+//! account can serve. Otherwise it is served elsewhere at once (a pin never makes a request
+//! wait): the pin holds through a short block and moves on a long one. Pins are bounded and
+//! expire when idle ([`crate::affinity`]). New conversations are placed by the strategy; the
+//! default, `quota_aware`, places them in proportion to what each account is worth
+//! ([`quota_score`]).
 //!
 //! An account can serve when it is enabled, signed in, unexpired, not cooling down, not waiting
-//! for a refresh of a refused token, and its breaker is closed (or half-open with no trial
-//! request in flight: then it serves exactly one request, whose outcome closes or re-opens the
-//! breaker). When none can, the answer says when the nearest comes back, in the upstream's
+//! for a refresh of a refused token, under the quota ceiling in both windows (walking the last
+//! stretch before it one request at a time), and its breaker is closed (or half-open with no
+//! trial request in flight: then it serves exactly one request, whose outcome closes or re-opens
+//! the breaker). When none can, the answer says when the nearest comes back, in the upstream's
 //! usage-limit shape when every blocked account is spent ([`PoolError::Exhausted`]).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -155,8 +160,8 @@ pub enum BreakerState {
 
 /// Picks an account, skipping `exclude` (accounts already tried for this request), taking
 /// `prefer` when it can serve (the account that served the stored previous response), else the
-/// account `pin` is pinned to when it can serve, else one by the strategy; `pin` then points
-/// to the account chosen.
+/// account `pin` is pinned to when it can serve, else one by the strategy. `pin` then points to
+/// the account chosen, unless its own account is only briefly blocked (it goes back there).
 #[derive(Message)]
 #[rtype(result = "Result<Lease, PoolError>")]
 pub struct Checkout {
@@ -687,7 +692,7 @@ pub struct AccountPool {
     /// The id handed out last by round-robin.
     cursor: Option<i32>,
     pins: Pins,
-    /// Spreads requests without a conversation over the best accounts.
+    /// The tie-breaking seed of `quota_aware` for requests without a conversation.
     spread: u64,
 }
 
