@@ -240,9 +240,9 @@ impl Default for CodexConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
-    /// The accounts with the most headroom, weighed by how soon each window resets (headroom
-    /// that resets within the hour is spent before headroom that lasts a week); spread over
-    /// the best of them.
+    /// By headroom weighed by how soon each window resets (headroom that resets within the
+    /// hour is spent before headroom that lasts a week): each account draws new conversations
+    /// in proportion to what it is worth, so the accounts run dry together.
     QuotaAware,
     /// Each request goes to the next available account in turn.
     RoundRobin,

@@ -15,7 +15,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use crate::responses::RateLimits;
-use crate::state::{AccountState, MockState};
+use crate::state::{AccountState, Inner, MockState};
 
 /// Prefixes an account's prompt cache holds at most; beyond it, the cache starts afresh.
 const MAX_CACHED_PREFIXES: usize = 100_000;
@@ -231,6 +231,16 @@ impl MockState {
             .map_or(0, |a| a.usage_calls)
     }
 
+    /// Usage-limit refusals the economy answered while another account was used less than
+    /// `ceiling` percent in both windows (it could have served the request).
+    pub fn refusals_while_another_had_headroom(&self, ceiling: f64) -> usize {
+        self.lock()
+            .refusal_headroom
+            .iter()
+            .filter(|used| **used < ceiling)
+            .count()
+    }
+
     /// Usage-limit refusals (429 `usage_limit_reached`) the economy answered, all accounts.
     pub fn usage_limit_refusals(&self) -> usize {
         self.lock()
@@ -238,6 +248,26 @@ impl MockState {
             .values()
             .map(|a| a.usage_limit_refusals)
             .sum()
+    }
+}
+
+impl Inner {
+    /// How full the emptiest account other than `account_id` is: its fuller window, in
+    /// percent (100 when there is no other account).
+    pub(crate) fn least_used_elsewhere(
+        &mut self,
+        account_id: &str,
+        economy: &Economy,
+        now: Instant,
+    ) -> f64 {
+        self.accounts
+            .iter_mut()
+            .filter(|(id, _)| id.as_str() != account_id)
+            .map(|(_, a)| {
+                let l = economy.standing(&mut a.ledger, now).limits;
+                l.primary_used_percent.max(l.secondary_used_percent)
+            })
+            .fold(100.0, f64::min)
     }
 }
 

@@ -358,6 +358,8 @@ fn decide(
         Some(economy) => {
             if let Some(resets_in_seconds) = standing.spent_until {
                 acc.usage_limit_refusals += 1;
+                let others = inner.least_used_elsewhere(account_id, economy, now);
+                inner.refusal_headroom.push(others);
                 return usage_limit(&plan, resets_in_seconds, limits);
             }
             let tokens = economy.serve(&mut acc.ledger, body, crate::USAGE_OUTPUT_TOKENS);

@@ -52,6 +52,9 @@ pub(crate) struct Inner {
     pub(crate) oauth_outage_calls: usize,
     /// Budgets and prompt caches, when on.
     pub(crate) economy: Option<Economy>,
+    /// For each usage-limit refusal of the economy: how full the emptiest other account was
+    /// then (its fuller window, in percent; 100 when there was none).
+    pub(crate) refusal_headroom: Vec<f64>,
     pub(crate) supported_models: Option<Vec<String>>,
     pub(crate) requests: VecDeque<RecordedRequest>,
     pub(crate) unmatched: VecDeque<String>,

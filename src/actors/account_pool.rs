@@ -1,26 +1,31 @@
 //! The account pool: owns the in-memory state of every Codex account (enabled, health, expiry,
 //! cooling-until and why, requests in flight, consecutive failures, circuit breaker, token
-//! refresh in progress, last rate-limit snapshot) and picks an account for each request by the
-//! configured strategy.
+//! refresh in progress, usage windows and what a request adds to them) and the conversations'
+//! pins, and picks an account for each request.
 //!
 //! Messages: [`Checkout`] (pick an account, answered with a [`Lease`]), [`Report`] (the outcome
 //! of a request, fire-and-forget: the pool cools the account down, trips its breaker or takes
 //! it out), [`Upsert`] / [`UpsertMany`] / [`Remove`] / [`Reload`] (keep in step with the
 //! database), [`TokenRefreshed`] / [`RefreshFailed`] / [`MarkNeedsRelogin`] (from the refresh
-//! scheduler), [`ApplySettings`], and [`Snapshot`] (for the console). Health changes are
-//! written to the database from spawned futures: neither the actor nor the reporter waits on
-//! them. Every message that carries rows merges a fresh row with the live state in one place,
+//! scheduler), [`DueForProbe`] / [`UsageProbed`] (from the usage prober), [`ApplySettings`],
+//! and [`Snapshot`] (for the console and the metrics). Health changes are written to the
+//! database from spawned futures: neither the actor nor the reporter waits on them. Every
+//! message that carries rows merges a fresh row with the live state in one place,
 //! `AccountPool::put_row`.
 //!
 //! A request that belongs to a conversation names its pin: the pool sends it back to the
 //! account that served the conversation before (its prompt cache holds the prefix) while that
-//! account can serve, and otherwise places it by the strategy and pins it anew; a pin never
-//! makes a request wait. Pins are bounded and expire when idle ([`crate::affinity`]).
+//! account can serve. Otherwise it is served elsewhere at once (a pin never makes a request
+//! wait): the pin holds through a short block and moves on a long one. Pins are bounded and
+//! expire when idle ([`crate::affinity`]). New conversations are placed by the strategy; the
+//! default, `quota_aware`, places them in proportion to what each account is worth
+//! ([`quota_score`]).
 //!
 //! An account can serve when it is enabled, signed in, unexpired, not cooling down, not waiting
-//! for a refresh of a refused token, and its breaker is closed (or half-open with no trial
-//! request in flight: then it serves exactly one request, whose outcome closes or re-opens the
-//! breaker). When none can, the answer says when the nearest comes back, in the upstream's
+//! for a refresh of a refused token, under the quota ceiling in both windows (walking the last
+//! stretch before it one request at a time), and its breaker is closed (or half-open with no
+//! trial request in flight: then it serves exactly one request, whose outcome closes or re-opens
+//! the breaker). When none can, the answer says when the nearest comes back, in the upstream's
 //! usage-limit shape when every blocked account is spent ([`PoolError::Exhausted`]).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -155,8 +160,8 @@ pub enum BreakerState {
 
 /// Picks an account, skipping `exclude` (accounts already tried for this request), taking
 /// `prefer` when it can serve (the account that served the stored previous response), else the
-/// account `pin` is pinned to when it can serve, else one by the strategy; `pin` then points
-/// to the account chosen.
+/// account `pin` is pinned to when it can serve, else one by the strategy. `pin` then points to
+/// the account chosen, unless its own account is only briefly blocked (it goes back there).
 #[derive(Message)]
 #[rtype(result = "Result<Lease, PoolError>")]
 pub struct Checkout {
@@ -381,6 +386,9 @@ struct Account {
     served: u64,
     in_flight: Arc<AtomicUsize>,
     rate_limits: Option<RateLimits>,
+    /// What one request adds to its most used window, in percent (a running average of the
+    /// headers' steps): the last stretch before the ceiling is walked one request at a time.
+    step: f64,
 }
 
 impl Account {
@@ -407,6 +415,7 @@ impl Account {
                 .rate_limits
                 .as_deref()
                 .and_then(|text| serde_json::from_str(text).ok()),
+            step: INITIAL_STEP,
         }
     }
 
@@ -428,6 +437,7 @@ impl Account {
             self.cooldown_reason = old.cooldown_reason;
         }
         self.probing_since = old.probing_since;
+        self.step = old.step;
         // The fresher snapshot wins: the row's is written in batches, behind the live one.
         let row_is_fresher = match (&self.rate_limits, &old.rate_limits) {
             (Some(row), Some(live)) => row.newer_than(live),
@@ -456,6 +466,7 @@ impl Account {
         if !self.usable(now) {
             return Gate::Out;
         }
+        let ceiling = self.ceiling(ceiling);
         if let Some(until) = self.over_ceiling(now, ceiling) {
             return Gate::Blocked { until, spent: true };
         }
@@ -469,6 +480,10 @@ impl Account {
             return Gate::Refreshing;
         }
         match self.breaker.state(now) {
+            BreakerState::Closed if self.last_stretch_busy(now, ceiling) => Gate::Blocked {
+                until: now + chrono::Duration::seconds(1),
+                spent: false,
+            },
             BreakerState::Closed => Gate::Open,
             BreakerState::Open => Gate::Blocked {
                 until: self.breaker.open_until.unwrap_or(now),
@@ -479,6 +494,61 @@ impl Account {
                 spent: false,
             },
             BreakerState::HalfOpen => Gate::Trial,
+        }
+    }
+
+    /// The ceiling for this account: the configured one, or lower when one request is known to
+    /// spend more than the room left above it (the limit itself must not be reached).
+    fn ceiling(&self, configured: f64) -> f64 {
+        configured.min(100.0 - self.step.min(MAX_STEP_MARGIN))
+    }
+
+    /// Whether the account is in the last stretch before `ceiling` (the requests in flight and
+    /// one more would reach it, at [`Account::step`] each) with a request in flight: there,
+    /// one request at a time, so that requests in flight together cannot overshoot the limit
+    /// before the headers show it.
+    fn last_stretch_busy(&self, now: DateTime<Utc>, ceiling: f64) -> bool {
+        let in_flight = self.in_flight.load(Ordering::Acquire);
+        if in_flight == 0 {
+            return false;
+        }
+        let Some(limits) = &self.rate_limits else {
+            return false;
+        };
+        let ahead = self.step * (in_flight + 1) as f64;
+        limits
+            .windows()
+            .any(|w| w.resets_at.is_none_or(|at| at > now) && w.used_percent + ahead >= ceiling)
+    }
+
+    /// Learns [`Account::step`] from a new snapshot of the windows: the increase of the most
+    /// used window since the last snapshot, when it is the same window, newer and not smaller,
+    /// at most twice the step so far.
+    fn learn_step(&mut self, new: &RateLimits) {
+        let Some(old) = &self.rate_limits else {
+            return;
+        };
+        if !new.newer_than(old) {
+            return;
+        }
+        let same = |a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>| match (a, b) {
+            (Some(a), Some(b)) => (a - b).num_seconds().abs() <= 120,
+            (None, None) => true,
+            _ => false,
+        };
+        let delta = old
+            .windows()
+            .zip(new.windows())
+            .filter(|(o, n)| same(o.resets_at, n.resets_at) && n.used_percent >= o.used_percent)
+            .map(|(o, n)| n.used_percent - o.used_percent)
+            .fold(None, |max: Option<f64>, d| {
+                Some(max.map_or(d, |m| m.max(d)))
+            });
+        if let Some(delta) = delta {
+            // A jump far beyond the usual step is someone else's use of the account (or a
+            // reset seen late), not what one request costs: it moves the average a little only.
+            let delta = delta.min((2.0 * self.step).max(1.0));
+            self.step = (self.step * (1.0 - STEP_WEIGHT) + delta * STEP_WEIGHT).clamp(0.0, 25.0);
         }
     }
 
@@ -512,7 +582,7 @@ impl Account {
         AccountView {
             account_id: self.id,
             available: matches!(self.gate(now, ceiling), Gate::Open | Gate::Trial),
-            over_ceiling_until: self.over_ceiling(now, ceiling),
+            over_ceiling_until: self.over_ceiling(now, self.ceiling(ceiling)),
             in_flight: self.in_flight.load(Ordering::Acquire),
             served: self.served,
             consecutive_failures: self.consecutive_failures,
@@ -527,9 +597,6 @@ impl Account {
     }
 }
 
-/// Accounts scoring at least this share of the best score are the best accounts, over which
-/// new conversations spread.
-const QUOTA_BAND: f64 = 0.8;
 /// The shortest share of a window's time taken into account: headroom that resets within 5%
 /// of the window counts as much as if it reset then.
 const MIN_TIME_SHARE: f64 = 0.05;
@@ -562,30 +629,32 @@ pub fn quota_score(limits: Option<&RateLimits>, now: DateTime<Utc>) -> f64 {
     }
 }
 
-/// `quota_aware`: among the accounts worth at least [`QUOTA_BAND`] of the best (see
-/// [`quota_score`]), the one with the fewest requests in flight; ties go by rendezvous hashing
-/// of `seed` (the conversation), so that new conversations spread over the best accounts
-/// instead of herding onto one while the used percents lag.
+/// `quota_aware`: the account with the least load for its worth (see [`quota_score`]): the
+/// conversations pinned to it (the turns to come) and its requests in flight, over its score.
+/// New conversations thus spread over the accounts in proportion to what each is worth:
+/// headroom that resets soon draws most of them, an account twice as full draws half as many,
+/// and so the accounts run dry together instead of one after the other (each one that runs dry
+/// sheds its conversations, and their caches). Nothing herds onto one account while the used
+/// percents lag. Ties go by rendezvous hashing of `seed` (the conversation).
 fn quota_aware<'a>(
     candidates: &[&'a Account],
     seed: u64,
     now: DateTime<Utc>,
+    pinned: impl Fn(i32) -> usize,
 ) -> Option<&'a Account> {
     let scored: Vec<(&Account, f64)> = candidates
         .iter()
         .map(|a| (*a, quota_score(a.rate_limits.as_ref(), now)))
         .collect();
-    let best = scored.iter().map(|(_, s)| *s).fold(0.0, f64::max);
+    let load = |a: &Account, score: f64| {
+        let busy = pinned(a.id) + a.in_flight.load(Ordering::Acquire) + 1;
+        busy as f64 / score.max(f64::EPSILON)
+    };
     scored
         .into_iter()
-        .filter(|(_, score)| *score >= best * QUOTA_BAND)
-        .min_by_key(|(a, _)| {
-            (
-                a.in_flight.load(Ordering::Acquire),
-                std::cmp::Reverse(rendezvous(seed, a.id)),
-            )
-        })
-        .map(|(a, _)| a)
+        .map(|(a, score)| (a, load(a, score), rendezvous(seed, a.id)))
+        .min_by(|(_, x, hx), (_, y, hy)| x.total_cmp(y).then(hy.cmp(hx)))
+        .map(|(a, _, _)| a)
 }
 
 /// A well-mixed hash of a seed and an account (splitmix64).
@@ -595,6 +664,18 @@ fn rendezvous(seed: u64, account_id: i32) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
+
+/// What a request is taken to add to an account's most used window before the headers say.
+const INITIAL_STEP: f64 = 1.0;
+/// The most room below the limit a large step keeps free (the ceiling drops at most to 90%).
+const MAX_STEP_MARGIN: f64 = 10.0;
+/// The weight of a new observation in the running average of the step.
+const STEP_WEIGHT: f64 = 0.2;
+/// A conversation whose account is blocked for no longer than this (a transient cooldown, a
+/// refresh, a breaker's trial, the last stretch's queue) is served elsewhere meanwhile but
+/// keeps its pin, and goes back to its cache afterwards; a longer block (a usage limit, the
+/// ceiling, a long cooldown) moves the pin.
+const PIN_HOLD: chrono::Duration = chrono::Duration::seconds(60);
 
 /// A cooldown that doubles with each failure in a row: `base` after the first, at most an hour.
 fn growing(base_seconds: u64, failures: u32) -> chrono::Duration {
@@ -613,7 +694,7 @@ pub struct AccountPool {
     /// Opens the tokens of the rows it reads (rows in clear pass as they are).
     cipher: Option<Arc<crate::crypto::Cipher>>,
     pins: Pins,
-    /// Spreads requests without a conversation over the best accounts.
+    /// The tie-breaking seed of `quota_aware` for requests without a conversation.
     spread: u64,
 }
 
@@ -713,8 +794,18 @@ impl AccountPool {
         let mut refreshing: Option<&Account> = None;
         let mut candidates: Vec<&Account> = Vec::new();
         let ceiling = self.settings.quota_ceiling_percent;
+        // Whether the pinned account is out for long (then the pin moves), or only briefly.
+        let mut pin_holds = false;
         for account in self.accounts.values() {
-            match account.gate(now, ceiling) {
+            let gate = account.gate(now, ceiling);
+            if pinned == Some(account.id) {
+                pin_holds = match gate {
+                    Gate::Out => false,
+                    Gate::Blocked { until, spent } => !spent && until <= now + PIN_HOLD,
+                    Gate::Refreshing | Gate::Open | Gate::Trial => true,
+                };
+            }
+            match gate {
                 Gate::Out => {}
                 Gate::Refreshing => {
                     refreshing = refreshing
@@ -731,12 +822,18 @@ impl AccountPool {
         }
         let find =
             |id: Option<i32>| id.and_then(|id| candidates.iter().copied().find(|a| a.id == id));
-        let preferred = find(prefer).or_else(|| find(pinned));
+        let from_prefer = find(prefer);
+        let preferred = from_prefer.or_else(|| find(pinned));
         let by_strategy = preferred.is_none();
+        // The stored previous response's account wins, and takes the pin.
+        let explicit = from_prefer.is_some();
         let chosen = preferred.or_else(|| match self.settings.strategy {
             Strategy::QuotaAware => {
                 self.spread = self.spread.wrapping_add(1);
-                quota_aware(&candidates, pin.unwrap_or(self.spread), now)
+                let pins = &self.pins;
+                quota_aware(&candidates, pin.unwrap_or(self.spread), now, |id| {
+                    pins.pinned_to(id)
+                })
             }
             Strategy::FillFirst => candidates.first().copied(),
             Strategy::LeastUsed => candidates
@@ -786,7 +883,12 @@ impl AccountPool {
             self.cursor = Some(chosen.id);
         }
         if let Some(key) = pin {
-            self.pins.pin(key, lease.account_id, clock);
+            // A pin held through a short block is only touched, so it does not expire.
+            let home = match pinned {
+                Some(home) if pin_holds && !explicit => home,
+                _ => lease.account_id,
+            };
+            self.pins.pin(key, home, clock);
         }
         Ok(lease)
     }
@@ -831,8 +933,9 @@ impl AccountPool {
                 account.consecutive_failures = 0;
                 account.served += 1;
                 account.breaker.succeeded(now);
-                if limits.is_some() {
-                    account.rate_limits = limits;
+                if let Some(limits) = limits {
+                    account.learn_step(&limits);
+                    account.rate_limits = Some(limits);
                 }
                 return None;
             }
@@ -962,6 +1065,7 @@ impl AccountPool {
         let usage_cooling = account.cooldown_until.is_some_and(|u| u > now)
             && account.cooldown_reason == Some(Cooldown::UsageLimit);
         let mut changed = false;
+        let ceiling = account.ceiling(ceiling);
         if usage_cooling && !report.limit_reached && account.over_ceiling(now, ceiling).is_none() {
             tracing::info!(
                 account_id = msg.account_id,
@@ -1413,7 +1517,7 @@ pub(crate) mod tests {
             DatabaseConnection::default(),
             settings,
             Duration::from_mins(1),
-            100,
+            10_000,
         )
     }
 
@@ -1617,7 +1721,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_conversation_goes_back_to_its_pin_and_moves_without_waiting() {
-        let mut pool = pool_of(&[1, 2, 3], |_| {});
+        let mut pool = pool_of(&[1, 2, 3], |s| s.transient_cooldown_seconds = 30);
         let first = pool.pick(&[], None, Some(42)).unwrap();
         assert_eq!(first.pinned_to, Some(None), "a new conversation");
         let home = first.account_id;
@@ -1633,27 +1737,73 @@ pub(crate) mod tests {
             pool.snapshot().accounts[(home - 1) as usize].pinned_conversations,
             1
         );
-        // Its account cools: it moves at once, and is pinned to where it went.
+        // A short block (a transient cooldown): served elsewhere at once, the pin stays.
         pool.apply(home, transient(), Utc::now());
+        let elsewhere = pool.pick(&[], None, Some(42)).unwrap();
+        assert_ne!(elsewhere.account_id, home);
+        assert_eq!(elsewhere.pinned_to, Some(Some(home)));
+        age(&mut pool, home, 3600);
+        assert_eq!(
+            pool.pick(&[], None, Some(42)).unwrap().account_id,
+            home,
+            "back to its cache"
+        );
+        // A long one (its usage limit): it moves, and is pinned to where it went.
+        let message = "usage limit reached".to_owned();
+        let until = Utc::now() + chrono::Duration::hours(2);
+        pool.apply(home, Outcome::UsageLimit { until, message }, Utc::now());
         let moved = pool.pick(&[], None, Some(42)).unwrap();
         assert_ne!(moved.account_id, home);
         assert_eq!(moved.pinned_to, Some(Some(home)));
-        age(&mut pool, home, 3600);
+        age(&mut pool, home, 3 * 3600);
         assert_eq!(
             pool.pick(&[], None, Some(42)).unwrap().account_id,
             moved.account_id
         );
-        // A retry (the pinned account was tried) re-pins without counting again.
+        // A retry (the pinned account failed, briefly) serves elsewhere without counting again.
         let retry = pool.pick(&[moved.account_id], None, Some(42)).unwrap();
         assert!(retry.pinned_to.is_none());
+        assert_ne!(retry.account_id, moved.account_id);
         assert_eq!(
             pool.pick(&[], None, Some(42)).unwrap().account_id,
-            retry.account_id
+            moved.account_id
         );
         assert_eq!(pool.snapshot().pins, 1);
-        // A stored previous response's account wins over the pin.
+        // A stored previous response's account wins over the pin, and takes it.
         let preferred = pool.pick(&[], Some(home), Some(42)).unwrap();
         assert_eq!(preferred.account_id, home);
+        assert_eq!(pool.pick(&[], None, Some(42)).unwrap().account_id, home);
+    }
+
+    #[test]
+    fn the_last_stretch_before_the_ceiling_is_walked_one_request_at_a_time() {
+        let mut pool = pool_of(&[1, 2], |s| s.strategy = Strategy::FillFirst);
+        set_limits(&mut pool, 1, windows((90.0, 9000), (10.0, 300_000)));
+        // Far from the ceiling, requests go together.
+        let a = pool.pick(&[], None, None).unwrap();
+        let b = pool.pick(&[], None, None).unwrap();
+        assert_eq!((a.account_id, b.account_id), (1, 1));
+        drop((a, b));
+        // The headers say each request adds about 2% (learned as about 1.5%): at 96%, with one
+        // in flight, the next would reach the ceiling: it goes elsewhere.
+        for used in [92.0, 94.0, 96.0] {
+            let now = Utc::now();
+            let mut next = windows((used, 9000), (10.0, 300_000));
+            next.checked_at = Some(now + chrono::Duration::milliseconds(used as i64));
+            pool.apply(1, Outcome::Success(Some(next)), now);
+        }
+        let step = pool.accounts[&1].step;
+        assert!(step > 1.0 && step < 2.0, "{step}");
+        set_limits(&mut pool, 1, windows((96.0, 9000), (10.0, 300_000)));
+        let first = pool.pick(&[], None, None).unwrap();
+        assert_eq!(first.account_id, 1);
+        assert_eq!(pool.pick(&[], None, None).unwrap().account_id, 2);
+        drop(first);
+        assert_eq!(
+            pool.pick(&[], None, None).unwrap().account_id,
+            1,
+            "its turn again"
+        );
     }
 
     #[test]
@@ -1704,18 +1854,44 @@ pub(crate) mod tests {
         assert!(passed > 0.8, "{passed}");
     }
 
+    /// Where `conversations` new conversations go, by account.
+    fn placements(pool: &mut AccountPool, conversations: u64) -> BTreeMap<i32, usize> {
+        let mut placed = BTreeMap::new();
+        for conversation in 0..conversations {
+            let lease = pool.pick(&[], None, Some(conversation)).unwrap();
+            *placed.entry(lease.account_id).or_default() += 1;
+        }
+        placed
+    }
+
     #[test]
     fn quota_aware_spends_the_headroom_that_resets_first() {
         let mut pool = pool_of(&[1, 2, 3], |s| s.strategy = Strategy::QuotaAware);
         let week = 7 * 86_400;
+        // Little of the week left; half of a 5-hour window that resets in 15 minutes; fresh.
         set_limits(&mut pool, 1, windows((10.0, 17_000), (85.0, 6 * 86_400)));
         set_limits(&mut pool, 2, windows((50.0, 900), (30.0, 2 * 86_400)));
         set_limits(&mut pool, 3, windows((5.0, 18_000), (5.0, week)));
-        for conversation in 0..20 {
-            assert_eq!(
-                pool.pick(&[], None, Some(conversation)).unwrap().account_id,
-                2
+        // Account 2 is worth its weekly pace, 0.7 / (2/7) = 2.45 (its 5-hour window alone
+        // would be worth 10); account 3 0.95; account 1 0.15 / (6/7) = 0.175.
+        let placed = placements(&mut pool, 100);
+        assert!(placed[&2] >= 60, "{placed:?}");
+        assert!(placed[&3] >= 20 && placed[&3] > placed[&1], "{placed:?}");
+    }
+
+    #[test]
+    fn quota_aware_places_conversations_in_proportion_to_headroom() {
+        let mut pool = pool_of(&[1, 2, 3, 4], |s| s.strategy = Strategy::QuotaAware);
+        for (id, used) in [(1, 0.0), (2, 25.0), (3, 50.0), (4, 75.0)] {
+            set_limits(
+                &mut pool,
+                id,
+                windows((used, 17_000), (used / 10.0, 500_000)),
             );
+        }
+        let placed = placements(&mut pool, 100);
+        for (id, share) in [(1, 40), (2, 30), (3, 20), (4, 10)] {
+            assert!(placed[&id].abs_diff(share) <= 2, "{placed:?}");
         }
     }
 
@@ -1725,17 +1901,10 @@ pub(crate) mod tests {
         for id in 1..=4 {
             set_limits(&mut pool, id, windows((30.0, 9000), (30.0, 300_000)));
         }
-        let mut placed = std::collections::HashMap::<i32, usize>::new();
-        for conversation in 0..400 {
-            let lease = pool.pick(&[], None, Some(conversation)).unwrap();
-            *placed.entry(lease.account_id).or_default() += 1;
-        }
+        let placed = placements(&mut pool, 400);
         assert_eq!(placed.len(), 4);
-        assert!(
-            placed.values().all(|n| (60..=140).contains(n)),
-            "{placed:?}"
-        );
-        // Requests in flight count first: a busy account is passed over.
+        assert!(placed.values().all(|n| *n == 100), "balanced: {placed:?}");
+        // Requests in flight count too: a busy account is passed over.
         let busy: Vec<Lease> = (0..3)
             .map(|c| pool.pick(&[], None, Some(1000 + c)).unwrap())
             .collect();

@@ -93,7 +93,9 @@ pub async fn dispatch(
     };
     let settings = state.settings.get();
     let max_retries = settings.max_retries as usize;
-    let refresh_wait = std::time::Duration::from_secs(settings.refresh_wait_seconds);
+    // All the waiting for refreshes a request may do, however many accounts it waits for.
+    let refresh_deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_secs(settings.refresh_wait_seconds);
     let mut tried: Vec<i32> = Vec::new();
     // Accounts whose token was refused during this request, with that token, oldest first.
     let mut refused: Vec<(i32, Arc<str>)> = Vec::new();
@@ -122,7 +124,7 @@ pub async fn dispatch(
                 }
                 // Nobody else can serve: wait (bounded) for a refused account's refresh.
                 if !refused.is_empty() {
-                    match wait_for_refresh(state, &mut refused, refresh_wait).await {
+                    match wait_for_refresh(state, &mut refused, refresh_deadline).await {
                         Ok(account_id) => {
                             tried.retain(|id| *id != account_id);
                             refreshed.push(account_id);
@@ -184,18 +186,20 @@ pub async fn dispatch(
     }))
 }
 
-/// Waits, all told at most `wait`, for the refresh of a refused account, oldest first; answers
+/// Waits, until `deadline` at most, for the refresh of a refused account, oldest first; answers
 /// the first account refreshed. A refresh that fails moves on to the next one.
 async fn wait_for_refresh(
     state: &AppState,
     refused: &mut Vec<(i32, Arc<str>)>,
-    wait: std::time::Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<i32, AppError> {
-    let deadline = tokio::time::Instant::now() + wait;
     let mut failure = None;
     while !refused.is_empty() {
         let (account_id, token) = refused.remove(0);
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
         match state
             .refresher
             .refresh_within(account_id, Some(token), left)
