@@ -25,6 +25,7 @@ pub struct Config {
     pub responses: ResponsesConfig,
     pub secrets: SecretsConfig,
     pub limits: LimitsConfig,
+    pub websocket: WebsocketConfig,
 }
 
 /// Where the keys' request limits are counted when several instances share them.
@@ -370,6 +371,32 @@ impl Default for ResponsesConfig {
     }
 }
 
+/// `GET /v1/responses` as a WebSocket (the Responses protocol the Codex CLI prefers).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebsocketConfig {
+    /// Serve the upgrade; off = it answers 426, which sends the Codex CLI to HTTP at once.
+    pub enabled: bool,
+    /// A connection with no turn running and nothing received for this long is closed.
+    pub idle_timeout_seconds: u64,
+    /// The largest message a client may send (a turn's `response.create`).
+    pub max_frame_bytes: usize,
+    /// The most a connection keeps of its last turn (full input and output) for the next
+    /// incremental turn; a larger conversation is forgotten and the client resends it in full.
+    pub max_state_bytes: usize,
+}
+
+impl Default for WebsocketConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            idle_timeout_seconds: 300,
+            max_frame_bytes: 20 * 1024 * 1024,
+            max_state_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
 /// Encryption of content at rest.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -500,6 +527,12 @@ impl Config {
         }
         if self.responses.max_per_key == 0 {
             return bad("responses.max_per_key", "must be at least 1");
+        }
+        if self.websocket.idle_timeout_seconds == 0 {
+            return bad("websocket.idle_timeout_seconds", "must be at least 1");
+        }
+        if self.websocket.max_frame_bytes < 1024 {
+            return bad("websocket.max_frame_bytes", "must be at least 1024");
         }
         Ok(())
     }

@@ -36,6 +36,8 @@ pub enum ErrorCode {
     TooManyAccounts,
     /// A runtime setting with a wrong value.
     InvalidSetting,
+    /// A plain request where only a WebSocket upgrade is served (or WebSockets are off).
+    UpgradeRequired,
 
     // Admin sign-in.
     /// No admin session, or an invalid one.
@@ -134,6 +136,7 @@ impl ErrorCode {
             C::NotFound => spec(S::NOT_FOUND, INVALID, "not_found"),
             C::TooManyAccounts => spec(S::PAYLOAD_TOO_LARGE, INVALID, "too_many_accounts"),
             C::InvalidSetting => spec(S::BAD_REQUEST, INVALID, "invalid_setting"),
+            C::UpgradeRequired => spec(S::UPGRADE_REQUIRED, INVALID, "upgrade_required"),
             C::Unauthorized => spec(S::UNAUTHORIZED, AUTH, "unauthorized"),
             C::InvalidCredentials => spec(S::UNAUTHORIZED, AUTH, "invalid_credentials"),
             C::TooManyAttempts => spec(S::TOO_MANY_REQUESTS, RATE_LIMIT, "too_many_attempts"),
@@ -310,6 +313,23 @@ impl AppError {
         self.retry_after
     }
 
+    /// The `error` object of OpenAI's shape: `message`, `type`, `param`, `code`, and for a
+    /// usage limit `resets_at` and `resets_in_seconds`.
+    pub fn openai_error(&self) -> serde_json::Value {
+        let mut error = json!({
+            "message": self.message,
+            "type": self.code.openai_type(),
+            "param": self.param,
+            "code": self.code.name(),
+        });
+        if let (Some(at), Some(fields)) = (self.resets_at, error.as_object_mut()) {
+            let left = (at - chrono::Utc::now().timestamp()).max(1);
+            fields.insert("resets_at".into(), at.into());
+            fields.insert("resets_in_seconds".into(), left.into());
+        }
+        error
+    }
+
     /// The status and `code: message` line a usage-log row keeps for this error.
     pub fn log_line(&self) -> String {
         format!("{}: {}", self.code, self.message)
@@ -366,18 +386,7 @@ impl ResponseError for OpenAiError {
 
     fn error_response(&self) -> HttpResponse {
         let e = &self.0;
-        let mut error = json!({
-            "message": e.message,
-            "type": e.code.openai_type(),
-            "param": e.param,
-            "code": e.code.name(),
-        });
-        if let (Some(at), Some(fields)) = (e.resets_at, error.as_object_mut()) {
-            let left = (at - chrono::Utc::now().timestamp()).max(1);
-            fields.insert("resets_at".into(), at.into());
-            fields.insert("resets_in_seconds".into(), left.into());
-        }
-        e.base_response().json(json!({ "error": error }))
+        e.base_response().json(json!({ "error": e.openai_error() }))
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 use chrono::Utc;
 
 use crate::actors::key_cache::{KeyCacheHandle, KeyRecord};
-use crate::actors::usage_log::{UsageLogHandle, UsageRecord};
+use crate::actors::usage_log::{Transport, UsageLogHandle, UsageRecord};
 use crate::codex::wire::Usage;
 use crate::state::AppState;
 
@@ -51,6 +51,7 @@ impl RequestLog {
                 ttft_ms: None,
                 request_id,
                 rate_limits: None,
+                transport: Transport::Http,
             },
             started: Instant::now(),
             writer: state.usage.clone(),
@@ -59,6 +60,12 @@ impl RequestLog {
             done: false,
             reserved: None,
         }
+    }
+
+    /// Notes how the request reached the gateway (HTTP unless said otherwise).
+    pub fn over(mut self, transport: Transport) -> Self {
+        self.record.transport = transport;
+        self
     }
 
     /// Notes that the request was admitted with `estimate` tokens reserved: writing the row

@@ -46,6 +46,28 @@ pub struct UsageRecord {
     pub ttft_ms: Option<u64>,
     pub request_id: Option<String>,
     pub rate_limits: Option<RateLimits>,
+    /// How the request reached the gateway.
+    pub transport: Transport,
+}
+
+/// How a proxied request reached the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// One HTTP request.
+    #[default]
+    Http,
+    /// One turn of a Responses WebSocket connection.
+    Websocket,
+}
+
+impl Transport {
+    /// The name the usage log keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Websocket => "websocket",
+        }
+    }
 }
 
 /// Writes everything buffered; answers when it is durable.
@@ -240,6 +262,7 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
         latency_ms: Set(r.latency_ms as i64),
         ttft_ms: Set(r.ttft_ms.map(|v| v as i64)),
         request_id: Set(r.request_id.clone()),
+        transport: Set(r.transport.as_str().to_owned()),
         ..Default::default()
     });
 

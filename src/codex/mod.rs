@@ -20,4 +20,5 @@ pub mod openai;
 pub mod signin;
 pub mod sse;
 pub mod translate;
+pub mod websocket;
 pub mod wire;

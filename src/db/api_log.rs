@@ -25,6 +25,8 @@ pub struct Model {
     pub latency_ms: i64,
     pub ttft_ms: Option<i64>,
     pub request_id: Option<String>,
+    /// `http` or `websocket` (see `Transport`).
+    pub transport: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -238,7 +238,7 @@ export function mount(el, { params }) {
         h('div', { class: 'truncate', title: log.api_key_name || '', testid: 'log-key' }, log.api_key_name || (log.api_key_id ? `#${log.api_key_id}` : '—')),
         h('div', { class: 'truncate text-xs text-base-content/60', title: log.token_email || '', testid: 'log-account' }, log.token_email || (log.token_id ? `#${log.token_id}` : '—')),
       ),
-      h('td', { class: 'whitespace-nowrap text-xs' }, h('code', null, log.endpoint || '—'), log.stream ? h('span', { class: 'badge badge-xs badge-ghost ml-1' }, t('logs.stream')) : null),
+      h('td', { class: 'whitespace-nowrap text-xs' }, h('code', null, log.endpoint || '—'), log.stream ? h('span', { class: 'badge badge-xs badge-ghost ml-1' }, t('logs.stream')) : null, log.transport === 'websocket' ? h('span', { class: 'badge badge-xs badge-info badge-outline ml-1', title: t('logs.websocket'), testid: 'log-transport' }, t('logs.ws')) : null),
       h(
         'td',
         { class: 'whitespace-nowrap text-xs tabular-nums' },
@@ -277,6 +277,7 @@ export function mount(el, { params }) {
         item(t('logs.col.model'), log.model),
         item(t('logs.col.endpoint'), log.endpoint, true),
         item(t('logs.stream'), log.stream ? t('common.yes') : t('common.no')),
+        item(t('logs.transport'), log.transport === 'websocket' ? t('logs.websocket') : 'HTTP'),
         item(t('logs.col.key'), log.api_key_name ? `${log.api_key_name} (#${log.api_key_id})` : log.api_key_id),
         item(t('logs.col.account'), log.token_email ? `${log.token_email} (#${log.token_id})` : log.token_id),
         item(t('logs.requestId'), log.id, true),

@@ -184,5 +184,6 @@ fn log_json(entry: &LogEntry) -> Value {
         "latency_ms": r.latency_ms,
         "ttft_ms": r.ttft_ms,
         "request_id": r.request_id,
+        "transport": r.transport,
     })
 }

@@ -11,6 +11,7 @@ use actix_web::{dev, web, FromRequest, HttpMessage, HttpRequest};
 use serde::de::DeserializeOwned;
 
 use crate::actors::key_cache::KeyRecord;
+use crate::actors::usage_log::Transport;
 use crate::codex::translate::split_model_effort;
 use crate::error::{extractor_error, AppError, ErrorCode, ExtractorKind, OpenAiError};
 use crate::state::AppState;
@@ -38,37 +39,64 @@ impl FromRequest for ApiKeyAuth {
             .extensions()
             .get::<tracing_actix_web::RequestId>()
             .map(std::string::ToString::to_string);
-        let presented = crate::http::auth::bearer(req).or_else(|| {
-            req.headers()
-                .get("x-api-key")
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.trim().to_string())
-        });
+        let presented = presented_key(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
-            let invalid = |message: &str| {
-                OpenAiError(AppError::new(ErrorCode::InvalidApiKey, message.to_string()))
-            };
-            let key = presented
-                .ok_or_else(|| invalid("missing API key: send Authorization: Bearer sk-..."))?;
-            let record = state
-                .keys
-                .lookup(&key)
-                .await?
-                .ok_or_else(|| invalid("invalid API key"))?;
-            if !record.is_active {
-                return Err(invalid("this API key is disabled"));
-            }
-            if record.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
-                let refusal = invalid("this API key has expired");
-                crate::request_log::RequestLog::refused(
-                    &state, &record, "", endpoint, false, request_id, &refusal.0,
-                );
-                return Err(refusal);
-            }
+            let record = authenticate(
+                &state,
+                presented.as_deref(),
+                endpoint,
+                request_id,
+                Transport::Http,
+            )
+            .await?;
             Ok(ApiKeyAuth(record))
         })
     }
+}
+
+/// The `sk-` key a request presents (`Authorization: Bearer` or `x-api-key`).
+pub fn presented_key(req: &HttpRequest) -> Option<String> {
+    crate::http::auth::bearer(req).or_else(|| {
+        req.headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// Checks a presented key: 401 `invalid_api_key` when it is missing, unknown, disabled or
+/// expired (an expired key's refusal leaves a usage-log row). A WebSocket connection calls it
+/// again on every turn.
+pub async fn authenticate(
+    state: &AppState,
+    presented: Option<&str>,
+    endpoint: &'static str,
+    request_id: Option<String>,
+    transport: Transport,
+) -> Result<Arc<KeyRecord>, OpenAiError> {
+    let invalid =
+        |message: &str| OpenAiError(AppError::new(ErrorCode::InvalidApiKey, message.to_string()));
+    let key = presented.ok_or_else(|| invalid("missing API key: send Authorization: Bearer sk-..."))?;
+    let record = state
+        .keys
+        .lookup(key)
+        .await?
+        .ok_or_else(|| invalid("invalid API key"))?;
+    if !record.is_active {
+        return Err(invalid("this API key is disabled"));
+    }
+    if record.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
+        let refusal = invalid("this API key has expired");
+        crate::request_log::RequestLog::start(state, &record, "", endpoint, false, request_id)
+            .over(transport)
+            .finish(
+                refusal.0.status().as_u16(),
+                Some(refusal.0.message().to_string()),
+            );
+        return Err(refusal);
+    }
+    Ok(record)
 }
 
 /// The route a usage-log row names for a request path (the rows hold static names).

@@ -5,7 +5,8 @@
 //! proxying endpoints share one handler, [`serve::serve`], which runs what they have in common
 //! (model check, admission, usage log, dispatch, aggregation or streaming); each of [`chat`]
 //! and [`responses`] is a [`serve::Endpoint`] that parses and translates its body and builds
-//! its answer. [`models`] lists the models a key may use; [`stored`] serves the stored responses.
+//! its answer. [`models`] lists the models a key may use; [`stored`] serves the stored responses;
+//! [`websocket`] serves the Responses API over a WebSocket.
 
 pub mod chat;
 pub mod extract;
@@ -13,6 +14,7 @@ pub mod models;
 pub mod responses;
 pub mod serve;
 pub mod stored;
+pub mod websocket;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -28,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/models/{id}", web::get().to(models::retrieve))
             .route("/chat/completions", web::post().to(serve::<chat::Chat>))
             .route("/responses", web::post().to(serve::<responses::Responses>))
+            .route("/responses", web::get().to(websocket::upgrade))
             .route("/responses/{id}", web::get().to(stored::retrieve))
             .route("/responses/{id}", web::delete().to(stored::delete))
             .route(

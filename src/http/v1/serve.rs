@@ -224,14 +224,14 @@ pub async fn serve<E: Endpoint>(
 
 /// The tokens a request is expected to use, reserved against its key's budget while it runs:
 /// its input (about four bytes a token) and an allowance for the answer.
-fn estimate_tokens(body: &Bytes) -> i64 {
+pub(super) fn estimate_tokens(body: &Bytes) -> i64 {
     const ANSWER_ALLOWANCE: i64 = 256;
     (body.len() / 4) as i64 + ANSWER_ALLOWANCE
 }
 
 /// The event in an upstream frame, if it is one, and the end of the answer it announces; its
 /// usage goes to the log.
-fn observe(frame: &SseFrame, log: &mut RequestLog) -> (Option<StreamEvent>, Option<StreamOutcome>) {
+pub(super) fn observe(frame: &SseFrame, log: &mut RequestLog) -> (Option<StreamEvent>, Option<StreamOutcome>) {
     let event = StreamEvent::parse(frame.event.as_deref(), &frame.data).ok();
     let outcome = event.as_ref().and_then(|event| {
         log.usage(event.usage());
