@@ -56,9 +56,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, AppError> {
     let kind = match body.remove("type") {
         Some(Value::String(kind)) => kind,
         None => {
-            return Err(
-                AppError::invalid_request("a message needs a \"type\"").with_param("type")
-            )
+            return Err(AppError::invalid_request("a message needs a \"type\"").with_param("type"))
         }
         Some(_) => {
             return Err(AppError::invalid_request("\"type\" must be a string").with_param("type"))
@@ -368,8 +366,7 @@ mod tests {
         assert!(plain.generate && plain.previous_response_id.is_none());
         assert_eq!(plain.input, vec![user("hi")]);
         assert_eq!(
-            parse_client_frame(r#"{"type":"response.processed","response_id":"resp_1"}"#)
-                .unwrap(),
+            parse_client_frame(r#"{"type":"response.processed","response_id":"resp_1"}"#).unwrap(),
             ClientFrame::Processed
         );
     }
@@ -381,7 +378,10 @@ mod tests {
             ("[1, 2]", "one JSON object"),
             ("{\"model\": \"m\"}", "needs a \"type\""),
             ("{\"type\": 7}", "must be a string"),
-            ("{\"type\": \"response.append\"}", "unsupported message type"),
+            (
+                "{\"type\": \"response.append\"}",
+                "unsupported message type",
+            ),
             (
                 "{\"type\": \"response.create\", \"input\": 5}",
                 "'input' must be",
@@ -405,8 +405,12 @@ mod tests {
     #[test]
     fn an_incremental_turn_is_rebuilt_from_the_last_one() {
         let mut turns = Turns::new(1 << 20);
-        assert_eq!(turns.rebuild("resp_1", vec![user("x")]), Err(vec![user("x")]));
-        let call = json!({"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"});
+        assert_eq!(
+            turns.rebuild("resp_1", vec![user("x")]),
+            Err(vec![user("x")])
+        );
+        let call =
+            json!({"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"});
         let input = vec![user("one")];
         let bytes = items_bytes(&input) + items_bytes(std::slice::from_ref(&call));
         turns.remember(LastTurn {
@@ -437,7 +441,10 @@ mod tests {
         turns.remember(turn("resp_1", 50));
         assert!(turns.last().is_some());
         turns.remember(turn("resp_2", 101));
-        assert!(turns.last().is_none(), "neither the old nor the new is kept");
+        assert!(
+            turns.last().is_none(),
+            "neither the old nor the new is kept"
+        );
         assert_eq!(turns.rebuild("resp_1", vec![]), Err(vec![]));
     }
 
@@ -445,7 +452,10 @@ mod tests {
     fn output_items_are_collected_in_order_within_a_bound() {
         let done = |id: &str| json!({"type": "response.output_item.done", "item": {"id": id}});
         let mut items = OutputItems::new(100);
-        items.on_event(&json!({"type": "response.output_text.delta", "delta": "x"}), 40);
+        items.on_event(
+            &json!({"type": "response.output_text.delta", "delta": "x"}),
+            40,
+        );
         items.on_event(&done("a"), 40);
         items.on_event(&done("b"), 40);
         assert_eq!(

@@ -121,7 +121,9 @@ fn upstream_types(mock: &MockUpstream) -> Vec<String> {
         .collect()
 }
 
-async fn setup(adjust: impl FnOnce(&mut gpt2api::config::Config)) -> (MockUpstream, TestApp, String) {
+async fn setup(
+    adjust: impl FnOnce(&mut gpt2api::config::Config),
+) -> (MockUpstream, TestApp, String) {
     let mock = MockUpstream::start();
     let app = spawn_with_mock(&mock, adjust).await;
     add_account(&app, &mock.create_account("acct-ws")).await;
@@ -148,7 +150,11 @@ async fn a_prewarm_then_a_tool_call_round_trip_reach_the_upstream_as_full_inputs
     assert_eq!(warm.len(), 2, "{warm:?}");
     assert_eq!(warm[0]["type"], "response.created");
     let warm_id = completed_id(&warm);
-    assert_eq!(mock.total_requests(), 0, "a prewarm never calls the upstream");
+    assert_eq!(
+        mock.total_requests(),
+        0,
+        "a prewarm never calls the upstream"
+    );
 
     // The first turn continues the prewarm with only its new item; the model calls a tool.
     let first = turn(
@@ -158,10 +164,7 @@ async fn a_prewarm_then_a_tool_call_round_trip_reach_the_upstream_as_full_inputs
     )
     .await;
     let first_id = completed_id(&first);
-    assert_eq!(
-        upstream_types(&mock),
-        ["message:developer", "message:user"]
-    );
+    assert_eq!(upstream_types(&mock), ["message:developer", "message:user"]);
     let metadata = first
         .iter()
         .find(|e| e["type"] == "response.metadata")
@@ -221,7 +224,11 @@ async fn an_unknown_previous_response_asks_for_the_full_input() {
     assert_eq!(error["error"]["code"], "previous_response_not_found");
     assert_eq!(mock.total_requests(), 0);
     // The client resends the full input on the same connection.
-    let full = turn(&mut ws, json!({"model": "gpt-5", "input": [user("one"), user("two")]})).await;
+    let full = turn(
+        &mut ws,
+        json!({"model": "gpt-5", "input": [user("one"), user("two")]}),
+    )
+    .await;
     completed_id(&full);
 
     // A response kept over HTTP can be continued over the WebSocket too.
@@ -263,7 +270,11 @@ async fn failover_before_output_and_an_error_frame_after_it() {
         .header("chatgpt-account-id")
         .unwrap()
         .to_owned();
-    let other = if served == "acct-a" { "acct-b" } else { "acct-a" };
+    let other = if served == "acct-a" {
+        "acct-b"
+    } else {
+        "acct-a"
+    };
     let before = mock.request_count(&served);
 
     // The connection's account fails before any output: the turn moves to the other one.
@@ -287,7 +298,9 @@ async fn failover_before_output_and_an_error_frame_after_it() {
         json!({"model": "gpt-5", "previous_response_id": second, "input": [user("three [mock:cut]")]}),
     )
     .await;
-    assert!(cut.iter().any(|e| e["type"] == "response.output_text.delta"));
+    assert!(cut
+        .iter()
+        .any(|e| e["type"] == "response.output_text.delta"));
     let error = last(&cut);
     assert_eq!(error["type"], "error", "{cut:?}");
     assert_eq!(error["status"], 502);
@@ -344,7 +357,11 @@ async fn pings_binary_and_malformed_frames_then_the_idle_close() {
     assert_eq!(error["error"]["code"], "invalid_request");
 
     // `response.processed` needs no answer; the idle timeout then closes the connection.
-    send(&mut ws, &json!({"type": "response.processed", "response_id": "resp_x"})).await;
+    send(
+        &mut ws,
+        &json!({"type": "response.processed", "response_id": "resp_x"}),
+    )
+    .await;
     let started = std::time::Instant::now();
     match next_message(&mut ws).await {
         Some(Message::Close(frame)) => {
@@ -459,7 +476,11 @@ async fn log_rows_name_their_transport() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let mut ws = connect(&app, &key).await;
-    let warm = turn(&mut ws, json!({"model": "gpt-5", "generate": false, "input": []})).await;
+    let warm = turn(
+        &mut ws,
+        json!({"model": "gpt-5", "generate": false, "input": []}),
+    )
+    .await;
     completed_id(&warm);
     completed_id(&turn(&mut ws, json!({"model": "gpt-5", "input": "over ws"})).await);
 

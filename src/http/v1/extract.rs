@@ -77,7 +77,8 @@ pub async fn authenticate(
 ) -> Result<Arc<KeyRecord>, OpenAiError> {
     let invalid =
         |message: &str| OpenAiError(AppError::new(ErrorCode::InvalidApiKey, message.to_string()));
-    let key = presented.ok_or_else(|| invalid("missing API key: send Authorization: Bearer sk-..."))?;
+    let key =
+        presented.ok_or_else(|| invalid("missing API key: send Authorization: Bearer sk-..."))?;
     let record = state
         .keys
         .lookup(key)

@@ -231,7 +231,10 @@ pub(super) fn estimate_tokens(body: &Bytes) -> i64 {
 
 /// The event in an upstream frame, if it is one, and the end of the answer it announces; its
 /// usage goes to the log.
-pub(super) fn observe(frame: &SseFrame, log: &mut RequestLog) -> (Option<StreamEvent>, Option<StreamOutcome>) {
+pub(super) fn observe(
+    frame: &SseFrame,
+    log: &mut RequestLog,
+) -> (Option<StreamEvent>, Option<StreamOutcome>) {
     let event = StreamEvent::parse(frame.event.as_deref(), &frame.data).ok();
     let outcome = event.as_ref().and_then(|event| {
         log.usage(event.usage());

@@ -390,9 +390,11 @@ async fn serve_turn(
     let model = match body.get("model") {
         Some(Value::String(model)) => model.clone(),
         _ => {
-            return Err(AppError::invalid_request("you must provide a model parameter")
-                .with_param("model")
-                .into())
+            return Err(
+                AppError::invalid_request("you must provide a model parameter")
+                    .with_param("model")
+                    .into(),
+            )
         }
     };
     if !generate {
@@ -423,16 +425,9 @@ async fn serve_turn(
     let (endpoint, mut upstream) = Responses::translate(&client, Value::Object(body)).await?;
     upstream.prefer = upstream.prefer.or(prefer);
     let refuse = |e: OpenAiError| {
-        RequestLog::start(
-            state,
-            &key,
-            &upstream.model,
-            PATH,
-            true,
-            request_id.clone(),
-        )
-        .over(Transport::Websocket)
-        .finish(e.0.status().as_u16(), Some(e.0.message().to_string()));
+        RequestLog::start(state, &key, &upstream.model, PATH, true, request_id.clone())
+            .over(Transport::Websocket)
+            .finish(e.0.status().as_u16(), Some(e.0.message().to_string()));
         e
     };
     ApiKeyAuth(key.clone())
@@ -448,16 +443,9 @@ async fn serve_turn(
         )
         .await
         .map_err(|e| refuse(e.into()))?;
-    let log = RequestLog::start(
-        state,
-        &key,
-        &upstream.model,
-        PATH,
-        true,
-        request_id.clone(),
-    )
-    .over(Transport::Websocket)
-    .admitted(estimate);
+    let log = RequestLog::start(state, &key, &upstream.model, PATH, true, request_id.clone())
+        .over(Transport::Websocket)
+        .admitted(estimate);
     let (dispatched, mut log) = dispatch_logged(
         state,
         UpstreamRequest {
