@@ -123,6 +123,12 @@ impl Scenario {
                 scenario.compaction = Some(input.len() - 1);
             }
         }
+        // A conversation compacted since the last user message already ran its tools: the
+        // model answers in text, as it would with the tool results in the compacted history.
+        if compacted_since_user(input) {
+            scenario.exec = None;
+            scenario.tool_calls = 0;
+        }
         scenario
     }
 
@@ -238,6 +244,24 @@ impl Scenario {
         };
         split_words(&text)
     }
+}
+
+/// Whether a compaction item follows the last user message.
+fn compacted_since_user(input: &[Value]) -> bool {
+    let kind = |item: &Value| item.get("type").and_then(Value::as_str).map(str::to_owned);
+    input
+        .iter()
+        .rev()
+        .take_while(|item| {
+            !(item.get("role").and_then(Value::as_str) == Some("user")
+                && kind(item).as_deref().unwrap_or("message") == "message")
+        })
+        .any(|item| {
+            matches!(
+                kind(item).as_deref(),
+                Some("compaction" | "compaction_summary")
+            )
+        })
 }
 
 /// The text of the last user message (string content or its `input_text` parts).
