@@ -181,10 +181,10 @@ for scenario in "${scenarios[@]}"; do
     check "the request after it starts from the compaction item" \
       'any("compaction" in types(r) and types(r)[-1] != "compaction_trigger" for r in reqs)' "$home"
     # The mock's encrypted_content is the base64 of a text naming the item's own id.
-    check "the compaction item came back unchanged" '
-all(__import__("base64").b64decode(i["encrypted_content"]).decode().endswith(i["id"])
-    for r in reqs for i in items(r) if i.get("type") == "compaction")
-and any(i.get("type") == "compaction" for r in reqs for i in items(r))' "$home"
+    check "the compaction item came back unchanged" '(
+  all(__import__("base64").b64decode(i["encrypted_content"]).decode().endswith(i["id"])
+      for r in reqs for i in items(r) if i.get("type") == "compaction")
+  and any(i.get("type") == "compaction" for r in reqs for i in items(r)))' "$home"
     ;;
   websocket)
     if [ "${CODEX_CLI_SKIP_WS:-}" = "1" ]; then
