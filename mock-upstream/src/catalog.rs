@@ -31,9 +31,9 @@ pub fn model_info(slug: &str, visibility: &str, priority: i64) -> Value {
         "support_verbosity": true,
         "default_verbosity": "low",
         "apply_patch_tool_type": "freeform",
-        "truncation_policy": {"mode": "tokens", "limit": 10000},
+        "truncation_policy": {"mode": "tokens", "limit": 10_000},
         "supports_parallel_tool_calls": true,
-        "context_window": 272000,
+        "context_window": 272_000,
         "experimental_supported_tools": [],
         "input_modalities": ["text", "image"]
     })
@@ -107,6 +107,9 @@ pub(crate) async fn models(req: HttpRequest, state: web::Data<MockState>) -> Htt
 /// The catalog's `ETag` (quoted), also sent as `x-models-etag` on answers.
 pub(crate) fn etag(models: &[Value]) -> String {
     let digest = Sha256::digest(Value::Array(models.to_vec()).to_string().as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        &digest[..9],
+    );
     format!("\"{hex}\"")
 }

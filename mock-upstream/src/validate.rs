@@ -137,14 +137,14 @@ fn validate_input(input: &[Value]) -> Result<(), Invalid> {
                     "invalid_value",
                 ));
             }
-            "compaction" | "compaction_summary" | "context_compaction" => {
-                if !item.get("encrypted_content").is_some_and(Value::is_string) {
-                    return Err((
-                        format!("Missing required parameter: '{at}.encrypted_content'."),
-                        format!("{at}.encrypted_content"),
-                        "missing_required_parameter",
-                    ));
-                }
+            "compaction" | "compaction_summary" | "context_compaction"
+                if !item.get("encrypted_content").is_some_and(Value::is_string) =>
+            {
+                return Err((
+                    format!("Missing required parameter: '{at}.encrypted_content'."),
+                    format!("{at}.encrypted_content"),
+                    "missing_required_parameter",
+                ));
             }
             // Nothing is stored upstream (`store: false`), so there is nothing to refer to.
             "item_reference" => {

@@ -48,7 +48,7 @@ fn user(text: &str) -> Value {
 }
 
 /// A streamed Responses body as the CLI sends it.
-fn cli_body(input: Vec<Value>) -> Value {
+fn cli_body(input: &[Value]) -> Value {
     json!({
         "model": "gpt-5.5", "instructions": "You are Codex.", "input": input,
         "tools": [], "tool_choice": "auto", "parallel_tool_calls": false,
@@ -67,7 +67,7 @@ async fn the_clis_headers_reach_the_upstream_and_its_answer_headers_come_back() 
     add_account(&app, &account).await;
     let (_, key) = create_key(&app, "cli", |_| {}).await;
 
-    let res = responses(&app, &key, &CLI_HEADERS, &cli_body(vec![user("hi")])).await;
+    let res = responses(&app, &key, &CLI_HEADERS, &cli_body(&[user("hi")])).await;
     assert_eq!(res.status(), 200);
     let headers = res.headers().clone();
     let text = res.text().await.unwrap();
@@ -110,7 +110,7 @@ async fn a_forwarded_header_that_breaks_its_rule_is_refused_before_the_upstream(
         let mut request = reqwest::Client::new()
             .post(app.url("/v1/responses"))
             .bearer_auth(&key)
-            .json(&cli_body(vec![user("hi")]));
+            .json(&cli_body(&[user("hi")]));
         request = request.header(
             name,
             reqwest::header::HeaderValue::from_bytes(value.as_bytes()).unwrap(),
@@ -130,7 +130,7 @@ async fn a_forwarded_header_that_breaks_its_rule_is_refused_before_the_upstream(
             "x-codex-turn-metadata",
             reqwest::header::HeaderValue::from_bytes(path.as_bytes()).unwrap(),
         )
-        .json(&cli_body(vec![user("hi")]))
+        .json(&cli_body(&[user("hi")]))
         .send()
         .await
         .unwrap();
@@ -393,7 +393,7 @@ async fn every_cli_item_and_field_reaches_the_upstream_and_compaction_round_trip
     add_account(&app, &account).await;
     let (_, key) = create_key(&app, "cli", |_| {}).await;
 
-    let mut body = cli_body(every_item());
+    let mut body = cli_body(&every_item());
     body["tools"] = json!([
         {"type": "function", "name": "exec_command", "parameters": {"type": "object"}, "strict": false},
         {"type": "custom", "name": "apply_patch", "format": {"type": "grammar", "syntax": "lark", "definition": "start: x"}},
@@ -425,7 +425,7 @@ async fn every_cli_item_and_field_reaches_the_upstream_and_compaction_round_trip
     // Remote compaction: the trigger last, answered with exactly one compaction item.
     let mut input = every_item();
     input.push(json!({"type": "compaction_trigger"}));
-    let res = responses(&app, &key, &CLI_HEADERS, &cli_body(input.clone())).await;
+    let res = responses(&app, &key, &CLI_HEADERS, &cli_body(&input)).await;
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     let events: Vec<Value> = sse_data(&text)
@@ -446,7 +446,7 @@ async fn every_cli_item_and_field_reaches_the_upstream_and_compaction_round_trip
 
     // The next request starts from the compaction item, which reaches the upstream unchanged.
     let next = vec![compaction.clone(), user("after compaction")];
-    let res = responses(&app, &key, &CLI_HEADERS, &cli_body(next.clone())).await;
+    let res = responses(&app, &key, &CLI_HEADERS, &cli_body(&next)).await;
     assert_eq!(res.status(), 200);
     res.text().await.unwrap();
     let sent = mock.last_request().unwrap();
@@ -458,7 +458,7 @@ async fn every_cli_item_and_field_reaches_the_upstream_and_compaction_round_trip
 
     // As upstream, the trigger anywhere but last is the client's error, passed back as such.
     let misplaced = vec![json!({"type": "compaction_trigger"}), user("x")];
-    let res = responses(&app, &key, &[], &cli_body(misplaced)).await;
+    let res = responses(&app, &key, &[], &cli_body(&misplaced)).await;
     assert_eq!(res.status(), 400);
     let error: Value = res.json().await.unwrap();
     assert!(error.to_string().contains("compaction_trigger"), "{error}");
