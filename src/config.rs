@@ -206,6 +206,11 @@ pub struct CodexConfig {
     pub read_timeout_seconds: u64,
     pub proxy_url: Option<SecretString>,
     pub models: Vec<String>,
+    /// How often the upstream's model catalog is fetched (per plan type); 0 = never, and the
+    /// configured `models` are served.
+    pub catalog_refresh_seconds: u64,
+    /// Whether `GET /v1/models` (OpenAI shape) also lists `<model>-<effort>` aliases.
+    pub list_effort_aliases: bool,
 }
 
 impl Default for CodexConfig {
@@ -233,6 +238,8 @@ impl Default for CodexConfig {
             ]
             .map(String::from)
             .to_vec(),
+            catalog_refresh_seconds: 300,
+            list_effort_aliases: false,
         }
     }
 }

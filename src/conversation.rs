@@ -30,6 +30,53 @@ pub const SESSION_HEADERS: [&str; 4] = ["session_id", "session-id", "conversatio
 /// The backend's sticky token for one turn: passed through as is.
 pub const TURN_STATE_HEADER: &str = "x-codex-turn-state";
 
+/// The Codex CLI's other request headers, forwarded upstream unchanged (CODEX.md §7), with the
+/// longest value accepted. Identifiers must be visible ASCII; the metadata headers may also
+/// hold spaces and non-ASCII bytes (a JSON object naming the workspace), but no control
+/// characters. A value that breaks its rule answers 400 naming the header, before anything else
+/// happens with the request, as the session headers do.
+pub const FORWARDED_HEADERS: [(&str, usize, Charset); 8] = [
+    ("thread-id", MAX_HINT_LEN, Charset::Visible),
+    ("x-client-request-id", MAX_HINT_LEN, Charset::Visible),
+    ("x-codex-window-id", MAX_HINT_LEN, Charset::Visible),
+    ("x-codex-parent-thread-id", MAX_HINT_LEN, Charset::Visible),
+    ("x-openai-subagent", MAX_HINT_LEN, Charset::Visible),
+    (
+        "x-openai-internal-codex-responses-lite",
+        MAX_HINT_LEN,
+        Charset::Visible,
+    ),
+    ("x-codex-beta-features", MAX_METADATA_LEN, Charset::Text),
+    ("x-codex-turn-metadata", MAX_METADATA_LEN, Charset::Text),
+];
+
+/// The longest metadata header accepted, in bytes.
+pub const MAX_METADATA_LEN: usize = 8 * 1024;
+
+/// What a forwarded header's value may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charset {
+    /// Visible ASCII only (no spaces).
+    Visible,
+    /// Anything but control characters.
+    Text,
+}
+
+/// A header forwarded upstream unchanged: its name and its value's bytes (checked).
+pub type Forwarded = (&'static str, Vec<u8>);
+
+/// The key of a turn's state in the pool, scoped by API key.
+pub fn turn_key(api_key_id: i32, turn_state: &str) -> u64 {
+    let mut hasher = Sha256::new();
+    hasher.update(b"turn\0");
+    hasher.update(api_key_id.to_le_bytes());
+    hasher.update(turn_state.as_bytes());
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
+}
+
 /// The hints a client sent, checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hints {
@@ -39,6 +86,8 @@ pub struct Hints {
     pub session: Option<String>,
     /// `x-codex-turn-state`.
     pub turn_state: Option<String>,
+    /// The other headers forwarded unchanged ([`FORWARDED_HEADERS`]), in that order.
+    pub forward: Vec<Forwarded>,
 }
 
 impl Hints {
@@ -71,6 +120,14 @@ impl Hints {
             session = session.or(value);
         }
         let turn_state = header(TURN_STATE_HEADER)?;
+        let mut forward = Vec::new();
+        for (name, max, charset) in FORWARDED_HEADERS {
+            if let Some(value) = headers.get(name) {
+                if let Some(value) = forwarded(value.as_bytes(), name, max, charset)? {
+                    forward.push((name, value));
+                }
+            }
+        }
         let prompt_cache_key = match prompt_cache_key {
             None => None,
             Some(key) => checked(key.as_bytes(), "prompt_cache_key", "`prompt_cache_key`")?,
@@ -79,6 +136,7 @@ impl Hints {
             prompt_cache_key,
             session,
             turn_state,
+            forward,
         })
     }
 
@@ -112,6 +170,19 @@ pub struct Conversation {
     pub session: String,
     /// `x-codex-turn-state`, passed through.
     pub turn_state: Option<String>,
+    /// The turn's key in the pool (from `turn_state`, scoped by API key).
+    pub turn: Option<u64>,
+    /// The API key the conversation belongs to (the scope of its keys).
+    pub api_key_id: i32,
+    /// The client's other headers, forwarded unchanged.
+    pub forward: Vec<Forwarded>,
+}
+
+impl Conversation {
+    /// The pool key of a turn state the backend handed out for this conversation's request.
+    pub fn turn_key(&self, turn_state: &str) -> u64 {
+        turn_key(self.api_key_id, turn_state)
+    }
 }
 
 impl Conversation {
@@ -146,6 +217,12 @@ impl Conversation {
             session: hints.session.clone().unwrap_or_else(|| value.clone()),
             prompt_cache_key: value,
             turn_state: hints.turn_state.clone(),
+            turn: hints
+                .turn_state
+                .as_deref()
+                .map(|state| turn_key(api_key_id, state)),
+            api_key_id,
+            forward: hints.forward.clone(),
         }
     }
 }
@@ -284,6 +361,36 @@ impl Opening {
     }
 }
 
+/// A forwarded header's value when it keeps its rule (see [`FORWARDED_HEADERS`]); `None` when
+/// empty; 400 naming the header otherwise. The value is never echoed back.
+fn forwarded(
+    value: &[u8],
+    name: &str,
+    max: usize,
+    charset: Charset,
+) -> Result<Option<Vec<u8>>, AppError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let fits = match charset {
+        Charset::Visible => value.iter().all(|b| (0x21..=0x7e).contains(b)),
+        Charset::Text => value
+            .iter()
+            .all(|b| *b == b'\t' || (*b >= 0x20 && *b != 0x7f)),
+    };
+    if value.len() > max || !fits {
+        let rule = match charset {
+            Charset::Visible => "visible ASCII characters (no spaces or control characters)",
+            Charset::Text => "bytes without control characters",
+        };
+        return Err(AppError::invalid_request(format!(
+            "the {name} header must be at most {max} {rule}"
+        ))
+        .with_param(name));
+    }
+    Ok(Some(value.to_vec()))
+}
+
 /// A hint's value when it is 1 to [`MAX_HINT_LEN`] visible ASCII characters; `None` when empty;
 /// 400 naming `param` otherwise. The value is never echoed back.
 fn checked(value: &[u8], param: &str, what: &str) -> Result<Option<String>, AppError> {
@@ -407,6 +514,7 @@ mod tests {
             prompt_cache_key: Some("conv-1".into()),
             session: Some("sess-1".into()),
             turn_state: Some("ts".into()),
+            forward: vec![("x-codex-window-id", b"w:1".to_vec())],
         };
         let called = std::cell::Cell::new(false);
         let c = Conversation::resolve(&hints, 1, "gpt-5", |_| called.set(true));
@@ -417,7 +525,12 @@ mod tests {
             ("conv-1", "sess-1")
         );
         assert_eq!(c.turn_state.as_deref(), Some("ts"));
-        assert_ne!(c.pin, Conversation::resolve(&hints, 2, "gpt-5", |_| {}).pin);
+        assert_eq!(c.turn, Some(turn_key(1, "ts")));
+        assert_eq!(c.turn_key("ts"), turn_key(1, "ts"));
+        assert_eq!(c.forward, hints.forward);
+        let other_key = Conversation::resolve(&hints, 2, "gpt-5", |_| {});
+        assert_ne!(c.pin, other_key.pin);
+        assert_ne!(c.turn, other_key.turn, "turns are scoped by API key");
         let session_only = Hints {
             session: Some("sess-1".into()),
             ..Hints::default()
@@ -450,5 +563,56 @@ mod tests {
             let e = Hints::read(&headers(&[(name, b"caf\xc3\xa9")]), None).unwrap_err();
             assert!(e.message().contains(name), "{}", e.message());
         }
+    }
+
+    #[test]
+    fn the_clis_headers_are_kept_in_order_and_checked_by_their_rule() {
+        let h = Hints::read(
+            &headers(&[
+                (
+                    "x-codex-turn-metadata",
+                    "{\"cwd\":\"/home/j\u{f6}rg/my dir\"}".as_bytes(),
+                ),
+                ("x-client-request-id", b"thread-1"),
+                ("x-openai-subagent", b""),
+                ("x-codex-parent-thread-id", b"parent-1"),
+                ("x-unknown", b"not forwarded"),
+            ]),
+            None,
+        )
+        .unwrap();
+        let names: Vec<&str> = h.forward.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "x-client-request-id",
+                "x-codex-parent-thread-id",
+                "x-codex-turn-metadata"
+            ]
+        );
+        assert_eq!(
+            h.forward[2].1,
+            "{\"cwd\":\"/home/j\u{f6}rg/my dir\"}".as_bytes()
+        );
+
+        let long_id = "a".repeat(MAX_HINT_LEN + 1);
+        let long_meta = "a".repeat(MAX_METADATA_LEN + 1);
+        let refused: [(&'static str, &[u8]); 4] = [
+            ("x-codex-window-id", b"two words"),
+            ("x-client-request-id", long_id.as_bytes()),
+            ("x-codex-parent-thread-id", "caf\u{e9}".as_bytes()),
+            ("x-codex-turn-metadata", long_meta.as_bytes()),
+        ];
+        for (name, value) in refused {
+            let e = Hints::read(&headers(&[(name, value)]), None).unwrap_err();
+            assert_eq!(e.code(), crate::error::ErrorCode::InvalidRequest, "{name}");
+            assert!(e.message().contains(name), "{}", e.message());
+        }
+        let meta = "a".repeat(MAX_METADATA_LEN);
+        assert!(Hints::read(
+            &headers(&[("x-codex-turn-metadata", meta.as_bytes())]),
+            None
+        )
+        .is_ok());
     }
 }

@@ -14,6 +14,7 @@
 pub mod actors;
 pub mod affinity;
 pub mod auth;
+pub mod catalog;
 pub mod changes;
 pub mod codex;
 pub mod config;

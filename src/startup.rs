@@ -171,6 +171,13 @@ impl Application {
             config.retention.cleanup_batch_size,
         );
 
+        // Off the request path: the upstream's model catalog, per plan type.
+        let catalog = crate::catalog::Catalog::new();
+        catalog.spawn(
+            actors.upstream.clone(),
+            actors.pool.clone(),
+            Duration::from_secs(config.codex.catalog_refresh_seconds),
+        );
         let state = AppState {
             config: Arc::new(config),
             db,
@@ -183,6 +190,7 @@ impl Application {
             keys: actors.keys,
             changes,
             upstream: actors.upstream,
+            catalog,
             responses,
             sign_in_flows: crate::sign_in_flows::SignInFlows::new(),
             cipher,

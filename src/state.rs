@@ -30,6 +30,8 @@ pub struct AppState {
     /// Publishes changes to the other instances (PostgreSQL) and reports the listener.
     pub changes: crate::changes::Changes,
     pub upstream: CodexClient,
+    /// The upstream's model catalog, refreshed in the background.
+    pub catalog: crate::catalog::Catalog,
     /// Stored `/v1/responses` answers.
     pub responses: crate::response_store::ResponseStore,
     /// "Sign in with OpenAI" flows in progress.

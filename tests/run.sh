@@ -26,5 +26,8 @@ bash tests/sdk/run.sh
 echo "== JavaScript client libraries"
 bash tests/clients/run.sh
 
+echo "== the Codex CLI"
+bash tests/codex-cli/run.sh
+
 echo "== console end-to-end tests in headless Chromium"
 bash tests/e2e/run.sh

@@ -15,6 +15,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/__mock/behaviour", web::post().to(set_behaviours))
         .route("/__mock/stats", web::get().to(stats))
         .route("/__mock/requests/last", web::get().to(last_request))
+        .route("/__mock/requests", web::get().to(recent_requests))
         .route("/__mock/reset", web::post().to(reset));
 }
 
@@ -216,6 +217,28 @@ async fn last_request(state: web::Data<MockState>) -> HttpResponse {
         })),
         None => HttpResponse::NotFound().json(serde_json::json!({"detail": "no request yet"})),
     }
+}
+
+/// The last responses requests received (`?n=N`, default 50, at most 1000), oldest first, each
+/// as `/__mock/requests/last` shows one.
+async fn recent_requests(req: HttpRequest, state: web::Data<MockState>) -> HttpResponse {
+    let n = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "n")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(50)
+        .min(1000);
+    let requests: Vec<Value> = state
+        .recent_requests(n)
+        .iter()
+        .map(|request| {
+            json!({
+                "account_id": request.header("chatgpt-account-id"),
+                "headers": request.headers,
+                "body": request.body,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(requests)
 }
 
 async fn reset(state: web::Data<MockState>) -> HttpResponse {

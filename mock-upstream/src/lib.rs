@@ -22,7 +22,18 @@
 //! - `[mock:slow]`, `[mock:slow:MS:N]` N deltas MS apart (default 200 x 50 ms, ~10 s);
 //! - `[mock:stall]` nothing after `response.in_progress` for an hour (a silent stream: a client
 //!   that goes away is only noticed when the mock stops, as nothing is written);
-//! - `[mock:unsupported_model]` the backend's 400 for a model the plan does not have.
+//! - `[mock:unsupported_model]` the backend's 400 for a model the plan does not have;
+//! - `[mock:exec:CMD]` a call of the request's shell tool (`exec_command`, `shell_command` or
+//!   `shell`, with the arguments each expects) running CMD, as the Codex CLI executes it; the
+//!   follow-up that carries its output gets text quoting it.
+//!
+//! A request whose input ends with `{"type": "compaction_trigger"}` (remote compaction, CODEX.md
+//! §7) is answered with exactly one `compaction` output item (`cmp_...` with opaque
+//! `encrypted_content`). As upstream, `compaction_trigger` anywhere but last is refused, and so
+//! is `previous_response_id`. Every other item type the Codex CLI sends is accepted.
+//!
+//! The model catalog (`GET /backend-api/codex/models?client_version=X`) answers each plan's
+//! `ModelInfo` objects with an `ETag` (`catalog.rs`).
 //!
 //! Signing in (CODEX.md §8) works too: the authorize page redirects at once to the callback URL
 //! with a code (or a refusal), codes are single use and checked against their PKCE challenge,
@@ -52,6 +63,7 @@
 )]
 
 mod accounts;
+mod catalog;
 mod control;
 mod economy;
 mod oauth;
@@ -71,6 +83,7 @@ use actix_web::{web, App, HttpServer};
 use serde_json::{json, Value};
 
 pub use accounts::{fake_jwt, jwt_claims, MockAccount};
+pub use catalog::model_info;
 pub use economy::Economy;
 pub use oauth::RefreshBehaviour;
 pub use responses::Behaviour;
@@ -83,6 +96,8 @@ pub use state::{MockState, RecordedRequest};
 
 /// Path of the responses endpoint below the server root.
 pub const RESPONSES_PATH: &str = "/backend-api/codex/responses";
+/// Path of the model catalog below the server root (CODEX.md §7).
+pub const MODELS_PATH: &str = "/backend-api/codex/models";
 /// Path of the usage endpoint below the server root (CODEX.md §9).
 pub const USAGE_PATH: &str = "/backend-api/wham/usage";
 /// Path of the OAuth token endpoint below the server root.
@@ -190,6 +205,7 @@ impl Deref for MockUpstream {
 
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(RESPONSES_PATH, web::post().to(responses::responses))
+        .route(MODELS_PATH, web::get().to(catalog::models))
         .route(USAGE_PATH, web::get().to(economy::usage))
         .route(OAUTH_PATH, web::post().to(oauth::oauth_token))
         .configure(signin::routes)

@@ -116,8 +116,25 @@ pub(crate) async fn responses(
         .cloned()
         .unwrap_or_else(|| format!("ts-{}", uuid::Uuid::new_v4().simple()));
 
+    let model = parsed
+        .as_ref()
+        .and_then(|b| b.get("model"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let models_etag;
     let outcome = {
         let mut inner = state.lock();
+        let plan = account_id
+            .as_deref()
+            .map(|id| inner.account(id).plan_type.clone())
+            .unwrap_or_default();
+        models_etag = crate::catalog::etag(
+            &inner
+                .catalog
+                .clone()
+                .unwrap_or_else(|| crate::catalog::default_catalog(&plan)),
+        );
         let outcome = decide(
             &mut inner,
             account_id.as_deref(),
@@ -168,7 +185,10 @@ pub(crate) async fn responses(
             resp.content_type("text/event-stream; charset=utf-8")
                 .insert_header(("cache-control", "no-cache"))
                 .insert_header(("x-codex-turn-state", turn_state))
-                .insert_header(("x-request-id", uuid::Uuid::new_v4().to_string()));
+                .insert_header(("x-request-id", uuid::Uuid::new_v4().to_string()))
+                .insert_header(("openai-model", model))
+                .insert_header(("x-reasoning-included", "true"))
+                .insert_header(("x-models-etag", models_etag));
             for (name, value) in rate_limit_headers(&limits) {
                 resp.insert_header((name, value));
             }

@@ -42,6 +42,10 @@ pub(crate) struct Scenario {
     user_text: String,
     /// Set when the input ends with a tool result: the model then answers in text.
     tool_output: Option<String>,
+    /// `[mock:exec:CMD]`: a call of the request's shell tool running CMD.
+    exec: Option<String>,
+    /// The input ends with `compaction_trigger`: the items before it, to compact.
+    compaction: Option<usize>,
 }
 
 impl Scenario {
@@ -62,6 +66,8 @@ impl Scenario {
             unsupported_model: false,
             user_text: String::new(),
             tool_output: None,
+            exec: None,
+            compaction: None,
         };
         let (markers, rest) = extract_markers(&raw);
         scenario.user_text = rest;
@@ -98,6 +104,7 @@ impl Scenario {
                 }
                 "stall" => scenario.stall = true,
                 "unsupported_model" => scenario.unsupported_model = true,
+                "exec" if !args.is_empty() => scenario.exec = Some(args.join(":")),
                 _ => {}
             }
         }
@@ -110,7 +117,17 @@ impl Scenario {
                 };
                 scenario.tool_output = Some(output);
                 scenario.tool_calls = 0;
+                scenario.exec = None;
             }
+            if last.get("type").and_then(Value::as_str) == Some("compaction_trigger") {
+                scenario.compaction = Some(input.len() - 1);
+            }
+        }
+        // A conversation compacted since the last user message already ran its tools: the
+        // model answers in text, as it would with the tool results in the compacted history.
+        if compacted_since_user(input) {
+            scenario.exec = None;
+            scenario.tool_calls = 0;
         }
         scenario
     }
@@ -155,8 +172,17 @@ impl Scenario {
                 "from the mock.",
             ]);
         }
+        if let Some(items) = self.compaction {
+            sse.compaction(items);
+            sse.finish("response.completed", "completed", true, None);
+            return sse.steps;
+        }
         let mut output_text = true;
-        if self.tool_calls > 0 {
+        if let Some(command) = &self.exec {
+            output_text = false;
+            let (name, arguments) = shell_call(body, command);
+            sse.function_call(&name, &arguments.to_string());
+        } else if self.tool_calls > 0 {
             output_text = false;
             let names = tool_names(body);
             for i in 0..self.tool_calls {
@@ -220,6 +246,24 @@ impl Scenario {
     }
 }
 
+/// Whether a compaction item follows the last user message.
+fn compacted_since_user(input: &[Value]) -> bool {
+    let kind = |item: &Value| item.get("type").and_then(Value::as_str).map(str::to_owned);
+    input
+        .iter()
+        .rev()
+        .take_while(|item| {
+            !(item.get("role").and_then(Value::as_str) == Some("user")
+                && kind(item).as_deref().unwrap_or("message") == "message")
+        })
+        .any(|item| {
+            matches!(
+                kind(item).as_deref(),
+                Some("compaction" | "compaction_summary")
+            )
+        })
+}
+
 /// The text of the last user message (string content or its `input_text` parts).
 fn last_user_text(input: &[Value]) -> String {
     let Some(message) = input.iter().rev().find(|item| {
@@ -263,6 +307,20 @@ fn extract_markers(text: &str) -> (Vec<String>, String) {
     rest.push_str(remaining);
     let rest = rest.split_whitespace().collect::<Vec<_>>().join(" ");
     (markers, rest)
+}
+
+/// The call of the request's shell tool that runs `command`, with the arguments that tool
+/// takes (the Codex CLI sends one of these, by version and model).
+fn shell_call(body: &Value, command: &str) -> (String, Value) {
+    let names = tool_names(body);
+    let has = |name: &str| names.iter().any(|n| n == name);
+    if has("exec_command") {
+        ("exec_command".into(), json!({"cmd": command}))
+    } else if has("shell_command") {
+        ("shell_command".into(), json!({"command": command}))
+    } else {
+        ("shell".into(), json!({"command": ["bash", "-lc", command]}))
+    }
 }
 
 fn tool_names(body: &Value) -> Vec<String> {

@@ -187,6 +187,26 @@ impl Sse {
         self.output.push(item);
     }
 
+    /// The one output item of a remote compaction: the conversation so far, opaque.
+    pub(crate) fn compaction(&mut self, summary_of: usize) {
+        let index = self.output.len();
+        let id = format!("cmp_{}", uuid::Uuid::new_v4().simple());
+        let encrypted = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("mock compaction of {summary_of} items {id}"),
+        );
+        let item = json!({"id": id, "type": "compaction", "encrypted_content": encrypted});
+        self.event(
+            "response.output_item.added",
+            json!({"output_index": index, "item": item}),
+        );
+        self.event(
+            "response.output_item.done",
+            json!({"output_index": index, "item": item}),
+        );
+        self.output.push(item);
+    }
+
     /// The assistant message; with `complete` false it stops after the deltas (a cut stream).
     pub(crate) fn message(&mut self, deltas: &[String], complete: bool, delay: Duration) {
         let index = self.output.len();

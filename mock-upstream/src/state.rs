@@ -63,6 +63,11 @@ pub(crate) struct Inner {
     pub(crate) dropped_streams: usize,
     pub(crate) finished_streams: usize,
     pub(crate) sign_in: crate::signin::SignInState,
+    /// The catalog served instead of each plan's default one.
+    pub(crate) catalog: Option<Vec<Value>>,
+    /// The status the catalog endpoint fails with, when set.
+    pub(crate) catalog_status: Option<u16>,
+    pub(crate) catalog_requests: usize,
 }
 
 /// What the mock knows and counts of one account.
@@ -164,6 +169,28 @@ impl MockState {
     }
 
     /// Switches fast mode (benchmark) on or off.
+    /// Serves these `ModelInfo` objects as every plan's catalog (`None`: the defaults).
+    pub fn set_catalog(&self, models: Option<Vec<Value>>) {
+        self.lock().catalog = models;
+    }
+
+    /// Makes the catalog endpoint answer this status (`None`: it works).
+    pub fn set_catalog_status(&self, status: Option<u16>) {
+        self.lock().catalog_status = status;
+    }
+
+    /// Calls of the catalog endpoint so far.
+    pub fn catalog_requests(&self) -> usize {
+        self.lock().catalog_requests
+    }
+
+    /// The last `n` responses requests received, oldest first.
+    pub fn recent_requests(&self, n: usize) -> Vec<RecordedRequest> {
+        let inner = self.lock();
+        let skip = inner.requests.len().saturating_sub(n);
+        inner.requests.iter().skip(skip).cloned().collect()
+    }
+
     pub fn set_fast(&self, fast: bool) {
         self.lock().fast = fast;
     }
@@ -265,6 +292,7 @@ impl MockState {
             "dropped_streams": inner.dropped_streams,
             "finished_streams": inner.finished_streams,
             "unmatched": inner.unmatched.iter().collect::<Vec<_>>(),
+            "catalog_requests": inner.catalog_requests,
             "accounts": accounts,
         })
     }

@@ -129,6 +129,23 @@ fn validate_input(input: &[Value]) -> Result<(), Invalid> {
                 }
                 open_calls.retain(|c| c != call_id);
             }
+            // Remote compaction: the trigger asks for the compaction of everything before it.
+            "compaction_trigger" if i + 1 != input.len() => {
+                return Err((
+                    "Invalid 'input': a 'compaction_trigger' item must be the last item.".into(),
+                    at,
+                    "invalid_value",
+                ));
+            }
+            "compaction" | "compaction_summary" | "context_compaction"
+                if !item.get("encrypted_content").is_some_and(Value::is_string) =>
+            {
+                return Err((
+                    format!("Missing required parameter: '{at}.encrypted_content'."),
+                    format!("{at}.encrypted_content"),
+                    "missing_required_parameter",
+                ));
+            }
             // Nothing is stored upstream (`store: false`), so there is nothing to refer to.
             "item_reference" => {
                 let id = item.get("id").and_then(Value::as_str).unwrap_or("");

@@ -159,16 +159,34 @@ pub enum BreakerState {
 }
 
 /// Picks an account, skipping `exclude` (accounts already tried for this request), taking
-/// `prefer` when it can serve (the account that served the stored previous response), else the
-/// account `pin` is pinned to when it can serve, else one by the strategy. `pin` then points to
-/// the account chosen, unless its own account is only briefly blocked (it goes back there).
+/// the account that served the turn `turn` when it can serve (the backend's turn state is
+/// bound to it), else `prefer` when it can serve (the account that served the stored previous
+/// response), else the account `pin` is pinned to when it can serve, else one by the strategy.
+/// `pin` then points to the account chosen, unless its own account is only briefly blocked (it
+/// goes back there); `turn` points to the account chosen.
 #[derive(Message)]
 #[rtype(result = "Result<Lease, PoolError>")]
 pub struct Checkout {
     pub exclude: Vec<i32>,
     pub prefer: Option<i32>,
     pub pin: Option<u64>,
+    pub turn: Option<u64>,
 }
+
+/// A turn's state (hashed, see [`crate::conversation::turn_key`]) was handed out by the
+/// backend through `account_id`: the turn's next requests go there.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PinTurn {
+    pub turn: u64,
+    pub account_id: i32,
+}
+
+/// One usable account per plan type (accounts without a known plan count as plan
+/// `"unknown"`), to fetch the upstream's model catalog for that plan.
+#[derive(Message)]
+#[rtype(result = "Vec<(String, ProbeTarget)>")]
+pub struct CatalogTargets;
 
 /// Reports the outcome of a request.
 #[derive(Message)]
@@ -366,6 +384,8 @@ enum Gate {
 struct Account {
     id: i32,
     chatgpt_account_id: String,
+    /// The plan type of its credentials, when known.
+    plan_type: Option<String>,
     access_token: Arc<str>,
     proxy_url: Option<String>,
     enabled: bool,
@@ -396,6 +416,7 @@ impl Account {
         Self {
             id: row.id,
             chatgpt_account_id: row.chatgpt_account_id.clone(),
+            plan_type: row.plan_type.clone().filter(|p| !p.trim().is_empty()),
             access_token: Arc::from(row.access_token.as_str()),
             proxy_url: row.proxy_url.clone(),
             enabled: row.is_active && row.deleted_at.is_none(),
@@ -694,6 +715,8 @@ pub struct AccountPool {
     /// Opens the tokens of the rows it reads (rows in clear pass as they are).
     cipher: Option<Arc<crate::crypto::Cipher>>,
     pins: Pins,
+    /// Turn states -> the account that served the turn, bounded like the pins.
+    turns: Pins,
     /// The tie-breaking seed of `quota_aware` for requests without a conversation.
     spread: u64,
 }
@@ -715,6 +738,7 @@ impl AccountPool {
             cursor: None,
             cipher: None,
             pins: Pins::new(max_pins),
+            turns: Pins::new(max_pins),
             spread: 0,
         }
     }
@@ -773,6 +797,55 @@ impl AccountPool {
             fresh.keep_live(old);
         }
         self.accounts.insert(row.id, fresh);
+    }
+
+    /// [`Checkout`]: the turn's account first, then as [`Self::pick`]; the turn then points to
+    /// the account chosen.
+    fn checkout(&mut self, msg: &Checkout) -> Result<Lease, PoolError> {
+        let clock = std::time::Instant::now();
+        let ttl = self.pin_ttl();
+        let turn_home = msg.turn.and_then(|key| self.turns.get(key, clock, ttl));
+        let lease = self.pick(&msg.exclude, turn_home.or(msg.prefer), msg.pin)?;
+        if let Some(key) = msg.turn {
+            self.turns.pin(key, lease.account_id, clock);
+        }
+        Ok(lease)
+    }
+
+    /// One usable account per plan type, the least busy of each, for the catalog fetch.
+    fn catalog_targets(&self, now: DateTime<Utc>) -> Vec<(String, ProbeTarget)> {
+        let ceiling = self.settings.quota_ceiling_percent;
+        let mut by_plan: BTreeMap<String, &Account> = BTreeMap::new();
+        for account in self.accounts.values() {
+            if !matches!(account.gate(now, ceiling), Gate::Open | Gate::Trial) {
+                continue;
+            }
+            let plan = account
+                .plan_type
+                .clone()
+                .unwrap_or_else(|| "unknown".to_owned());
+            let busy = |a: &Account| a.in_flight.load(Ordering::Acquire);
+            by_plan
+                .entry(plan)
+                .and_modify(|known| {
+                    if busy(account) < busy(known) {
+                        *known = account;
+                    }
+                })
+                .or_insert(account);
+        }
+        by_plan
+            .into_iter()
+            .map(|(plan, a)| {
+                let target = ProbeTarget {
+                    account_id: a.id,
+                    chatgpt_account_id: a.chatgpt_account_id.clone(),
+                    access_token: a.access_token.clone(),
+                    proxy_url: a.proxy_url.clone(),
+                };
+                (plan, target)
+            })
+            .collect()
     }
 
     fn pick(
@@ -1160,6 +1233,7 @@ impl Actor for AccountPool {
         ctx.run_interval(Duration::from_secs(30), |act, _| {
             let ttl = act.pin_ttl();
             act.pins.sweep(std::time::Instant::now(), ttl);
+            act.turns.sweep(std::time::Instant::now(), ttl);
         });
     }
 }
@@ -1168,7 +1242,24 @@ impl Handler<Checkout> for AccountPool {
     type Result = Result<Lease, PoolError>;
 
     fn handle(&mut self, msg: Checkout, _: &mut Self::Context) -> Self::Result {
-        self.pick(&msg.exclude, msg.prefer, msg.pin)
+        self.checkout(&msg)
+    }
+}
+
+impl Handler<PinTurn> for AccountPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: PinTurn, _: &mut Self::Context) {
+        self.turns
+            .pin(msg.turn, msg.account_id, std::time::Instant::now());
+    }
+}
+
+impl Handler<CatalogTargets> for AccountPool {
+    type Result = MessageResult<CatalogTargets>;
+
+    fn handle(&mut self, _: CatalogTargets, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.catalog_targets(Utc::now()))
     }
 }
 
@@ -1363,6 +1454,19 @@ impl AccountPoolHandle {
             "account pool",
         )
         .await
+    }
+
+    /// Sends the turn `turn` to `account_id` from now on, without waiting (a full mailbox
+    /// drops it: the turn is then placed like any request).
+    pub fn pin_turn(&self, turn: u64, account_id: i32) {
+        if self.addr.try_send(PinTurn { turn, account_id }).is_err() {
+            tracing::debug!(account_id, "account pool mailbox full: turn pin dropped");
+        }
+    }
+
+    /// One usable account per plan type (see [`CatalogTargets`]).
+    pub async fn catalog_targets(&self) -> Result<Vec<(String, ProbeTarget)>, ActorError> {
+        super::ask(&self.addr, CatalogTargets, self.timeout, "account pool").await
     }
 
     /// A probe's report, without waiting.
@@ -1691,6 +1795,58 @@ pub(crate) mod tests {
         assert!(pool.refreshed(refreshed), "the cleared cooldown is stored");
         assert!(pool.accounts[&1].view(now, 98.0).available);
         assert_eq!(pool.accounts[&1].refresh_failures, 0);
+    }
+
+    #[test]
+    fn a_turn_goes_back_to_its_account_whatever_the_strategy_says() {
+        let mut pool = pool_of(&[1, 2, 3], |_| {});
+        let checkout = |turn: Option<u64>, exclude: Vec<i32>| Checkout {
+            exclude,
+            prefer: None,
+            pin: None,
+            turn,
+        };
+        // The backend handed out the turn's state through account 2.
+        pool.turns.pin(77, 2, std::time::Instant::now());
+        for _ in 0..4 {
+            let lease = pool.checkout(&checkout(Some(77), vec![])).unwrap();
+            assert_eq!(lease.account_id, 2);
+        }
+        // Round-robin alone moves on.
+        let a = pool.checkout(&checkout(None, vec![])).unwrap().account_id;
+        let b = pool.checkout(&checkout(None, vec![])).unwrap().account_id;
+        assert_ne!(a, b);
+        // An account that cannot serve the turn hands it to another, which keeps it.
+        let moved = pool.checkout(&checkout(Some(77), vec![2])).unwrap();
+        assert_ne!(moved.account_id, 2);
+        let again = pool.checkout(&checkout(Some(77), vec![])).unwrap();
+        assert_eq!(again.account_id, moved.account_id);
+    }
+
+    #[test]
+    fn the_catalog_is_fetched_through_one_usable_account_per_plan() {
+        let mut pool = pool_of(&[1, 2, 3, 4], |_| {});
+        let plans = [
+            (1, Some("plus")),
+            (2, Some("pro")),
+            (3, Some("plus")),
+            (4, None),
+        ];
+        for (id, plan) in plans {
+            pool.accounts.get_mut(&id).unwrap().plan_type = plan.map(str::to_owned);
+        }
+        let now = Utc::now();
+        pool.apply(1, transient(), now);
+        pool.accounts.get_mut(&1).unwrap().cooldown_until = Some(now + chrono::Duration::hours(1));
+        let targets: Vec<(String, i32)> = pool
+            .catalog_targets(now)
+            .into_iter()
+            .map(|(plan, t)| (plan, t.account_id))
+            .collect();
+        assert_eq!(
+            targets,
+            [("plus".into(), 3), ("pro".into(), 2), ("unknown".into(), 4)]
+        );
     }
 
     #[test]

@@ -63,6 +63,18 @@ pub enum SendError {
     InvalidHeader(&'static str),
 }
 
+/// What the models endpoint answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelsFetch {
+    /// The catalog did not change since the `ETag` sent.
+    NotModified,
+    /// The catalog's `ModelInfo` objects, as sent, and its `ETag`.
+    Fresh {
+        models: Vec<serde_json::Value>,
+        etag: Option<String>,
+    },
+}
+
 /// Why a refresh failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RefreshError {
@@ -82,6 +94,9 @@ pub struct ConversationHeaders<'a> {
     pub session: Option<&'a str>,
     /// `x-codex-turn-state`, the backend's sticky token for one turn.
     pub turn_state: Option<&'a str>,
+    /// The client's other Codex headers, forwarded unchanged (checked by
+    /// [`crate::conversation::Hints`]).
+    pub forward: &'a [crate::conversation::Forwarded],
 }
 
 /// Codes with which the OAuth endpoint says a refresh token is dead for good.
@@ -176,6 +191,11 @@ impl CodexClient {
         if let Some(turn_state) = turn_state {
             request = request.header("x-codex-turn-state", turn_state);
         }
+        for (name, value) in conversation.forward {
+            let value = reqwest::header::HeaderValue::from_bytes(value)
+                .map_err(|_| SendError::InvalidHeader(name))?;
+            request = request.header(*name, value);
+        }
         request.send().await.map_err(|e| {
             if e.is_builder() {
                 SendError::InvalidHeader("request")
@@ -183,6 +203,60 @@ impl CodexClient {
                 SendError::Transport(TransportError(describe_transport(&e)))
             }
         })
+    }
+
+    /// `GET {base_url}/models?client_version=...` with the account's credentials: the
+    /// upstream's model catalog for the account's plan. `etag` is the catalog's last `ETag`:
+    /// an unchanged catalog answers [`ModelsFetch::NotModified`]. The error is a sentence safe
+    /// to log (no URL, no token).
+    pub async fn models(
+        &self,
+        access_token: &str,
+        chatgpt_account_id: &str,
+        proxy_url: Option<&str>,
+        etag: Option<&str>,
+    ) -> Result<ModelsFetch, String> {
+        let client = self.client_for(proxy_url).map_err(|e| e.0)?;
+        let url = format!("{}/models", self.config.base_url.trim_end_matches('/'));
+        let mut request = client
+            .get(url)
+            .query(&[("client_version", self.config.client_version.as_str())])
+            .bearer_auth(access_token)
+            .header("chatgpt-account-id", chatgpt_account_id)
+            .header("accept", "application/json")
+            .header("originator", &self.config.originator)
+            .header("user-agent", &self.config.user_agent)
+            .header("version", &self.config.client_version)
+            .timeout(Duration::from_secs(20));
+        if let Some(etag) = etag.and_then(|e| reqwest::header::HeaderValue::from_str(e).ok()) {
+            request = request.header("if-none-match", etag);
+        }
+        let response = request.send().await.map_err(|e| describe_transport(&e))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(ModelsFetch::NotModified);
+        }
+        if !status.is_success() {
+            return Err(format!("the models endpoint answered {status}"));
+        }
+        let etag = ["etag", "x-models-etag"].iter().find_map(|name| {
+            response
+                .headers()
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|_| "the models endpoint answered an unreadable body".to_owned())?;
+        match body.get("models") {
+            Some(serde_json::Value::Array(models)) => Ok(ModelsFetch::Fresh {
+                models: models.clone(),
+                etag,
+            }),
+            _ => Err("the models endpoint answered without a models list".to_owned()),
+        }
     }
 
     /// `GET` the usage endpoint (CODEX.md §9: the base URL's origin, `/backend-api/wham/usage`)
@@ -362,6 +436,7 @@ mod tests {
         let bad = ConversationHeaders {
             session: Some("a\u{1}b"),
             turn_state: None,
+            forward: &[],
         };
         let sent = client
             .responses("at", "acct", None, bad, Bytes::new())
@@ -370,6 +445,7 @@ mod tests {
         let bad = ConversationHeaders {
             session: Some("fine"),
             turn_state: Some("bad\nvalue"),
+            forward: &[],
         };
         let sent = client
             .responses("at", "acct", None, bad, Bytes::new())
@@ -381,6 +457,7 @@ mod tests {
         let fine = ConversationHeaders {
             session: Some("fine"),
             turn_state: None,
+            forward: &[],
         };
         let sent = client
             .responses("at", "acct", None, fine, Bytes::new())

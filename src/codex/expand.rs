@@ -160,4 +160,18 @@ mod tests {
         assert_eq!(item_id(&json!({"id": "msg_9"}), || "x".into()), "msg_9");
         assert_eq!(item_id(&user("hi"), || "msg_new".into()), "msg_new");
     }
+
+    #[test]
+    fn codex_items_without_references_pass_unchanged_and_in_order() {
+        let input = vec![
+            user("go"),
+            json!({"type": "compaction", "id": "cmp_1", "encrypted_content": "AAA+/="}),
+            json!({"type": "context_compaction", "id": "cc_1", "encrypted_content": "BBB"}),
+            json!({"type": "custom_tool_call", "call_id": "c", "name": "apply_patch", "input": "x"}),
+            json!({"type": "compaction_trigger"}),
+        ];
+        assert!(referenced_ids(&input).is_empty());
+        let full = expand_input(None, input.clone(), &HashMap::new()).unwrap();
+        assert_eq!(full, input);
+    }
 }

@@ -485,7 +485,11 @@ pub fn normalize_responses_request(body: Value) -> Result<ResponsesRequest, Tran
     }
     obj.insert("include".into(), Value::Array(include));
 
-    let has_tools = matches!(obj.get("tools"), Some(Value::Array(tools)) if !tools.is_empty());
+    // Lite models carry their tools in an `additional_tools` input item instead.
+    let has_tools = matches!(obj.get("tools"), Some(Value::Array(tools)) if !tools.is_empty())
+        || matches!(obj.get("input"), Some(Value::Array(items)) if items.iter().any(|item| {
+            item.get("type").and_then(Value::as_str) == Some("additional_tools")
+        }));
     if !has_tools {
         obj.remove("tools");
         obj.remove("tool_choice");
@@ -989,5 +993,101 @@ mod tests {
             Some("instructions")
         );
         assert_eq!(err(json!([1])).param, None);
+    }
+
+    /// Every input item type the Codex CLI sends (CODEX.md §7), as it sends them.
+    fn codex_cli_items() -> Vec<Value> {
+        vec![
+            json!({"type": "message", "role": "developer",
+                   "content": [{"type": "input_text", "text": "base"}]}),
+            json!({"type": "message", "role": "user",
+                   "content": [{"type": "input_text", "text": "go"}]}),
+            json!({"type": "reasoning", "id": "rs_1", "summary": [],
+                   "encrypted_content": "gAAAAB+/=enc\u{1F600}\\\"x"}),
+            json!({"type": "function_call", "id": "fc_1", "call_id": "c1",
+                   "name": "exec_command", "arguments": "{\"cmd\":\"ls\"}"}),
+            json!({"type": "function_call_output", "call_id": "c1",
+                   "output": "a\nb"}),
+            json!({"type": "custom_tool_call", "id": "ctc_1", "call_id": "c2",
+                   "name": "apply_patch", "input": "*** Begin Patch\n*** End Patch",
+                   "status": "completed"}),
+            json!({"type": "custom_tool_call_output", "call_id": "c2", "output": "Done"}),
+            json!({"type": "local_shell_call", "id": "lsc_1", "call_id": "c3",
+                   "status": "completed",
+                   "action": {"type": "exec", "command": ["ls"], "env": {}}}),
+            json!({"type": "tool_search_call", "id": "tsc_1", "call_id": "c4",
+                   "status": "completed", "execution": "client",
+                   "arguments": {"query": "files"}}),
+            json!({"type": "tool_search_output", "call_id": "c4", "status": "completed",
+                   "execution": "client", "tools": [{"type": "namespace", "name": "fs"}]}),
+            json!({"type": "web_search_call", "id": "ws_1", "status": "completed",
+                   "action": {"type": "search", "query": "rust"}}),
+            json!({"type": "image_generation_call", "id": "ig_1", "status": "completed",
+                   "result": "iVBORw0KGgo="}),
+            json!({"type": "additional_tools", "tools": [
+                   {"type": "namespace", "name": "mcp__fs", "tools": []}]}),
+            json!({"type": "agent_message", "id": "am_1", "author": "subagent",
+                   "content": [{"type": "input_text", "text": "done"}]}),
+            json!({"type": "context_compaction", "id": "cc_1",
+                   "encrypted_content": "Q0NfT1BBUVVF+/=="}),
+            json!({"type": "compaction", "id": "cmp_1",
+                   "encrypted_content": "Q01QX09QQVFVRQ+/=="}),
+            json!({"type": "compaction_trigger"}),
+        ]
+    }
+
+    #[test]
+    fn every_codex_cli_item_field_and_tool_passes_through_untouched() {
+        let input = codex_cli_items();
+        let tools = json!([
+            {"type": "function", "name": "exec_command", "parameters": {"type": "object"},
+             "strict": false},
+            {"type": "custom", "name": "apply_patch", "description": "patch",
+             "format": {"type": "grammar", "syntax": "lark", "definition": "start: x"}},
+            {"type": "namespace", "name": "mcp__fs", "description": "fs", "tools": []},
+            {"type": "tool_search", "execution": "client", "description": "find tools",
+             "parameters": {"type": "object"}},
+            {"type": "web_search", "external_web_access": false},
+            {"type": "image_generation", "output_format": "png"}
+        ]);
+        let body = json!({
+            "model": "gpt-5.5", "instructions": "base", "input": input, "tools": tools,
+            "tool_choice": "auto", "parallel_tool_calls": true,
+            "reasoning": {"effort": "high", "summary": "auto", "context": "all_turns"},
+            "store": false, "stream": true,
+            "include": ["reasoning.encrypted_content"], "service_tier": "priority",
+            "prompt_cache_key": "thread-1", "text": {"verbosity": "low"},
+            "client_metadata": {"x-codex-window-id": "thread-1:0", "turn_id": "t1"}
+        });
+        let out = normalize_responses_request(body.clone()).expect("passes");
+        // Nothing was added, dropped, reordered or re-encoded.
+        assert_eq!(out.body, body);
+        let items = out.body["input"].as_array().expect("input");
+        assert_eq!(items.last(), Some(&json!({"type": "compaction_trigger"})));
+        // The opaque payloads keep their bytes on the wire.
+        let wire = serde_json::to_string(&out.body).expect("serialises");
+        for item in &codex_cli_items() {
+            if let Some(content) = item.get("encrypted_content").and_then(Value::as_str) {
+                let encoded = serde_json::to_string(content).expect("serialises");
+                assert!(wire.contains(&encoded), "{encoded} changed");
+            }
+        }
+        for (i, item) in codex_cli_items().iter().enumerate() {
+            assert_eq!(&items[i], item, "input[{i}] ({})", item["type"]);
+        }
+    }
+
+    #[test]
+    fn tools_of_lite_models_in_additional_tools_keep_their_choice() {
+        let body = json!({"model": "m", "input": [
+            {"type": "additional_tools", "tools": [{"type": "namespace", "name": "n", "tools": []}]},
+            {"type": "message", "role": "user", "content": "hi"}],
+            "tool_choice": "auto", "parallel_tool_calls": false});
+        let out = normalize_responses_request(body).expect("passes");
+        assert_eq!(out.body["tool_choice"], "auto");
+        assert_eq!(out.body["parallel_tool_calls"], false);
+        let plain = json!({"model": "m", "input": "hi", "tool_choice": "auto"});
+        let out = normalize_responses_request(plain).expect("passes");
+        assert!(out.body.get("tool_choice").is_none());
     }
 }

@@ -38,6 +38,40 @@ pub struct Dispatched {
     pub rate_limits: Option<RateLimits>,
     /// The answer's `x-codex-turn-state`, for the client to echo within the turn.
     pub turn_state: Option<String>,
+    /// The answer's headers passed back to the client ([`passed_back`]).
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Response headers passed back to the client as the upstream sent them: the turn state, the
+/// catalog's and the model's names, and every `x-codex-*` header (rate limits, credits, limit
+/// names, promotions). The upstream's `x-request-id` comes back as `x-upstream-request-id`:
+/// `x-request-id` stays the gateway's own, the id its usage log knows the request by.
+pub const PASSED_BACK: [&str; 4] = [
+    "x-models-etag",
+    "openai-model",
+    "x-reasoning-included",
+    "x-codex-turn-state",
+];
+
+/// The name under which the upstream's `x-request-id` reaches the client.
+pub const UPSTREAM_REQUEST_ID: &str = "x-upstream-request-id";
+
+/// The headers of an upstream answer to pass back to the client, renamed where they must be.
+pub fn passed_back(headers: &reqwest::header::HeaderMap) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let name = name.as_str();
+            let out = if name == "x-request-id" {
+                UPSTREAM_REQUEST_ID
+            } else if PASSED_BACK.contains(&name) || name.starts_with("x-codex-") {
+                name
+            } else {
+                return None;
+            };
+            Some((out.to_owned(), value.as_bytes().to_vec()))
+        })
+        .collect()
 }
 
 /// [`dispatch`] that also ends the request's log row when no account could answer, and sets
@@ -90,6 +124,7 @@ pub async fn dispatch(
     let headers = ConversationHeaders {
         session: conversation.map(|c| c.session.as_str()),
         turn_state: conversation.and_then(|c| c.turn_state.as_deref()),
+        forward: conversation.map_or(&[], |c| c.forward.as_slice()),
     };
     let settings = state.settings.get();
     let max_retries = settings.max_retries as usize;
@@ -111,6 +146,7 @@ pub async fn dispatch(
             exclude: tried.clone(),
             prefer: prefer.take(),
             pin,
+            turn: conversation.and_then(|c| c.turn),
         };
         let lease = match state.pool.checkout(checkout).await {
             Ok(lease) => lease,
@@ -153,6 +189,17 @@ pub async fn dispatch(
                 if let Some(pinned) = pinned_to {
                     let lookup = Lookup::of(pinned, dispatched.lease.account_id);
                     state.metrics.affinity(lookup.label());
+                }
+                // The turn's next requests echo this state: they go to the same account.
+                if let (Some(conversation), Some(turn_state)) =
+                    (conversation, dispatched.turn_state.as_deref())
+                {
+                    if conversation.turn_state.as_deref() != Some(turn_state) {
+                        state.pool.pin_turn(
+                            conversation.turn_key(turn_state),
+                            dispatched.lease.account_id,
+                        );
+                    }
                 }
                 return Ok(dispatched);
             }
@@ -282,6 +329,7 @@ async fn attempt(
         .get(crate::conversation::TURN_STATE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let passed = passed_back(response.headers());
     if status == 200 {
         let mut events = EventSource::new(Box::pin(response.bytes_stream()));
         let outcome = events.peek_until_output().await;
@@ -297,6 +345,7 @@ async fn attempt(
                     events,
                     rate_limits,
                     turn_state,
+                    headers: passed,
                 });
             }
             Some(Err(StreamError::Disconnected)) => Failed::Cut,
@@ -483,6 +532,45 @@ fn report(state: &AppState, account_id: i32, outcome: Outcome) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_codex_headers_of_an_answer_go_back_and_the_request_id_is_renamed() {
+        use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-codex-turn-state", "ts-1"),
+            ("x-models-etag", "\"e1\""),
+            ("openai-model", "gpt-5.5"),
+            ("x-reasoning-included", "true"),
+            ("x-codex-primary-used-percent", "25"),
+            ("x-codex-credits-balance", "9.99"),
+            ("x-request-id", "up-1"),
+            ("set-cookie", "secret=1"),
+            ("content-type", "text/event-stream"),
+            ("openai-organization", "org"),
+        ] {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let mut passed = passed_back(&headers);
+        passed.sort();
+        let names: Vec<&str> = passed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "openai-model",
+                "x-codex-credits-balance",
+                "x-codex-primary-used-percent",
+                "x-codex-turn-state",
+                "x-models-etag",
+                "x-reasoning-included",
+                "x-upstream-request-id",
+            ]
+        );
+        assert!(passed.contains(&("x-upstream-request-id".into(), b"up-1".to_vec())));
+    }
+
     use super::classify::tests::error;
     use super::*;
 

@@ -7,6 +7,7 @@
 mod admin_auth;
 mod admin_resources;
 mod cli;
+mod codex_cli;
 mod hardening;
 mod helpers;
 mod instances;

@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/v1")
             .route("/models", web::get().to(models::list))
             .route("/models/{id}", web::get().to(models::retrieve))
+            .route("/codex/models", web::get().to(models::codex_catalog))
             .route("/chat/completions", web::post().to(serve::<chat::Chat>))
             .route("/responses", web::post().to(serve::<responses::Responses>))
             .route("/responses", web::get().to(websocket::upgrade))

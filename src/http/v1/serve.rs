@@ -16,7 +16,7 @@ use super::extract::{ApiKeyAuth, OpenAiJson, RequestId};
 use crate::actors::key_cache::KeyRecord;
 use crate::codex::sse::SseFrame;
 use crate::codex::wire::{StreamError, StreamEvent, StreamOutcome};
-use crate::conversation::{Conversation, Hints, Opening, TURN_STATE_HEADER};
+use crate::conversation::{Conversation, Hints, Opening};
 use crate::dispatch::{dispatch_logged, Dispatched, UpstreamRequest};
 use crate::error::{AppError, ErrorCode, OpenAiError};
 use crate::request_log::RequestLog;
@@ -196,7 +196,7 @@ pub async fn serve<E: Endpoint>(
         request_id.0,
     )
     .admitted(estimate);
-    let (dispatched, log) = dispatch_logged(
+    let (mut dispatched, log) = dispatch_logged(
         &state,
         UpstreamRequest {
             body: upstream.body,
@@ -207,17 +207,21 @@ pub async fn serve<E: Endpoint>(
     )
     .await?;
     let account_id = dispatched.lease.account_id;
-    let turn_state = dispatched.turn_state.clone();
+    let passed = std::mem::take(&mut dispatched.headers);
     let mut response = if upstream.stream {
         relay(dispatched, log, endpoint.relay(account_id))
     } else {
         aggregate(dispatched, log, endpoint.aggregate(account_id)).await?
     };
-    // The backend's sticky token for the turn goes back for the client to echo.
-    if let Some(value) = turn_state.and_then(|v| HeaderValue::from_str(&v).ok()) {
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static(TURN_STATE_HEADER), value);
+    // The backend's sticky token for the turn goes back for the client to echo, with the
+    // answer's other Codex headers (rate limits, model, catalog version).
+    for (name, value) in passed {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
     }
     Ok(response)
 }
