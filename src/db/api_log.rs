@@ -25,6 +25,9 @@ pub struct Model {
     pub latency_ms: i64,
     pub ttft_ms: Option<i64>,
     pub request_id: Option<String>,
+    /// The upstream attempts of the request, in order: a JSON array (see
+    /// [`crate::request_log::Attempt`]).
+    pub attempts: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ mod hardening;
 mod helpers;
 mod instances;
 mod migrations;
+mod ops;
 mod pool;
 mod proxy;
 mod responses_state;
