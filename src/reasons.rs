@@ -152,9 +152,12 @@ mod tests {
     use crate::actors::account_pool::Cooldown;
     use crate::service::accounts::AccountState;
 
+    /// A stored text, its code and one parameter it must carry.
+    type Row = (&'static str, &'static str, Option<(&'static str, Value)>);
+
     #[test]
     fn the_gateways_texts_have_stable_codes() {
-        let rows: [(&str, &str, Option<(&str, Value)>); 13] = [
+        let rows: [Row; 13] = [
             ("upstream_error: upstream answered 502", "upstream_status", Some(("status", json!(502)))),
             ("upstream answered 403: forbidden", "upstream_status", Some(("status", json!(403)))),
             (

@@ -299,8 +299,7 @@ async fn export_logs(
     let body = async_stream::stream! {
         yield Ok::<_, AppError>(head);
         let mut batch = first;
-        loop {
-            let Some(last) = batch.last().map(|e| e.row.id) else { break };
+        while let Some(last) = batch.last().map(|e| e.row.id) {
             match csv_bytes(batch.iter().map(csv_record)) {
                 Ok(bytes) => yield Ok(bytes),
                 Err(e) => { yield Err(e); break; }

@@ -314,7 +314,7 @@ const DETAIL_LOGS: u64 = 20;
 /// errors and tokens over 24 hours and 7 days, the history of its usage windows and its last
 /// log rows.
 async fn detail(
-    state: web::Data<AppState>,
+    app: web::Data<AppState>,
     accounts: AccountService,
     stats: StatsService,
     _admin: AdminSession,
@@ -326,7 +326,7 @@ async fn detail(
     let now = Utc::now();
     let day = stats.account_totals(id, now - Duration::hours(24)).await?;
     let week = stats.account_totals(id, now - Duration::days(7)).await?;
-    let history = crate::usage_history::read(&state.db, id).await?;
+    let history = crate::usage_history::read(&app.db, id).await?;
     let logs = stats.account_logs(id, DETAIL_LOGS).await?;
     let totals = |t: &crate::service::stats::Totals| {
         json!({
