@@ -70,9 +70,10 @@ pub fn explain(message: &str) -> Reason {
         None => (None, message),
     };
     let lower = text.to_ascii_lowercase();
-    if lower.contains("failed on two accounts in a row") {
+    if lower.contains("on two accounts in a row") {
         let reason = Reason::new("repeated_server_error");
-        return match number(text) {
+        let status = text.rfind("server error (").map(|at| &text[at..]);
+        return match status.and_then(number) {
             Some(status) => reason.with("status", json!(status)),
             None => reason,
         };
@@ -161,7 +162,7 @@ mod tests {
             ("upstream_error: upstream answered 502", "upstream_status", Some(("status", json!(502)))),
             ("upstream answered 403: forbidden", "upstream_status", Some(("status", json!(403)))),
             (
-                "upstream_error: upstream answered 500: boom; the request failed on two accounts in a row and is not retried",
+                "upstream_error: upstream failed: code 42; the request failed with a server error (500) on two accounts in a row and is not retried",
                 "repeated_server_error",
                 Some(("status", json!(500))),
             ),

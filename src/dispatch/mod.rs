@@ -508,11 +508,13 @@ fn consequences(
 /// The upstream's server error, as the client gets it once the request met one on two
 /// accounts in a row: the upstream's status and words.
 fn repeated_server_error(failed: Failed<'_>) -> AppError {
+    let status = failed.status().unwrap_or(502);
     let error = AppError::upstream(format!(
-        "{}; the request failed on two accounts in a row and is not retried",
+        "{}; the request failed with a server error ({status}) on two accounts in a row and is \
+         not retried",
         failed.detail()
     ));
-    match failed.status().and_then(|s| StatusCode::from_u16(s).ok()) {
+    match StatusCode::from_u16(status).ok() {
         Some(status) => error.with_status(status),
         None => error,
     }
