@@ -88,13 +88,8 @@ export function mount(el, { params }) {
 
   for (const c of [statusSel, keySel, accountSel, sinceInput, untilInput]) c.addEventListener('change', apply);
   modelInput.addEventListener('change', apply);
+  // `change` fires on Enter and when the box is left: one search each time.
   searchInput.addEventListener('change', apply);
-  searchInput.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter') {
-      e.preventDefault();
-      apply();
-    }
-  });
 
   const activeCount = () => FILTER_KEYS.filter((k) => filters[k]).length;
   const filterCountBadge = h('span', { class: 'badge badge-sm badge-primary' });
