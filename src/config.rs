@@ -280,6 +280,8 @@ pub struct PoolConfig {
     pub affinity_max_pins: usize,
     pub quota_ceiling_percent: f64,
     pub usage_probe_interval_seconds: u64,
+    /// The account list's `near_limit` filter: either usage window at or above this percent.
+    pub near_limit_percent: f64,
 }
 
 impl Default for PoolConfig {
@@ -301,6 +303,7 @@ impl Default for PoolConfig {
             affinity_max_pins: 65_536,
             quota_ceiling_percent: 98.0,
             usage_probe_interval_seconds: 300,
+            near_limit_percent: 80.0,
         }
     }
 }
@@ -519,6 +522,9 @@ impl Config {
         let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("`{key}` {why}")));
         if self.log.batch_size == 0 {
             return bad("log.batch_size", "must be at least 1");
+        }
+        if !(1.0..=100.0).contains(&self.pool.near_limit_percent) {
+            return bad("pool.near_limit_percent", "must be between 1 and 100");
         }
         if self.log.mailbox_capacity == 0 {
             return bad("log.mailbox_capacity", "must be at least 1");

@@ -26,6 +26,7 @@ pub mod error;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod reasons;
 pub mod request_log;
 pub mod response_store;
 pub mod retention;
@@ -36,6 +37,7 @@ pub mod sign_in_flows;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod usage_history;
 
 /// The version shown by `--version`, the console and the statistics.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -4,11 +4,57 @@
 use std::time::Instant;
 
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
 
 use crate::actors::key_cache::{KeyCacheHandle, KeyRecord};
 use crate::actors::usage_log::{Transport, UsageLogHandle, UsageRecord};
 use crate::codex::wire::Usage;
 use crate::state::AppState;
+
+/// Upstream attempts a row keeps at most (the retry budget is far smaller; a bound all the same).
+pub const MAX_ATTEMPTS: usize = 16;
+/// Characters of an attempt's error message kept at most.
+const MAX_ATTEMPT_ERROR_CHARS: usize = 300;
+
+/// One upstream attempt of a request: the account, what came of it and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// The account tried; `token_id` in the contract.
+    pub token_id: i32,
+    /// The upstream's HTTP status when it answered other than 200, else 200 for a served
+    /// attempt or the status the gateway gave the failure (502 for a network error).
+    pub status: u16,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    /// How long the attempt took, up to the first output or the failure.
+    pub latency_ms: u64,
+}
+
+impl Attempt {
+    /// The attempt on `token_id` that ended with `result` (a failure's status and message)
+    /// after `took`; `upstream_status` is the upstream's own status when it answered other
+    /// than 200.
+    pub fn of(
+        token_id: i32,
+        result: &Result<(), (u16, String)>,
+        upstream_status: Option<u16>,
+        took: std::time::Duration,
+    ) -> Self {
+        let (status, error) = match result {
+            Ok(()) => (200, None),
+            Err((status, message)) => (
+                upstream_status.unwrap_or(*status),
+                Some(message.chars().take(MAX_ATTEMPT_ERROR_CHARS).collect()),
+            ),
+        };
+        Self {
+            token_id,
+            status,
+            error,
+            latency_ms: took.as_millis() as u64,
+        }
+    }
+}
 
 /// The usage-log row of one request, written when the request ends, however it ends: a
 /// dropped guard (client gone) still writes its row, with the tokens seen so far.
@@ -52,6 +98,7 @@ impl RequestLog {
                 request_id,
                 rate_limits: None,
                 transport: Transport::Http,
+                attempts: Vec::new(),
             },
             started: Instant::now(),
             writer: state.usage.clone(),
@@ -87,6 +134,13 @@ impl RequestLog {
     ) {
         let log = Self::start(state, key, model, endpoint, stream, request_id);
         log.finish(error.status().as_u16(), Some(error.message().to_string()));
+    }
+
+    /// Notes an upstream attempt; beyond [`MAX_ATTEMPTS`] they are not kept.
+    pub fn attempt(&mut self, attempt: Attempt) {
+        if self.record.attempts.len() < MAX_ATTEMPTS {
+            self.record.attempts.push(attempt);
+        }
     }
 
     /// Notes the first byte of content sent to the client.
@@ -147,5 +201,35 @@ impl Drop for RequestLog {
                 .get_or_insert_with(|| "client disconnected".into());
             self.write();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attempt_keeps_the_upstreams_status_and_a_bounded_message() {
+        let took = std::time::Duration::from_millis(42);
+        let served = Attempt::of(3, &Ok(()), None, took);
+        assert_eq!(
+            served,
+            Attempt {
+                token_id: 3,
+                status: 200,
+                error: None,
+                latency_ms: 42
+            }
+        );
+        let failed = Attempt::of(4, &Err((502, "x".repeat(1000))), Some(500), took);
+        assert_eq!(failed.status, 500, "the upstream's own status");
+        assert_eq!(failed.error.map(|e| e.len()), Some(MAX_ATTEMPT_ERROR_CHARS));
+        let unreachable = Attempt::of(5, &Err((502, "refused".into())), None, took);
+        assert_eq!(unreachable.status, 502);
+        let json = serde_json::to_value(&unreachable).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"token_id": 5, "status": 502, "error": "refused", "latency_ms": 42})
+        );
     }
 }

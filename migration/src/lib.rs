@@ -11,6 +11,7 @@ mod m20261126_000006_create_usage_hourly;
 mod m20261202_000007_create_responses;
 mod m20261202_000008_create_key_counters;
 mod m20261203_000010_add_api_log_transport;
+mod m20261203_000020_logs_trail_and_usage_history;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_create_responses::Migration),
             Box::new(m20261202_000008_create_key_counters::Migration),
             Box::new(m20261203_000010_add_api_log_transport::Migration),
+            Box::new(m20261203_000020_logs_trail_and_usage_history::Migration),
         ]
     }
 }

@@ -1167,13 +1167,18 @@ impl AccountPool {
             return;
         };
         let db = self.db.clone();
+        let limits = limits.clone();
         let fut = async move {
             let update = account::Entity::update_many()
                 .col_expr(account::Column::RateLimits, Expr::value(text))
                 .filter(account::Column::Id.eq(id))
                 .exec(&db)
                 .await;
-            if let Err(e) = update {
+            let history = match update {
+                Ok(_) => crate::usage_history::record(&db, id, &limits, Utc::now()).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = history {
                 tracing::error!(account_id = id, error = %e, "cannot store usage windows");
             }
         };
@@ -1599,6 +1604,7 @@ pub(crate) mod tests {
             input_tokens: 0,
             output_tokens: 0,
             last_used_at: None,
+            last_success_at: None,
             cooldown_until: None,
             rate_limits: rate_limits.map(|l| serde_json::to_string(&l).unwrap()),
             proxy_url: None,

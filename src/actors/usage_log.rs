@@ -46,6 +46,8 @@ pub struct UsageRecord {
     pub ttft_ms: Option<u64>,
     pub request_id: Option<String>,
     pub rate_limits: Option<RateLimits>,
+    /// The upstream attempts, in order (at most [`crate::request_log::MAX_ATTEMPTS`]).
+    pub attempts: Vec<crate::request_log::Attempt>,
     /// How the request reached the gateway.
     pub transport: Transport,
 }
@@ -242,6 +244,8 @@ struct Totals {
     input: i64,
     output: i64,
     last_used: Option<DateTime<Utc>>,
+    /// The last request answered below 400.
+    last_success: Option<DateTime<Utc>>,
     rate_limits: Option<RateLimits>,
 }
 
@@ -263,6 +267,9 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
         ttft_ms: Set(r.ttft_ms.map(|v| v as i64)),
         request_id: Set(r.request_id.clone()),
         transport: Set(r.transport.as_str().to_owned()),
+        attempts: Set((!r.attempts.is_empty())
+            .then(|| serde_json::to_string(&r.attempts).ok())
+            .flatten()),
         ..Default::default()
     });
 
@@ -278,6 +285,9 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
                 t.input += r.input_tokens as i64;
                 t.output += r.output_tokens as i64;
                 t.last_used = t.last_used.max(Some(r.created_at));
+                if r.status_code < 400 {
+                    t.last_success = t.last_success.max(Some(r.created_at));
+                }
                 if r.rate_limits.is_some() {
                     t.rate_limits.clone_from(&r.rate_limits);
                 }
@@ -342,7 +352,7 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
             .exec(&txn)
             .await?;
     }
-    // SQLite limits bound parameters per statement; 15 columns x 500 rows stays well inside.
+    // SQLite limits bound parameters per statement; 16 columns x 500 rows stays well inside.
     let rows: Vec<_> = rows.collect();
     for chunk in rows.chunks(500) {
         api_log::Entity::insert_many(chunk.to_vec())
@@ -379,8 +389,14 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
                 Expr::col(account::Column::OutputTokens).add(t.output),
             )
             .col_expr(account::Column::LastUsedAt, Expr::value(t.last_used));
-        if let Some(limits) = t.rate_limits.and_then(|l| serde_json::to_string(&l).ok()) {
-            update = update.col_expr(account::Column::RateLimits, Expr::value(limits));
+        if let Some(at) = t.last_success {
+            update = update.col_expr(account::Column::LastSuccessAt, Expr::value(at));
+        }
+        if let Some(limits) = &t.rate_limits {
+            if let Ok(text) = serde_json::to_string(limits) {
+                update = update.col_expr(account::Column::RateLimits, Expr::value(text));
+            }
+            crate::usage_history::record(&txn, id, limits, Utc::now()).await?;
         }
         update.filter(account::Column::Id.eq(id)).exec(&txn).await?;
     }

@@ -31,6 +31,8 @@ pub struct Model {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub last_used_at: Option<DateTimeUtc>,
+    /// When the account last answered a request (or a test) with content.
+    pub last_success_at: Option<DateTimeUtc>,
     pub cooldown_until: Option<DateTimeUtc>,
     /// JSON snapshot of the last `x-codex-*` rate-limit headers.
     pub rate_limits: Option<String>,

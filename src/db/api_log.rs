@@ -27,6 +27,9 @@ pub struct Model {
     pub request_id: Option<String>,
     /// `http` or `websocket` (see `Transport`).
     pub transport: String,
+    /// The upstream attempts of the request, in order: a JSON array (see
+    /// [`crate::request_log::Attempt`]).
+    pub attempts: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

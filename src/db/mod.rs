@@ -9,6 +9,7 @@ pub mod response_item;
 pub mod setting;
 pub mod stored_response;
 pub mod usage_hourly;
+pub mod usage_snapshot;
 pub mod user;
 
 use std::time::Duration;

@@ -9,6 +9,11 @@
 //! | 429 other, 408, 5xx, network error, overload before content | short cooldown | retried on another account |
 //! | 402 / 403 | cooling down for long | retried on another account |
 //! | 400 / 404 / 413 / 422 / 431 | unchanged | goes back as is, never retried |
+//! | a 5xx right after a 5xx on another account | unchanged | goes back, no more retries |
+//!
+//! A request that meets a server error (other than an overload) on two accounts in a row is
+//! most likely failing for its own content: it is not retried further and cools no more
+//! accounts ([`after`]). Network errors and overloads keep their own rules.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -35,6 +40,26 @@ pub enum Verdict {
     /// The client's own request is at fault: the account is unchanged and the error goes back
     /// to the client as is, never retried.
     Client,
+    /// A server error right after a server error on another account: the request, not the
+    /// accounts, is the likely cause. The account is unchanged; the upstream's error goes back
+    /// to the client and the request is not retried.
+    RepeatedServerError,
+}
+
+/// Whether an answer with this status and verdict is a server error that counts towards the
+/// two-in-a-row stop: a 5xx judged transient (an overload is not one).
+pub fn is_server_error(status: Option<u16>, verdict: Verdict) -> bool {
+    status.is_some_and(|s| s >= 500) && verdict == Verdict::Transient
+}
+
+/// The verdict on an answer given what the request's previous attempt met: a server error
+/// after a server error becomes [`Verdict::RepeatedServerError`]; anything else is unchanged.
+pub fn after(previous_server_error: bool, status: Option<u16>, verdict: Verdict) -> Verdict {
+    if previous_server_error && is_server_error(status, verdict) {
+        Verdict::RepeatedServerError
+    } else {
+        verdict
+    }
 }
 
 /// The verdict on an HTTP answer other than 200, with its parsed error body.
@@ -130,6 +155,36 @@ pub(super) mod tests {
         for (status, error, verdict) in rows {
             assert_eq!(classify(status, error), verdict, "{status} {error:?}");
         }
+    }
+
+    #[test]
+    fn a_second_server_error_in_a_row_stops_the_retries() {
+        let plain = error(None, None);
+        let overloaded = error(Some("server_is_overloaded"), None);
+        for status in [500, 502, 504, 520] {
+            let verdict = classify(status, &plain);
+            assert!(is_server_error(Some(status), verdict), "{status}");
+            assert_eq!(after(false, Some(status), verdict), Verdict::Transient);
+            assert_eq!(
+                after(true, Some(status), verdict),
+                Verdict::RepeatedServerError,
+                "{status}"
+            );
+        }
+        // Overloads, network errors, cut streams and other failures keep their own rules.
+        for (status, error) in [
+            (503, &plain),
+            (500, &overloaded),
+            (429, &plain),
+            (408, &plain),
+        ] {
+            let verdict = classify(status, error);
+            assert!(!is_server_error(Some(status), verdict), "{status}");
+            assert_eq!(after(true, Some(status), verdict), verdict, "{status}");
+        }
+        assert!(!is_server_error(None, Verdict::Transient));
+        assert_eq!(after(true, None, Verdict::Transient), Verdict::Transient);
+        assert_eq!(after(true, Some(401), Verdict::Refresh), Verdict::Refresh);
     }
 
     #[test]

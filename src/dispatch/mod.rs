@@ -17,7 +17,7 @@ use actix_web::http::StatusCode;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use self::classify::{classify, classify_stream, resets_at, Verdict};
+use self::classify::{after, classify, classify_stream, is_server_error, resets_at, Verdict};
 use self::events::EventSource;
 use crate::actors::account_pool::{Checkout, Lease, Outcome, PoolError};
 use crate::affinity::Lookup;
@@ -25,7 +25,7 @@ use crate::codex::client::{ConversationHeaders, SendError};
 use crate::codex::wire::{RateLimits, StreamError, UpstreamError};
 use crate::conversation::Conversation;
 use crate::error::{AppError, ErrorCode};
-use crate::request_log::RequestLog;
+use crate::request_log::{Attempt, RequestLog};
 use crate::state::AppState;
 
 /// A dispatched request: the account serving it and its events.
@@ -141,6 +141,8 @@ pub async fn dispatch(
     let mut last_error: Option<AppError> = None;
     let mut attempts = 0;
     let mut overloads = 0;
+    // The previous attempt met a server error: a second one in a row ends the retries.
+    let mut server_error = false;
     while attempts <= max_retries {
         let checkout = Checkout {
             exclude: tried.clone(),
@@ -184,7 +186,27 @@ pub async fn dispatch(
         }
         tried.push(lease.account_id);
         let again = refreshed.contains(&lease.account_id);
-        match attempt(state, lease, body.clone(), headers, again).await {
+        let account_id = lease.account_id;
+        let started = std::time::Instant::now();
+        let mut seen = Seen::default();
+        let result = attempt(
+            state,
+            lease,
+            body.clone(),
+            headers,
+            again,
+            server_error,
+            &mut seen,
+        )
+        .await;
+        log.attempt(Attempt::of(
+            account_id,
+            &result.as_ref().map(|_| ()).map_err(Failure::describe),
+            seen.status,
+            started.elapsed(),
+        ));
+        server_error = seen.server_error;
+        match result {
             Ok(dispatched) => {
                 if let Some(pinned) = pinned_to {
                     let lookup = Lookup::of(pinned, dispatched.lease.account_id);
@@ -267,6 +289,15 @@ async fn wait_for_refresh(
     }))
 }
 
+/// What an attempt saw of the upstream's answer, for the request's trail and the next attempt.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    /// The HTTP status of an answer other than 200.
+    status: Option<u16>,
+    /// The answer was a server error (see [`classify::is_server_error`]).
+    server_error: bool,
+}
+
 /// How an attempt on one account failed.
 #[derive(Debug)]
 enum Failure {
@@ -278,6 +309,21 @@ enum Failure {
     Overloaded(AppError),
     /// The account's token was refused and its refresh started: try another account.
     TokenRefused { account_id: i32, token: Arc<str> },
+}
+
+impl Failure {
+    /// The status and message the request's trail keeps of this failure.
+    fn describe(&self) -> (u16, String) {
+        match self {
+            Self::Client(e) | Self::Retry(e) | Self::Overloaded(e) => {
+                (e.status().as_u16(), e.message().to_owned())
+            }
+            Self::TokenRefused { .. } => (
+                401,
+                "the upstream refused the account's token; it is being refreshed".to_owned(),
+            ),
+        }
+    }
 }
 
 /// `Retry-After` of the answer when every attempt met an overload.
@@ -299,6 +345,8 @@ async fn attempt(
     body: Bytes,
     headers: ConversationHeaders<'_>,
     refreshed: bool,
+    after_server_error: bool,
+    seen: &mut Seen,
 ) -> Result<Dispatched, Failure> {
     let sent = state
         .upstream
@@ -319,7 +367,7 @@ async fn attempt(
             ))))
         }
         Err(SendError::Transport(e)) => {
-            return Err(settle(state, &lease, Failed::Unreachable(&e.0)))
+            return Err(settle(state, &lease, Failed::Unreachable(&e.0), false))
         }
     };
     let status = response.status().as_u16();
@@ -351,8 +399,10 @@ async fn attempt(
             Some(Err(StreamError::Disconnected)) => Failed::Cut,
             Some(Err(StreamError::Upstream(e))) => Failed::InStream(e),
         };
-        return Err(settle(state, &lease, failed));
+        seen.server_error = is_server_error(failed.status(), failed.verdict());
+        return Err(settle(state, &lease, failed, after_server_error));
     }
+    seen.status = Some(status);
     if let Some(limits) = rate_limits {
         // A refusal's headers say where the account's windows stand (a usage limit: spent).
         state
@@ -379,12 +429,19 @@ async fn attempt(
             token,
         });
     }
-    Err(settle(state, &lease, failed))
+    seen.server_error = is_server_error(failed.status(), failed.verdict());
+    Err(settle(state, &lease, failed, after_server_error))
 }
 
 /// Carries out what a failed answer means: tells the pool, and returns the client's error.
-fn settle(state: &AppState, lease: &Lease, failed: Failed<'_>) -> Failure {
-    let (outcome, failure) = consequences(failed, Utc::now());
+/// `after_server_error`: the request's previous attempt met a server error.
+fn settle(
+    state: &AppState,
+    lease: &Lease,
+    failed: Failed<'_>,
+    after_server_error: bool,
+) -> Failure {
+    let (outcome, failure) = consequences(failed, Utc::now(), after_server_error);
     if let Some(outcome) = outcome {
         report(state, lease.account_id, outcome);
     }
@@ -414,6 +471,16 @@ impl<'a> Failed<'a> {
             Self::Unreachable(_) | Self::Cut => Verdict::Transient,
             Self::Status(status, error) => classify(status, error),
             Self::InStream(error) => classify_stream(error),
+        }
+    }
+
+    /// The status of a server error: an HTTP status other than 200, or 500 for a stream that
+    /// failed with `server_error` (the upstream's 5xx after its 200).
+    fn status(self) -> Option<u16> {
+        match self {
+            Self::Status(status, _) => Some(status),
+            Self::InStream(e) if e.is("server_error") => Some(500),
+            Self::Unreachable(_) | Self::Cut | Self::InStream(_) => None,
         }
     }
 
@@ -448,9 +515,14 @@ impl<'a> Failed<'a> {
 }
 
 /// What a failed answer means: the report for the pool, if any, and the client's error, to
-/// retry with or to return. [`settle`] carries it out.
-fn consequences(failed: Failed<'_>, now: DateTime<Utc>) -> (Option<Outcome>, Failure) {
-    match failed.verdict() {
+/// retry with or to return. [`settle`] carries it out. `after_server_error`: the request's
+/// previous attempt met a server error.
+fn consequences(
+    failed: Failed<'_>,
+    now: DateTime<Utc>,
+    after_server_error: bool,
+) -> (Option<Outcome>, Failure) {
+    match after(after_server_error, failed.status(), failed.verdict()) {
         Verdict::Refresh => {
             let message = "the upstream refused the account's token even after a refresh";
             (
@@ -478,6 +550,22 @@ fn consequences(failed: Failed<'_>, now: DateTime<Utc>) -> (Option<Outcome>, Fai
             ),
         ),
         Verdict::Client => (None, Failure::Client(client_error(failed))),
+        Verdict::RepeatedServerError => (None, Failure::Client(repeated_server_error(failed))),
+    }
+}
+
+/// The upstream's server error, as the client gets it once the request met one on two
+/// accounts in a row: the upstream's status and words.
+fn repeated_server_error(failed: Failed<'_>) -> AppError {
+    let status = failed.status().unwrap_or(502);
+    let error = AppError::upstream(format!(
+        "{}; the request failed with a server error ({status}) on two accounts in a row and is \
+         not retried",
+        failed.detail()
+    ));
+    match StatusCode::from_u16(status).ok() {
+        Some(status) => error.with_status(status),
+        None => error,
     }
 }
 
@@ -576,7 +664,7 @@ mod tests {
 
     /// The error a retried request ends with, with the account's outcome.
     fn retried(failed: Failed<'_>) -> (Outcome, AppError) {
-        match consequences(failed, Utc::now()) {
+        match consequences(failed, Utc::now(), false) {
             (Some(outcome), Failure::Retry(e)) => (outcome, e),
             other => panic!("a retry expected, got {other:?}"),
         }
@@ -584,7 +672,7 @@ mod tests {
 
     /// The error a request gets back unretried; the account is left alone.
     fn returned(failed: Failed<'_>) -> AppError {
-        match consequences(failed, Utc::now()) {
+        match consequences(failed, Utc::now(), false) {
             (None, Failure::Client(e)) => e,
             other => panic!("the client's error expected, got {other:?}"),
         }
@@ -653,7 +741,7 @@ mod tests {
             Failed::InStream(&overloaded),
             Failed::InStream(&slow),
         ] {
-            let (outcome, failure) = consequences(failed, Utc::now());
+            let (outcome, failure) = consequences(failed, Utc::now(), false);
             assert!(outcome.is_none(), "{failed:?}: the account is not cooled");
             let Failure::Overloaded(e) = failure else {
                 panic!("{failed:?}: an overload expected, got {failure:?}")
@@ -663,6 +751,38 @@ mod tests {
             assert!(e.retry_after().is_some_and(|s| s <= 5));
         }
         assert!(overload_pause() <= std::time::Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_server_error_after_a_server_error_cools_nothing_and_goes_back() {
+        let plain = error(None, None);
+        let (outcome, failure) = consequences(Failed::Status(500, &plain), Utc::now(), true);
+        assert!(outcome.is_none(), "the second account is not cooled");
+        let Failure::Client(e) = failure else {
+            panic!("the upstream's error goes back, got {failure:?}")
+        };
+        assert_eq!(e.code(), ErrorCode::UpstreamError);
+        assert_eq!(e.status().as_u16(), 500);
+        assert!(
+            e.message()
+                .starts_with("upstream answered 500: upstream says no"),
+            "{}",
+            e.message()
+        );
+        // A stream that failed with `server_error` is a server error too.
+        let in_stream = error(Some("server_error"), None);
+        let (outcome, failure) = consequences(Failed::InStream(&in_stream), Utc::now(), true);
+        assert!(outcome.is_none());
+        let Failure::Client(e) = failure else {
+            panic!("the upstream's error goes back, got {failure:?}")
+        };
+        assert_eq!(e.status().as_u16(), 500);
+        // After a server error, an overload or a network error keeps its own rule.
+        let (_, failure) = consequences(Failed::Status(503, &plain), Utc::now(), true);
+        assert!(matches!(failure, Failure::Overloaded(_)), "{failure:?}");
+        let (outcome, failure) = consequences(Failed::Unreachable("reset"), Utc::now(), true);
+        assert!(matches!(outcome, Some(Outcome::Transient(_))));
+        assert!(matches!(failure, Failure::Retry(_)), "{failure:?}");
     }
 
     #[test]

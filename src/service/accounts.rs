@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     QueryFilter, QueryOrder, Set, TransactionTrait,
@@ -16,6 +17,7 @@ use super::{fetch_page, find_live, invalid, is_active, read, set_if, Page, PageR
 use crate::actors::account_pool::{AccountPoolHandle, AccountView};
 use crate::actors::refresher::RefresherHandle;
 use crate::changes::Change;
+use crate::codex::wire::RateLimits;
 use std::ops::ControlFlow;
 
 use crate::codex::credentials::{read_credentials_file, AccountCredentials};
@@ -148,6 +150,134 @@ pub struct AccountFilter {
     pub state: Option<AccountState>,
     /// A part of the e-mail, name or ChatGPT account id.
     pub search: Option<String>,
+    /// Only accounts with either usage window at or above this percent.
+    pub near_limit: Option<f64>,
+    /// The order of the list (else by id).
+    pub sort: Option<(AccountSort, SortOrder)>,
+}
+
+/// What the account list may be sorted by.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::EnumIter, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum AccountSort {
+    /// The 5-hour window's used percent.
+    PrimaryUsedPercent,
+    /// The weekly window's used percent.
+    SecondaryUsedPercent,
+    /// The soonest reset of either window.
+    ResetsAt,
+    /// When the access token expires.
+    ExpiredAt,
+    /// Failures recorded.
+    ErrorCount,
+    /// The last request served.
+    LastUsedAt,
+    /// Requests served.
+    UsageCount,
+}
+
+/// Ascending or descending.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::EnumIter, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum SortOrder {
+    Asc,
+    Desc,
+}
+
+/// The usage windows to show of an account: the stored ones, or the pool's when fresher.
+pub fn effective_limits(row: &account::Model, live: Option<&AccountView>) -> Option<RateLimits> {
+    let stored: Option<RateLimits> = row
+        .rate_limits
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok());
+    match (stored, live.and_then(|l| l.rate_limits.clone())) {
+        (Some(stored), Some(live)) if !live.newer_than(&stored) => Some(stored),
+        (stored, live) => live.or(stored),
+    }
+}
+
+/// Whether either usage window is at or above `percent`.
+pub fn near_limit(limits: Option<&RateLimits>, percent: f64) -> bool {
+    limits.is_some_and(|l| {
+        [l.primary_used_percent, l.secondary_used_percent]
+            .into_iter()
+            .flatten()
+            .any(|used| used >= percent)
+    })
+}
+
+/// The value an account is sorted by (none sorts last, whatever the order).
+fn sort_key(sort: AccountSort, row: &account::Model, limits: Option<&RateLimits>) -> Option<f64> {
+    let time = |at: Option<DateTime<Utc>>| at.map(|at| at.timestamp_millis() as f64);
+    match sort {
+        AccountSort::PrimaryUsedPercent => limits.and_then(|l| l.primary_used_percent),
+        AccountSort::SecondaryUsedPercent => limits.and_then(|l| l.secondary_used_percent),
+        AccountSort::ResetsAt => time(limits.and_then(|l| {
+            l.primary_resets_at
+                .into_iter()
+                .chain(l.secondary_resets_at)
+                .min()
+        })),
+        AccountSort::ExpiredAt => time(row.expires_at),
+        AccountSort::ErrorCount => Some(row.error_count as f64),
+        AccountSort::LastUsedAt => time(row.last_used_at),
+        AccountSort::UsageCount => Some(row.usage_count as f64),
+    }
+}
+
+/// Sorts entries by `sort` in `order`, accounts without a value last, then by id.
+pub fn sort_entries(
+    entries: &mut [(AccountEntry, Option<RateLimits>)],
+    sort: AccountSort,
+    order: SortOrder,
+) {
+    entries.sort_by(|(a, la), (b, lb)| {
+        let ka = sort_key(sort, &a.row, la.as_ref());
+        let kb = sort_key(sort, &b.row, lb.as_ref());
+        let by_value = match (ka, kb) {
+            (Some(x), Some(y)) => {
+                let o = x.total_cmp(&y);
+                if order == SortOrder::Desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        by_value.then(a.row.id.cmp(&b.row.id))
+    });
+}
+
+/// What a bulk action does to each account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::EnumIter, strum::IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum BulkAction {
+    Enable,
+    Disable,
+    Refresh,
+    Probe,
+    Delete,
+}
+
+/// Accounts one bulk action takes at most.
+pub const MAX_BULK_IDS: usize = 200;
+/// Refreshes or probes of one bulk action in flight at once.
+pub const BULK_CONCURRENCY: usize = 4;
+
+/// The outcome of a bulk action on one account.
+#[derive(Debug, Clone)]
+pub struct BulkResult {
+    pub id: i32,
+    /// The error, when the action failed on this account.
+    pub error: Option<AppError>,
 }
 
 /// The changes `PATCH /admin/tokens/{id}` may make; an absent field stays as it is.
@@ -218,6 +348,7 @@ pub struct AccountService {
     settings: SettingsStore,
     cipher: std::sync::Arc<crate::crypto::Cipher>,
     changes: crate::changes::Changes,
+    upstream: crate::codex::client::CodexClient,
 }
 
 impl AccountService {
@@ -246,6 +377,7 @@ impl AccountService {
             settings: state.settings.clone(),
             cipher: state.cipher.clone(),
             changes: state.changes.clone(),
+            upstream: state.upstream.clone(),
         }
     }
 
@@ -267,11 +399,13 @@ impl AccountService {
         AccountEntry::new(row, self.lead_seconds(), Utc::now())
     }
 
-    /// A page of the accounts that are not deleted, in id order.
+    /// A page of the accounts that are not deleted, in id order unless sorted; `live` is the
+    /// pool's view, whose usage windows win when fresher (for sorting and `near_limit`).
     pub async fn list(
         &self,
         filter: &AccountFilter,
         at: PageRequest,
+        live: &HashMap<i32, AccountView>,
     ) -> AppResult<Page<AccountEntry>> {
         let mut select = account::Entity::find().filter(account::Column::DeletedAt.is_null());
         if let Some(q) = filter.search.as_deref() {
@@ -283,24 +417,117 @@ impl AccountService {
             );
         }
         let select = select.order_by_asc(account::Column::Id);
-        let Some(wanted) = filter.state else {
+        if filter.state.is_none() && filter.near_limit.is_none() && filter.sort.is_none() {
             let page = fetch_page(select, &self.db, at).await?;
             return Ok(Page {
                 rows: self.entries(page.rows),
                 total: page.total,
             });
-        };
-        // The state is derived from several columns and the clock, so it is filtered in
-        // memory; an account pool is at most thousands of rows.
-        let all: Vec<AccountEntry> = self
+        }
+        // The state and the usage windows are derived from several columns, the pool's live
+        // view and the clock, so they are filtered and sorted in memory; an account pool is at
+        // most thousands of rows.
+        let mut all: Vec<(AccountEntry, Option<RateLimits>)> = self
             .entries(select.all(&self.db).await?)
             .into_iter()
-            .filter(|entry| entry.state == wanted)
+            .filter(|entry| filter.state.is_none_or(|wanted| entry.state == wanted))
+            .map(|entry| {
+                let limits = effective_limits(&entry.row, live.get(&entry.row.id));
+                (entry, limits)
+            })
+            .filter(|(_, limits)| {
+                filter
+                    .near_limit
+                    .is_none_or(|percent| near_limit(limits.as_ref(), percent))
+            })
             .collect();
+        if let Some((sort, order)) = filter.sort {
+            sort_entries(&mut all, sort, order);
+        }
         Ok(Page {
             total: all.len() as u64,
-            rows: at.slice(all),
+            rows: at.slice(all.into_iter().map(|(entry, _)| entry).collect()),
         })
+    }
+
+    /// The account with this id (not deleted), with its state now.
+    pub async fn get(&self, id: i32) -> AppResult<AccountEntry> {
+        Ok(self.entry(self.find(id).await?))
+    }
+
+    /// Carries out `action` on each account, at most [`BULK_CONCURRENCY`] at a time; answers
+    /// each account's outcome in the order of `ids`. One account's failure does not stop the
+    /// others.
+    pub async fn bulk(&self, ids: &[i32], action: BulkAction) -> Vec<BulkResult> {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(ids.iter().copied())
+            .map(|id| async move {
+                let result = match action {
+                    BulkAction::Enable | BulkAction::Disable => self
+                        .update(
+                            id,
+                            AccountChanges {
+                                is_active: Some(action == BulkAction::Enable),
+                                ..AccountChanges::default()
+                            },
+                        )
+                        .await
+                        .map(|_| ()),
+                    BulkAction::Refresh => self.refresh(id).await.map(|_| ()),
+                    BulkAction::Probe => self.probe(id).await.map(|_| ()),
+                    BulkAction::Delete => self.delete(id).await,
+                };
+                BulkResult {
+                    id,
+                    error: result.err(),
+                }
+            })
+            .buffered(BULK_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// Tests an account now by reading its usage windows from the usage endpoint (CODEX.md §9),
+    /// which spends nothing: the pool learns the windows (a reset usage limit puts the account
+    /// back, a reached one cools it), and the account's last success or last error is stored.
+    pub async fn probe(&self, id: i32) -> AppResult<AccountEntry> {
+        let row = self.find(id).await?;
+        let row = crate::secrets::open_account(&self.cipher, row).map_err(|e| {
+            AppError::internal(format_args!("account {id} cannot be decrypted: {e}"))
+        })?;
+        let report = self
+            .upstream
+            .usage(
+                &row.access_token,
+                &row.chatgpt_account_id,
+                row.proxy_url.as_deref(),
+            )
+            .await;
+        let now = Utc::now();
+        let update = account::Entity::update_many().filter(account::Column::Id.eq(id));
+        let failure = match &report {
+            Ok(_) => {
+                update
+                    .col_expr(account::Column::LastSuccessAt, Expr::value(now))
+                    .exec(&self.db)
+                    .await?;
+                None
+            }
+            Err(reason) => {
+                let message = format!("test failed: {reason}");
+                update
+                    .col_expr(account::Column::LastError, Expr::value(message.clone()))
+                    .col_expr(account::Column::LastErrorAt, Expr::value(now))
+                    .exec(&self.db)
+                    .await?;
+                Some(message)
+            }
+        };
+        self.pool.probed(id, report);
+        if let Some(message) = failure {
+            return Err(AppError::upstream(message));
+        }
+        Ok(self.entry(self.find(id).await?))
     }
 
     /// The account with this id, unless it is deleted.
@@ -349,13 +576,22 @@ impl AccountService {
         }
     }
 
-    /// Every account that is not deleted, with its secrets, in id order.
-    pub async fn export(&self) -> AppResult<Vec<AccountCredentials>> {
-        let rows = account::Entity::find()
-            .filter(account::Column::DeletedAt.is_null())
+    /// Every account that is not deleted (or only those of `ids`: an unknown or deleted one
+    /// answers 404), with its secrets, in id order.
+    pub async fn export(&self, ids: Option<&[i32]>) -> AppResult<Vec<AccountCredentials>> {
+        let mut select = account::Entity::find().filter(account::Column::DeletedAt.is_null());
+        if let Some(ids) = ids {
+            select = select.filter(account::Column::Id.is_in(ids.iter().copied()));
+        }
+        let rows = select
             .order_by_asc(account::Column::Id)
             .all(&self.db)
             .await?;
+        if let Some(ids) = ids {
+            if let Some(missing) = ids.iter().find(|id| !rows.iter().any(|r| r.id == **id)) {
+                return Err(AppError::not_found(format!("no account with id {missing}")));
+            }
+        }
         let rows = rows
             .into_iter()
             .map(|row| {
@@ -630,6 +866,53 @@ mod tests {
         assert_eq!(counts.get(AccountState::Disabled), 1);
         assert_eq!(counts.get(AccountState::Expired), 0);
         assert_eq!(counts.serving(), 2);
+    }
+
+    #[test]
+    fn accounts_sort_with_the_unknown_last_in_either_order() {
+        let limits = |p: Option<f64>, s: Option<f64>| RateLimits {
+            primary_used_percent: p,
+            secondary_used_percent: s,
+            ..RateLimits::default()
+        };
+        let entry = |id: i32, errors: i64| {
+            let mut row = row();
+            row.id = id;
+            row.error_count = errors;
+            AccountEntry::new(row, 3600, Utc::now())
+        };
+        let mut entries = vec![
+            (entry(1, 5), Some(limits(Some(10.0), Some(90.0)))),
+            (entry(2, 0), None),
+            (entry(3, 5), Some(limits(Some(50.0), Some(20.0)))),
+            (entry(4, 1), Some(limits(None, Some(55.0)))),
+        ];
+        let ids = |e: &[(AccountEntry, Option<RateLimits>)]| -> Vec<i32> {
+            e.iter().map(|(a, _)| a.row.id).collect()
+        };
+        sort_entries(
+            &mut entries,
+            AccountSort::SecondaryUsedPercent,
+            SortOrder::Desc,
+        );
+        assert_eq!(ids(&entries), [1, 4, 3, 2]);
+        sort_entries(
+            &mut entries,
+            AccountSort::SecondaryUsedPercent,
+            SortOrder::Asc,
+        );
+        assert_eq!(ids(&entries), [3, 4, 1, 2]);
+        sort_entries(
+            &mut entries,
+            AccountSort::PrimaryUsedPercent,
+            SortOrder::Desc,
+        );
+        assert_eq!(ids(&entries), [3, 1, 2, 4]);
+        sort_entries(&mut entries, AccountSort::ErrorCount, SortOrder::Desc);
+        assert_eq!(ids(&entries), [1, 3, 4, 2], "ties by id");
+        assert!(near_limit(Some(&limits(Some(10.0), Some(80.0))), 80.0));
+        assert!(!near_limit(Some(&limits(Some(79.9), None)), 80.0));
+        assert!(!near_limit(None, 80.0));
     }
 
     #[test]

@@ -5,16 +5,17 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select,
 };
 
 use super::accounts::StateCounts;
 use super::{fetch_page, Page, PageRequest};
 use crate::db::{account, api_key, api_log, usage_hourly};
 use crate::error::AppResult;
+use crate::request_log::Attempt;
 use crate::settings::SettingsStore;
 use crate::state::AppState;
 
@@ -186,6 +187,37 @@ pub struct LogFilter {
     pub since: Option<DateTime<Utc>>,
     /// Before this time.
     pub until: Option<DateTime<Utc>>,
+    /// Only the request with this id (the `x-request-id` its client received).
+    pub request_id: Option<String>,
+    /// A part of the error message, the model, the key's name or the account's e-mail (any
+    /// case; at most [`MAX_SEARCH_CHARS`]).
+    pub search: Option<String>,
+}
+
+/// The longest search term of the log.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// Rows the CSV export reads from the database at a time.
+const EXPORT_PAGE: u64 = 500;
+
+/// `term` as a `LIKE` pattern that matches it anywhere, its `%`, `_` and `\` taken literally
+/// (with `ESCAPE '\'`), lower-cased for a comparison in any case.
+pub fn like_pattern(term: &str) -> String {
+    let mut pattern = String::with_capacity(term.len() + 2);
+    pattern.push('%');
+    for c in term.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// `LOWER(column) LIKE pattern ESCAPE '\'` on any engine.
+fn lower_like(column: impl sea_orm::sea_query::IntoColumnRef, pattern: &str) -> SimpleExpr {
+    Expr::expr(Func::lower(Expr::col(column))).like(LikeExpr::new(pattern).escape('\\'))
 }
 
 /// A log row with the names of its key and account.
@@ -197,6 +229,16 @@ pub struct LogEntry {
     pub api_key_name: Option<String>,
     /// The account's e-mail (else name), if known.
     pub account_email: Option<String>,
+    /// The upstream attempts, in order, with each account's e-mail (else name).
+    pub attempts: Vec<(Attempt, Option<String>)>,
+}
+
+/// The attempts a row keeps (none for rows written before they were kept, or unreadable).
+fn attempts_of(row: &api_log::Model) -> Vec<Attempt> {
+    row.attempts
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
 }
 
 /// Counts requests, keys and accounts, and pages through the request log.
@@ -348,8 +390,8 @@ impl StatsService {
         })
     }
 
-    /// A page of the request log, newest first.
-    pub async fn logs(&self, filter: &LogFilter, at: PageRequest) -> AppResult<Page<LogEntry>> {
+    /// The log rows `filter` selects, in no order.
+    fn filtered(filter: &LogFilter) -> Select<api_log::Entity> {
         let mut select = api_log::Entity::find();
         match filter.outcome {
             None => {}
@@ -373,20 +415,130 @@ impl StatsService {
         if let Some(until) = filter.until {
             select = select.filter(api_log::Column::CreatedAt.lt(until));
         }
-        let page = fetch_page(select.order_by_desc(api_log::Column::Id), &self.db, at).await?;
+        if let Some(id) = filter.request_id.as_deref() {
+            select = select.filter(api_log::Column::RequestId.eq(id));
+        }
+        if let Some(term) = filter.search.as_deref() {
+            let pattern = like_pattern(term);
+            let keys = Query::select()
+                .column(api_key::Column::Id)
+                .from(api_key::Entity)
+                .and_where(lower_like(
+                    (api_key::Entity, api_key::Column::Name),
+                    &pattern,
+                ))
+                .to_owned();
+            let accounts = Query::select()
+                .column(account::Column::Id)
+                .from(account::Entity)
+                .and_where(lower_like(
+                    (account::Entity, account::Column::Email),
+                    &pattern,
+                ))
+                .to_owned();
+            select = select.filter(
+                Condition::any()
+                    .add(lower_like(
+                        (api_log::Entity, api_log::Column::ErrorMessage),
+                        &pattern,
+                    ))
+                    .add(lower_like(
+                        (api_log::Entity, api_log::Column::Model),
+                        &pattern,
+                    ))
+                    .add(api_log::Column::ApiKeyId.in_subquery(keys))
+                    .add(api_log::Column::AccountId.in_subquery(accounts)),
+            );
+        }
+        select
+    }
+
+    /// A page of the request log, newest first.
+    pub async fn logs(&self, filter: &LogFilter, at: PageRequest) -> AppResult<Page<LogEntry>> {
+        let select = Self::filtered(filter).order_by_desc(api_log::Column::Id);
+        let page = fetch_page(select, &self.db, at).await?;
+        let rows = self.entries(page.rows).await?;
+        Ok(Page {
+            rows,
+            total: page.total,
+        })
+    }
+
+    /// The rows `filter` selects, newest first, [`EXPORT_PAGE`] at a time: only one page is
+    /// in memory, however many rows match. Each batch is read after `before` (the last id
+    /// seen); an empty batch ends.
+    pub async fn log_batch(
+        &self,
+        filter: &LogFilter,
+        before: Option<i64>,
+    ) -> AppResult<Vec<LogEntry>> {
+        let mut select = Self::filtered(filter);
+        if let Some(id) = before {
+            select = select.filter(api_log::Column::Id.lt(id));
+        }
+        let rows = select
+            .order_by_desc(api_log::Column::Id)
+            .limit(EXPORT_PAGE)
+            .all(&self.db)
+            .await?;
+        self.entries(rows).await
+    }
+
+    /// The account's last `limit` log rows, newest first.
+    pub async fn account_logs(&self, account_id: i32, limit: u64) -> AppResult<Vec<LogEntry>> {
+        let rows = api_log::Entity::find()
+            .filter(api_log::Column::AccountId.eq(account_id))
+            .order_by_desc(api_log::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        self.entries(rows).await
+    }
+
+    /// The account's sums since `since`, from the hourly rollups (whole hours).
+    pub async fn account_totals(&self, account_id: i32, since: DateTime<Utc>) -> AppResult<Totals> {
+        let bucket = since.timestamp().div_euclid(3600) * 3600;
+        let rows = usage_hourly::Entity::find()
+            .filter(usage_hourly::Column::AccountId.eq(account_id))
+            .filter(usage_hourly::Column::Bucket.gte(bucket))
+            .all(&self.db)
+            .await?;
+        let mut totals = Totals::default();
+        for row in &rows {
+            totals.add(row);
+        }
+        Ok(totals)
+    }
+
+    /// The rows with the names of their keys and the e-mails of their accounts (those of their
+    /// attempts too).
+    async fn entries(&self, rows: Vec<api_log::Model>) -> AppResult<Vec<LogEntry>> {
         let keys = self
-            .key_names(page.rows.iter().filter_map(|r| r.api_key_id).collect())
+            .key_names(rows.iter().filter_map(|r| r.api_key_id).collect())
             .await?;
-        let emails = self
-            .account_emails(page.rows.iter().filter_map(|r| r.account_id).collect())
-            .await?;
-        Ok(page.map(|row| LogEntry {
-            api_key_name: row.api_key_id.and_then(|id| keys.get(&id).cloned()),
-            account_email: row
-                .account_id
-                .and_then(|id| emails.get(&id).cloned().flatten()),
-            row,
-        }))
+        let mut ids: Vec<i32> = rows.iter().filter_map(|r| r.account_id).collect();
+        let attempts: Vec<Vec<Attempt>> = rows.iter().map(attempts_of).collect();
+        ids.extend(attempts.iter().flatten().map(|a| a.token_id));
+        ids.sort_unstable();
+        ids.dedup();
+        let emails = self.account_emails(ids).await?;
+        let email = |id: i32| emails.get(&id).cloned().flatten();
+        Ok(rows
+            .into_iter()
+            .zip(attempts)
+            .map(|(row, attempts)| LogEntry {
+                api_key_name: row.api_key_id.and_then(|id| keys.get(&id).cloned()),
+                account_email: row.account_id.and_then(email),
+                attempts: attempts
+                    .into_iter()
+                    .map(|a| {
+                        let e = email(a.token_id);
+                        (a, e)
+                    })
+                    .collect(),
+                row,
+            })
+            .collect())
     }
 
     /// The names of these API keys (deleted ones too).
@@ -427,4 +579,15 @@ impl StatsService {
 /// `SUM(column)` as a 64-bit integer on every engine (PostgreSQL sums bigints as numeric).
 fn total(column: &str) -> SimpleExpr {
     Expr::cust(format!("CAST(SUM({column}) AS BIGINT)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn a_search_term_is_taken_literally() {
+        assert_eq!(like_pattern("Gpt-5"), "%gpt-5%");
+        assert_eq!(like_pattern("100%_a\\b"), "%100\\%\\_a\\\\b%");
+    }
 }

@@ -12,6 +12,7 @@ mod hardening;
 mod helpers;
 mod instances;
 mod migrations;
+mod ops;
 mod pool;
 mod proxy;
 mod responses_state;

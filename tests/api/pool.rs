@@ -807,8 +807,9 @@ async fn the_operator_sees_pins_breakers_windows_cached_share_and_affinity() {
             "acct-v1"
         );
     }
-    // The second account fails once: with a threshold of one, its breaker opens.
-    mock.queue_behaviour("acct-v1", Behaviour::ServerError(500), 1);
+    // Both accounts fail once (a 429, then a 500: not two server errors in a row, so both are
+    // tried and cooled): with a threshold of one, their breakers open.
+    mock.queue_behaviour("acct-v1", Behaviour::RateLimited, 1);
     mock.set_behaviour("acct-v2", Behaviour::ServerError(500));
     let res = chat(&app, &key, &ask("fails twice", false)).await;
     assert_eq!(res.status(), 502);

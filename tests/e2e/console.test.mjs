@@ -536,6 +536,192 @@ test('an account named like markup is rendered as text', async () => {
   assert.deepEqual(dialogs, [], 'no dialog was opened');
 });
 
+/** Runs `fn` at each width (1366 and 390 px) in each language, then restores 1366 px, English. */
+async function acrossScreens(fn) {
+  try {
+    for (const width of [1366, 390]) {
+      await page.setViewportSize({ width, height: width > 640 ? 768 : 844 });
+      for (const lang of LANGS) await fn({ width, lang });
+    }
+  } finally {
+    await page.setViewportSize({ width: 1366, height: 768 });
+    await setLang('en');
+  }
+}
+
+test('logs: a request is found by its id and its upstream attempts are read', async () => {
+  // A request whose content makes every account fail with a server error: after the second
+  // account, the gateway stops retrying and answers the upstream's error.
+  const res = await fetch(`${BASE}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${state.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gpt-5', messages: [{ role: 'user', content: 'poisoned [mock:failed]' }] }),
+  });
+  const body = await res.text();
+  assert.equal(res.status, 500, body);
+  assert.match(body, /two accounts in a row/);
+  const requestId = res.headers.get('x-request-id');
+  assert.ok(requestId, 'the answer carries its request id');
+  state.errors += 1;
+  await waitForLogs(state.successes + state.errors);
+  const found = await adminGet(`/logs?request_id=${encodeURIComponent(requestId)}`);
+  assert.equal(found.total, 1);
+  const attempts = found.data[0].attempts;
+  assert.ok(attempts.length >= 2, JSON.stringify(attempts));
+  assert.equal(found.data[0].error_code, 'repeated_server_error');
+
+  await acrossScreens(async ({ width, lang }) => {
+    await go('logs');
+    await setLang(lang);
+    await byId('logs-search').fill(requestId);
+    await byId('logs-search').press('Enter');
+    await settled();
+    await eventually(async () => assert.equal(await text(byId('logs-total')), '1'));
+    assert.ok(page.url().includes(`request_id=${requestId}`), 'the search is in the address');
+    const row = byId('log-row').first();
+    assert.equal(await row.getAttribute('data-status'), 'error');
+    // The error reads in the operator's language.
+    assert.equal(await text(byId('log-error-snippet').first()), DICT[lang]['code.repeated_server_error'].replace('{status}', '500'));
+    await byId('log-detail-button').first().click();
+    await byId('log-detail-dialog').waitFor();
+    assert.equal(await text(byId('log-request-id')), requestId);
+    assert.equal(await byId('log-attempt').count(), attempts.length);
+    const statuses = await byId('log-attempt').evaluateAll((items) => items.map((i) => i.dataset.status));
+    assert.deepEqual(statuses, attempts.map((a) => String(a.status)));
+    assert.ok(await byId('log-link-account').isVisible());
+    assert.ok(await byId('log-request-id-copy').isVisible());
+    await dialogShot(`${lang}-${width}-logs-request-trail`, 'log-attempts');
+    if (width === 1366 && lang === 'en') {
+      await byId('log-request-id-copy').click();
+      await expectToast('success');
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), requestId);
+      // The account's link opens the log of that account.
+      await byId('log-link-account').click();
+      await page.waitForFunction(() => window.location.hash.includes('token_id='));
+      await byId('log-detail-dialog').waitFor({ state: 'detached' });
+      await settled();
+      assert.equal(await byId('logs-filter-account').inputValue(), String(found.data[0].token_id));
+    } else {
+      await page.keyboard.press('Escape');
+      await byId('log-detail-dialog').waitFor({ state: 'detached' });
+    }
+  });
+  // The CSV export follows the filters.
+  await go('logs', `?request_id=${encodeURIComponent(requestId)}`);
+  const href = await byId('logs-export').getAttribute('href');
+  assert.ok(href.includes(`request_id=${requestId}`), href);
+  const csv = await page.request.get(`${BASE}${href}`);
+  assert.equal(csv.status(), 200);
+  const lines = (await csv.text()).trim().split('\n');
+  assert.equal(lines.length, 2, 'the header and the one request');
+  assert.ok(lines[1].includes(requestId));
+});
+
+test('tokens: sorted by weekly use, three accounts are disabled at once', async () => {
+  // Every account has had its usage windows read by now (the prober reads new accounts).
+  await eventually(async () => {
+    const list = await adminGet('/tokens?page_size=200');
+    assert.ok(list.data.filter((x) => x.rate_limits && x.rate_limits.secondary_used_percent != null).length >= 3, 'windows known');
+  }, 20_000);
+  await go('tokens');
+  await byId('tokens-sort').selectOption('secondary_used_percent');
+  await settled();
+  if ((await byId('tokens-order').getAttribute('data-order')) !== 'desc') {
+    await byId('tokens-order').click();
+    await settled();
+  }
+  assert.ok(page.url().includes('sort=secondary_used_percent') && page.url().includes('order=desc'));
+  const percents = await byId('token-row').evaluateAll((rows) =>
+    rows.map((r) => {
+      const bar = r.querySelector('[data-testid="token-usage-secondary"]');
+      return bar ? Number(bar.dataset.percent) : null;
+    }),
+  );
+  const known = percents.filter((p) => p !== null);
+  assert.deepEqual(known, [...known].sort((a, b) => b - a), `weekly use, highest first: ${percents}`);
+  assert.deepEqual(percents.slice(0, known.length), known, 'accounts without windows come last');
+
+  const rows = byId('token-row');
+  const ids = [];
+  for (let i = 0; i < 3; i += 1) {
+    await rows.nth(i).getByTestId('token-select').check();
+    ids.push(await rows.nth(i).getAttribute('data-id'));
+  }
+  assert.equal(await text(byId('tokens-bulk-count')), DICT.en['tokens.selected'].replace('{n}', '3'));
+  await shot('en-1366-tokens-selection');
+  await byId('tokens-bulk-disable').click();
+  await byId('tokens-bulk-results').waitFor();
+  const results = await byId('tokens-bulk-result').evaluateAll((items) => items.map((i) => [i.dataset.id, i.dataset.ok]));
+  assert.deepEqual(results, ids.map((id) => [id, 'true']));
+  await dialogShot('en-1366-tokens-bulk-results', 'tokens-bulk-results');
+  await page.keyboard.press('Escape');
+  await settled();
+  for (const id of ids) {
+    await eventually(async () => assert.equal(await page.locator(`[data-testid="token-row"][data-id="${id}"]`).getAttribute('data-status'), 'disabled'));
+  }
+  await acrossScreens(async ({ width, lang }) => {
+    await go('tokens', '?sort=secondary_used_percent&order=desc');
+    await setLang(lang);
+    await byId('token-row').first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `the accounts page is ${overflow}px wider than the screen`);
+    if (width < 640) {
+      // Cards: the status, the usage bars and the actions are in view without scrolling sideways.
+      const first = byId('token-row').first();
+      for (const id of ['token-status', 'token-usage-secondary', 'token-toggle', 'token-details']) {
+        const box = await first.getByTestId(id).first().boundingBox();
+        assert.ok(box && box.x >= 0 && box.x + box.width <= width, `${id} fits the card`);
+      }
+    }
+    await shot(`${lang}-${width}-tokens-sorted`);
+  });
+  // Enabled again, for the rest of the visit.
+  await go('tokens');
+  for (const id of ids) await page.locator(`[data-testid="token-row"][data-id="${id}"]`).getByTestId('token-select').check();
+  await byId('tokens-bulk-enable').click();
+  await byId('tokens-bulk-results').waitFor();
+  await page.keyboard.press('Escape');
+  await byId('tokens-bulk-clear').click();
+  await settled();
+  for (const id of ids) {
+    await eventually(async () => assert.notEqual(await page.locator(`[data-testid="token-row"][data-id="${id}"]`).getAttribute('data-status'), 'disabled'));
+  }
+});
+
+test('tokens: the account drawer shows its requests, windows and last rows, and tests it', async () => {
+  const list = await adminGet('/tokens?page_size=200&sort=usage_count&order=desc');
+  const busiest = list.data[0];
+  assert.ok(busiest.usage_count > 0, 'an account served requests');
+  await acrossScreens(async ({ width, lang }) => {
+    await go('tokens', '?sort=usage_count&order=desc');
+    await setLang(lang);
+    await page.locator(`[data-testid="token-row"][data-id="${busiest.id}"]`).getByTestId('token-details').click();
+    await byId('token-drawer').waitFor();
+    await byId('token-drawer-stats-24h').waitFor();
+    assert.ok(page.url().includes(`detail=${busiest.id}`));
+    const requests = await byId('token-drawer-stats-24h').locator('.stat-value').first().textContent();
+    assert.ok(Number(requests.replace(/\D/g, '')) > 0, `requests over 24 h: ${requests}`);
+    assert.ok((await byId('token-drawer-log').count()) > 0, 'its last requests');
+    assert.ok((await byId('token-drawer-log').count()) <= 20);
+    await byId('token-drawer-history').waitFor();
+    if (width === 1366 && lang === 'en') {
+      await byId('token-drawer-test').click();
+      await expectToast('success', DICT.en['tokens.drawer.tested']);
+      await settled();
+      await byId('token-drawer-stats-24h').waitFor();
+    }
+    await dialogShot(`${lang}-${width}-tokens-drawer`, 'token-drawer-stats-7d');
+    await page.keyboard.press('Escape');
+    await byId('token-drawer').waitFor({ state: 'detached' });
+  });
+  // The drawer opens from its address, as the logs page links to it.
+  await go('tokens', `?detail=${busiest.id}`);
+  await byId('token-drawer').waitFor();
+  assert.equal(await text(byId('token-drawer-title')), busiest.name || busiest.email);
+  await page.keyboard.press('Escape');
+  await byId('token-drawer').waitFor({ state: 'detached' });
+});
+
 test('screenshots of every page in both languages', async () => {
   for (const lang of LANGS) {
     await go('dashboard');

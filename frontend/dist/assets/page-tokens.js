@@ -1,6 +1,9 @@
 // Token accounts (Codex credentials): import many files at once, see each
 // account's status, expiry and rate-limit windows, refresh / enable /
-// rename / delete, and export a backup.
+// rename / delete, and export a backup. For pools of hundreds: sorting (also by
+// clicking a column), a "near limit" filter, pages of up to 200, row selection
+// with a bulk bar (enable, disable, refresh, test, delete, export) that shows
+// each account's result, and a detail drawer per account.
 
 import { api, seg } from './api.js';
 import { t, fmtNum, fmtDateTime, fmtRelative, fmtDuration } from './i18n.js';
@@ -8,11 +11,16 @@ import {
   h, icon, setChildren, pageHeader, pager, fullRow, loadingBlock, emptyBlock, errorBlock, toast, toastError,
   openModal, confirmDialog, debounce, busy, field, spinner,
 } from './ui.js';
-import { replaceParams } from './router.js';
+import { replaceParams, hashFor } from './router.js';
+import { reasonText, logError } from './reasons.js';
 import { TOKEN_STATUSES, statusBadge, statusLabel, tokenTitle } from './status.js';
 import { openSignIn } from './sign-in.js';
 
-const COLS = 6;
+const COLS = 7;
+const SIZES = [20, 50, 100, 200];
+const SORTS = ['primary_used_percent', 'secondary_used_percent', 'resets_at', 'expired_at', 'error_count', 'last_used_at', 'usage_count'];
+const NEAR_LIMIT = 'near_limit';
+const BULK_ACTIONS = ['enable', 'disable', 'refresh', 'probe', 'delete'];
 
 /** Human label of a rate-limit window from its length in minutes. */
 function windowLabel(minutes, fallbackKey) {
@@ -56,10 +64,15 @@ function expiryText(iso) {
 export function mount(el, { params }) {
   const state = {
     q: params.get('q') || '',
-    status: TOKEN_STATUSES.includes(params.get('status')) ? params.get('status') : '',
+    status: TOKEN_STATUSES.includes(params.get('status')) || params.get('status') === NEAR_LIMIT ? params.get('status') : '',
+    sort: SORTS.includes(params.get('sort')) ? params.get('sort') : '',
+    order: params.get('order') === 'desc' ? 'desc' : 'asc',
     page: Math.max(1, Number(params.get('page')) || 1),
-    pageSize: [10, 20, 50, 100].includes(Number(params.get('page_size'))) ? Number(params.get('page_size')) : 20,
+    pageSize: SIZES.includes(Number(params.get('page_size'))) ? Number(params.get('page_size')) : 20,
   };
+  // Selected account ids (kept across pages and reloads until cleared).
+  const selected = new Set();
+  let shown = [];
   let disposed = false;
   let seq = 0;
 
@@ -216,7 +229,144 @@ export function mount(el, { params }) {
     },
     h('option', { value: '' }, t('tokens.allStatuses')),
     TOKEN_STATUSES.map((s) => h('option', { value: s, selected: s === state.status }, statusLabel(s))),
+    h('option', { value: NEAR_LIMIT, selected: state.status === NEAR_LIMIT }, t('tokens.nearLimit')),
   );
+  const sortSel = h(
+    'select',
+    {
+      class: 'select w-full sm:w-44',
+      testid: 'tokens-sort',
+      'aria-label': t('tokens.sortBy'),
+      onchange: () => {
+        state.sort = sortSel.value;
+        state.page = 1;
+        load();
+      },
+    },
+    h('option', { value: '' }, t('tokens.sort.default')),
+    SORTS.map((k) => h('option', { value: k, selected: k === state.sort }, t(`tokens.sort.${k}`))),
+  );
+  const orderBtn = h('button', {
+    type: 'button',
+    class: 'btn btn-square',
+    testid: 'tokens-order',
+    onclick: () => {
+      state.order = state.order === 'desc' ? 'asc' : 'desc';
+      state.page = 1;
+      load();
+    },
+  });
+  function showOrder() {
+    orderBtn.textContent = state.order === 'desc' ? '↓' : '↑';
+    orderBtn.title = t(`tokens.order.${state.order}`);
+    orderBtn.setAttribute('aria-label', t(`tokens.order.${state.order}`));
+    orderBtn.dataset.order = state.order;
+    sortSel.value = state.sort;
+  }
+  // Clicking a column sorts by it; clicking it again turns the order.
+  function sortBy(key) {
+    if (state.sort === key) state.order = state.order === 'desc' ? 'asc' : 'desc';
+    else {
+      state.sort = key;
+      state.order = 'desc';
+    }
+    state.page = 1;
+    load();
+  }
+  const sortHeader = (label, key) =>
+    h('button', { type: 'button', class: 'inline-flex items-center gap-1 hover:underline', testid: `tokens-sort-${key}`, onclick: () => sortBy(key) }, label, h('span', { class: 'sort-mark text-base-content/50', dataset: { key } }));
+
+  // ---- selection and bulk actions ---------------------------------------------
+  const selectAll = h('input', {
+    type: 'checkbox',
+    class: 'checkbox checkbox-sm',
+    testid: 'tokens-select-all',
+    'aria-label': t('tokens.selectAll'),
+    onchange: () => {
+      for (const tok of shown) {
+        if (selectAll.checked) selected.add(tok.id);
+        else selected.delete(tok.id);
+      }
+      for (const box of tbody.querySelectorAll('[data-testid="token-select"]')) box.checked = selectAll.checked;
+      showBulk();
+    },
+  });
+  const bulkCount = h('span', { class: 'font-medium', testid: 'tokens-bulk-count' });
+  const bulkButtons = BULK_ACTIONS.map((action) =>
+    h('button', { type: 'button', class: `btn btn-sm ${action === 'delete' ? 'btn-error btn-outline' : ''}`, testid: `tokens-bulk-${action}`, onclick: (e) => bulk(action, e.currentTarget) }, t(`tokens.bulk.${action}`)),
+  );
+  const bulkExport = h('button', { type: 'button', class: 'btn btn-sm', testid: 'tokens-bulk-export', onclick: () => exportSelection() }, icon('download', 'h-4 w-4'), t('tokens.bulk.export'));
+  const bulkBar = h(
+    'div',
+    { class: 'hidden sticky top-0 z-10 flex flex-wrap items-center gap-2 border-b border-base-300 bg-base-200 px-4 py-2', testid: 'tokens-bulk-bar' },
+    bulkCount,
+    ...bulkButtons,
+    bulkExport,
+    h('button', { type: 'button', class: 'btn btn-ghost btn-sm', testid: 'tokens-bulk-clear', onclick: () => { selected.clear(); load(); } }, t('tokens.bulk.clear')),
+  );
+  function showBulk() {
+    bulkBar.classList.toggle('hidden', selected.size === 0);
+    bulkCount.textContent = t('tokens.selected', { n: selected.size });
+    selectAll.checked = shown.length > 0 && shown.every((tok) => selected.has(tok.id));
+  }
+
+  async function bulk(action, btn) {
+    const ids = Array.from(selected);
+    if (!ids.length) return;
+    if (action === 'delete') {
+      const ok = await confirmDialog({ title: t('tokens.bulk.deleteTitle'), message: t('tokens.bulk.deleteText', { n: ids.length }), confirmText: t('common.delete') });
+      if (!ok) return;
+    }
+    const done = busy(btn);
+    try {
+      const res = await api.post('/tokens/bulk', { ids, action });
+      const results = (res && res.results) || [];
+      const failed = results.filter((r) => !r.ok);
+      toast(t('tokens.bulk.done', { ok: results.length - failed.length, failed: failed.length }), failed.length ? 'warning' : 'success');
+      showResults(action, results);
+      if (action === 'delete') for (const r of results) if (r.ok) selected.delete(r.id);
+      load();
+    } catch (err) {
+      toastError(err);
+    } finally {
+      done();
+    }
+  }
+
+  function showResults(action, results) {
+    const names = new Map(shown.map((tok) => [tok.id, tokenTitle(tok)]));
+    openModal({
+      title: `${t('tokens.bulk.resultsTitle')}: ${t(`tokens.bulk.${action}`)}`,
+      testid: 'tokens-bulk-results',
+      content: h(
+        'ul',
+        { class: 'divide-y divide-base-300' },
+        results.map((r) =>
+          h(
+            'li',
+            { class: 'flex items-start gap-2 py-2', testid: 'tokens-bulk-result', dataset: { id: String(r.id), ok: String(!!r.ok) } },
+            h('span', { class: r.ok ? 'text-success' : 'text-error' }, icon(r.ok ? 'checkCircle' : 'xCircle', 'h-5 w-5')),
+            h('div', { class: 'min-w-0 flex-1' }, h('div', { class: 'font-medium break-all' }, names.get(r.id) || `#${r.id}`), h('div', { class: `text-sm break-words ${r.ok ? 'text-base-content/60' : 'text-error'}` }, r.ok ? t('tokens.bulk.ok') : (r.error && r.error.message) || '')),
+          ),
+        ),
+      ),
+    });
+  }
+
+  async function exportSelection() {
+    const ids = Array.from(selected);
+    if (!ids.length) return;
+    const ok = await confirmDialog({ title: t('tokens.exportTitle'), message: t('tokens.exportText'), confirmText: t('tokens.exportConfirm'), danger: false });
+    if (!ok) return;
+    const done = busy(bulkExport);
+    try {
+      download(await api.get('/tokens/export', { ids: ids.join(',') }));
+    } catch (err) {
+      toastError(err);
+    } finally {
+      done();
+    }
+  }
   const tbody = h('tbody', { testid: 'tokens-tbody' });
   const footer = h('div');
   const exportBtn = h('button', { class: 'btn', testid: 'tokens-export', onclick: () => exportAll() }, icon('download'), t('tokens.export'));
@@ -238,15 +388,31 @@ export function mount(el, { params }) {
         { class: 'flex flex-wrap items-center gap-3 p-4 border-b border-base-300' },
         h('label', { class: 'input w-full sm:w-72' }, icon('search', 'h-4 w-4 opacity-50'), search),
         statusSel,
+        h('div', { class: 'join' }, h('div', { class: 'join-item' }, sortSel), h('div', { class: 'join-item' }, orderBtn)),
         h('button', { class: 'btn btn-ghost btn-square ml-auto', title: t('common.refresh'), 'aria-label': t('common.refresh'), testid: 'tokens-reload', onclick: () => load() }, icon('refresh', 'h-4 w-4')),
       ),
+      bulkBar,
       h(
         'div',
         { class: 'overflow-x-auto' },
         h(
           'table',
-          { class: 'table table-sm', testid: 'tokens-table' },
-          h('thead', null, h('tr', null, [t('tokens.col.account'), t('tokens.col.status'), t('tokens.col.expiry'), t('tokens.col.limits'), t('tokens.col.activity'), ''].map((c, i) => h('th', { class: i === COLS - 1 ? 'text-right' : '' }, c)))),
+          { class: 'table table-sm cards-sm', testid: 'tokens-table' },
+          h(
+            'thead',
+            null,
+            h(
+              'tr',
+              null,
+              h('th', { class: 'w-8' }, selectAll),
+              h('th', null, t('tokens.col.account')),
+              h('th', null, t('tokens.col.status')),
+              h('th', null, sortHeader(t('tokens.col.expiry'), 'expired_at')),
+              h('th', null, sortHeader(t('tokens.col.limits'), 'secondary_used_percent')),
+              h('th', null, sortHeader(t('tokens.col.activity'), 'usage_count')),
+              h('th', { class: 'text-right' }, ''),
+            ),
+          ),
           tbody,
         ),
       ),
@@ -255,7 +421,9 @@ export function mount(el, { params }) {
   );
 
   function syncUrl() {
-    replaceParams('tokens', { q: state.q || undefined, status: state.status || undefined, page: state.page > 1 ? state.page : undefined, page_size: state.pageSize !== 20 ? state.pageSize : undefined });
+    replaceParams('tokens', { q: state.q || undefined, status: state.status || undefined, sort: state.sort || undefined, order: state.sort && state.order === 'desc' ? 'desc' : undefined, page: state.page > 1 ? state.page : undefined, page_size: state.pageSize !== 20 ? state.pageSize : undefined });
+    showOrder();
+    for (const mark of el.querySelectorAll('.sort-mark')) mark.textContent = mark.dataset.key === state.sort ? (state.order === 'desc' ? '↓' : '↑') : '';
   }
 
   async function load() {
@@ -263,9 +431,11 @@ export function mount(el, { params }) {
     syncUrl();
     setChildren(tbody, fullRow(COLS, loadingBlock()));
     try {
-      const res = await api.get('/tokens', { page: state.page, page_size: state.pageSize, q: state.q, status: state.status });
+      const res = await api.get('/tokens', { page: state.page, page_size: state.pageSize, q: state.q, status: state.status, sort: state.sort, order: state.sort ? state.order : '' });
       if (disposed || my !== seq) return;
       const rows = res.data || [];
+      shown = rows;
+      showBulk();
       if (!rows.length && res.total > 0 && state.page > 1) {
         state.page = Math.max(1, Math.ceil(res.total / state.pageSize));
         return load();
@@ -276,7 +446,7 @@ export function mount(el, { params }) {
       } else {
         setChildren(tbody, rows.map(row));
       }
-      setChildren(footer, res.total ? pager({ page: state.page, pageSize: state.pageSize, total: res.total, onChange: (p, s) => { state.page = p; state.pageSize = s; load(); } }) : null);
+      setChildren(footer, res.total ? pager({ page: state.page, pageSize: state.pageSize, total: res.total, sizes: SIZES, onChange: (p, s) => { state.page = p; state.pageSize = s; load(); } }) : null);
       tickExpiry();
     } catch (err) {
       if (disposed || my !== seq || err.status === 401) return;
@@ -311,10 +481,25 @@ export function mount(el, { params }) {
     });
     const refreshBtn = h('button', { class: 'btn btn-ghost btn-sm btn-square', title: t('tokens.refresh'), 'aria-label': t('tokens.refresh'), testid: 'token-refresh', onclick: () => refresh(tok, refreshBtn, tr) }, icon('refresh', 'h-4 w-4'));
     const exp = expiryText(tok.expired_at);
+    const pick = h('input', {
+      type: 'checkbox',
+      class: 'checkbox checkbox-sm',
+      testid: 'token-select',
+      checked: selected.has(tok.id),
+      'aria-label': `${t('tokens.selectRow')} ${title}`,
+      onchange: () => {
+        if (pick.checked) selected.add(tok.id);
+        else selected.delete(tok.id);
+        showBulk();
+      },
+    });
+    const reason = tok.reason ? reasonText(tok.reason.code, tok.reason.params, '') : '';
+    const lastError = tok.last_error ? reasonText(tok.last_error_code, tok.last_error_params, tok.last_error) : '';
 
     const tr = h(
       'tr',
       { class: 'hover:bg-base-200/50 align-top', testid: 'token-row', dataset: { id: String(tok.id), name: String(tok.name ?? ''), email: String(tok.email ?? ''), status: String(tok.status ?? '') } },
+      h('td', { class: 'w-8' }, pick),
       h(
         'td',
         { class: 'min-w-44 max-w-56' },
@@ -341,8 +526,20 @@ export function mount(el, { params }) {
             )
           : null,
         breakerBadge(tok.breaker),
+        reason && tok.status !== 'cooling_down' ? h('div', { class: 'text-[11px] text-base-content/60 mt-1', testid: 'token-reason', dataset: { code: tok.reason.code } }, reason) : null,
         tok.last_error
-          ? h('button', { type: 'button', class: 'mt-1 text-left text-xs text-error line-clamp-2 break-words hover:underline cursor-pointer', testid: 'token-last-error', title: t('tokens.showError'), onclick: () => showError(tok) }, tok.last_error)
+          ? h(
+              'button',
+              {
+                type: 'button',
+                class: `mt-1 text-left text-xs line-clamp-2 break-words hover:underline cursor-pointer ${tok.last_error_past ? 'text-base-content/50' : 'text-error'}`,
+                testid: 'token-last-error',
+                dataset: { past: String(!!tok.last_error_past) },
+                title: tok.last_error_past ? t('tokens.pastError') : t('tokens.showError'),
+                onclick: () => showError(tok),
+              },
+              lastError,
+            )
           : null,
       ),
       h(
@@ -378,6 +575,7 @@ export function mount(el, { params }) {
         h(
           'div',
           { class: 'flex items-center justify-end gap-1' },
+          h('button', { class: 'btn btn-ghost btn-sm btn-square', title: t('tokens.details'), 'aria-label': t('tokens.details'), testid: 'token-details', onclick: () => openDetail(tok.id) }, icon('eye', 'h-4 w-4')),
           toggle,
           refreshBtn,
           h('button', { class: 'btn btn-ghost btn-sm btn-square', title: t('tokens.rename'), 'aria-label': t('tokens.rename'), testid: 'token-rename', onclick: () => rename(tok, tr) }, icon('edit', 'h-4 w-4')),
@@ -464,21 +662,129 @@ export function mount(el, { params }) {
     if (!ok) return;
     const done = busy(exportBtn);
     try {
-      const data = await api.get('/tokens/export');
-      const blob = new Blob([JSON.stringify(data ?? [], null, 2)], { type: 'application/json' });
-      const url = URL.createObjectURL(blob);
-      const day = new Date().toISOString().slice(0, 10);
-      const a = h('a', { href: url, download: `gpt2api-accounts-${day}.json`, class: 'hidden' });
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
-      toast(t('tokens.exported', { n: Array.isArray(data) ? data.length : 0, count: Array.isArray(data) ? data.length : 0 }));
+      download(await api.get('/tokens/export'));
     } catch (err) {
       toastError(err);
     } finally {
       done();
     }
+  }
+
+  function download(data) {
+    const blob = new Blob([JSON.stringify(data ?? [], null, 2)], { type: 'application/json' });
+    const url = URL.createObjectURL(blob);
+    const day = new Date().toISOString().slice(0, 10);
+    const a = h('a', { href: url, download: `gpt2api-accounts-${day}.json`, class: 'hidden' });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    toast(t('tokens.exported', { n: Array.isArray(data) ? data.length : 0, count: Array.isArray(data) ? data.length : 0 }));
+  }
+
+  // ---- detail drawer -------------------------------------------------------
+  async function openDetail(id) {
+    const body = h('div', { class: 'flex flex-col gap-4' }, loadingBlock());
+    const box = h(
+      'div',
+      { class: 'modal-box h-full max-h-none w-full sm:max-w-xl rounded-none sm:rounded-l-box' },
+      h('form', { method: 'dialog' }, h('button', { class: 'btn btn-sm btn-circle btn-ghost absolute right-3 top-3', 'aria-label': t('common.close'), testid: 'dialog-close' }, icon('x', 'h-4 w-4'))),
+      body,
+    );
+    const dialog = h('dialog', { class: 'modal modal-end', testid: 'token-drawer' }, box, h('form', { method: 'dialog', class: 'modal-backdrop' }, h('button', { tabindex: '-1' }, t('common.close'))));
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      replaceParams('tokens', { ...Object.fromEntries(new URLSearchParams(window.location.hash.split('?')[1] || '')), detail: undefined });
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    const { detail: _, ...rest } = Object.fromEntries(new URLSearchParams(window.location.hash.split('?')[1] || ''));
+    replaceParams('tokens', { ...rest, detail: id });
+
+    async function render() {
+      let d;
+      try {
+        d = await api.get(`/tokens/${seg(id)}/detail`);
+      } catch (err) {
+        setChildren(body, errorBlock(err, render));
+        return;
+      }
+      const tok = d.token;
+      const stat = (label, v) => h('div', { class: 'stat p-2' }, h('div', { class: 'stat-title text-xs' }, label), h('div', { class: 'stat-value text-lg tabular-nums' }, fmtNum(v)));
+      const period = (key, s) =>
+        h(
+          'div',
+          { class: 'rounded-box border border-base-300', testid: `token-drawer-stats-${key}` },
+          h('div', { class: 'px-3 pt-2 text-sm font-medium' }, t(`tokens.drawer.${key}`)),
+          h('div', { class: 'stats stats-horizontal w-full' }, stat(t('tokens.drawer.requests'), s.requests), stat(t('tokens.drawer.errors'), s.errors), stat(t('tokens.drawer.tokens'), (s.input_tokens || 0) + (s.output_tokens || 0))),
+        );
+      const history = d.usage_history || [];
+      const historyRows = history.slice(-30).reverse();
+      const testBtn = h('button', { type: 'button', class: 'btn btn-sm btn-primary', testid: 'token-drawer-test', onclick: () => action('probe', testBtn) }, icon('zap', 'h-4 w-4'), t('tokens.drawer.test'));
+      const refreshBtn = h('button', { type: 'button', class: 'btn btn-sm', testid: 'token-drawer-refresh', onclick: () => action('refresh', refreshBtn) }, icon('refresh', 'h-4 w-4'), t('tokens.refresh'));
+      const toggleBtn = h('button', { type: 'button', class: 'btn btn-sm', testid: 'token-drawer-toggle', onclick: () => action(tok.is_active ? 'disable' : 'enable', toggleBtn) }, icon('power', 'h-4 w-4'), t(tok.is_active ? 'tokens.disable' : 'tokens.enable'));
+      setChildren(
+        body,
+        h('div', null, h('h3', { class: 'text-lg font-semibold pr-8 break-words', testid: 'token-drawer-title' }, tokenTitle(tok)), h('div', { class: 'flex flex-wrap items-center gap-2 mt-1' }, statusBadge(tok.status), tok.reason ? h('span', { class: 'text-xs text-base-content/60' }, reasonText(tok.reason.code, tok.reason.params, '')) : null)),
+        h('div', { class: 'flex flex-wrap gap-2' }, testBtn, refreshBtn, toggleBtn),
+        tok.last_error ? h('div', { class: `text-sm break-words ${tok.last_error_past ? 'text-base-content/50' : 'text-error'}`, testid: 'token-drawer-error', dataset: { past: String(!!tok.last_error_past) } }, reasonText(tok.last_error_code, tok.last_error_params, tok.last_error), tok.last_error_at ? ` · ${fmtRelative(tok.last_error_at)}` : '') : null,
+        tok.last_success_at ? h('div', { class: 'text-xs text-base-content/60' }, `${t('tokens.drawer.lastSuccess')}: ${fmtDateTime(tok.last_success_at)} (${fmtRelative(tok.last_success_at)})`) : null,
+        period('24h', d.stats['24h']),
+        period('7d', d.stats['7d']),
+        h(
+          'div',
+          { testid: 'token-drawer-history' },
+          h('div', { class: 'text-sm font-medium mb-1' }, t('tokens.drawer.history')),
+          historyRows.length
+            ? h(
+                'table',
+                { class: 'table table-xs' },
+                h('thead', null, h('tr', null, h('th', null, ''), h('th', null, t('tokens.window5h')), h('th', null, t('tokens.windowWeek')))),
+                h('tbody', null, historyRows.map((s) => h('tr', { testid: 'token-drawer-history-row' }, h('td', { class: 'whitespace-nowrap' }, fmtDateTime(s.ts)), h('td', { class: 'tabular-nums' }, s.primary_used_percent == null ? '—' : `${Math.round(s.primary_used_percent)}%`), h('td', { class: 'tabular-nums' }, s.secondary_used_percent == null ? '—' : `${Math.round(s.secondary_used_percent)}%`)))),
+              )
+            : h('div', { class: 'text-sm text-base-content/60' }, t('tokens.drawer.noHistory')),
+        ),
+        h(
+          'div',
+          { testid: 'token-drawer-logs' },
+          h('div', { class: 'flex items-center justify-between mb-1' }, h('span', { class: 'text-sm font-medium' }, t('tokens.drawer.logs')), h('a', { class: 'link text-sm', href: hashFor('logs', { token_id: tok.id }), testid: 'token-drawer-all-logs' }, t('tokens.drawer.allLogs'))),
+          (d.logs || []).length
+            ? h(
+                'ul',
+                { class: 'divide-y divide-base-300 text-sm' },
+                d.logs.map((log) =>
+                  h(
+                    'li',
+                    { class: 'flex flex-wrap items-center gap-x-2 py-1', testid: 'token-drawer-log' },
+                    h('span', { class: `badge badge-xs tabular-nums ${log.status_code >= 400 ? 'badge-error' : 'badge-success'}` }, String(log.status_code)),
+                    h('span', { class: 'text-xs tabular-nums text-base-content/60' }, fmtDateTime(log.created_at, true)),
+                    h('span', { class: 'font-medium' }, log.model),
+                    log.request_id ? h('a', { class: 'link link-hover font-mono text-[11px] break-all', href: hashFor('logs', { request_id: log.request_id }) }, log.request_id) : null,
+                    log.error_message ? h('span', { class: 'basis-full text-xs text-error break-words' }, logError(log)) : null,
+                  ),
+                ),
+              )
+            : h('div', { class: 'text-sm text-base-content/60' }, t('tokens.drawer.noLogs')),
+        ),
+      );
+
+      async function action(name, btn) {
+        const done = busy(btn);
+        try {
+          const res = await api.post('/tokens/bulk', { ids: [tok.id], action: name });
+          const r = res && res.results && res.results[0];
+          if (r && r.ok) toast(name === 'probe' ? t('tokens.drawer.tested') : t('tokens.bulk.done', { ok: 1, failed: 0 }));
+          else toast((r && r.error && r.error.message) || t('error.unknown'), 'error');
+        } catch (err) {
+          toastError(err);
+        } finally {
+          done();
+        }
+        render();
+        load();
+      }
+    }
+    render();
   }
 
   // Expiry countdowns tick every second without re-rendering rows.
@@ -492,6 +798,7 @@ export function mount(el, { params }) {
   const ticker = setInterval(tickExpiry, 1000);
 
   load();
+  if (Number(params.get('detail')) > 0) openDetail(Number(params.get('detail')));
   if (params.get('import') === '1') {
     setTimeout(() => {
       dropzone.scrollIntoView({ block: 'center', behavior: 'smooth' });

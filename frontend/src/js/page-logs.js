@@ -1,14 +1,20 @@
-// Request logs: filters (status, key, account, model, time range), paging,
-// and a detail dialog with the full error of a failed request.
+// Request logs: a search box (a request id, or text in the error, model, key name or account
+// e-mail), filters (status, key, account, model, time range), paging, CSV export of the
+// filtered rows, and a detail dialog with the full error, the request id and the upstream
+// attempts of a request.
 
 import { api } from './api.js';
 import { t, fmtNum, fmtDateTime, fmtRelative } from './i18n.js';
-import { h, icon, setChildren, pageHeader, pager, fullRow, loadingBlock, emptyBlock, errorBlock, openModal, field, toLocalInput, fromLocalInput } from './ui.js';
-import { replaceParams } from './router.js';
+import { h, icon, setChildren, pageHeader, pager, fullRow, loadingBlock, emptyBlock, errorBlock, openModal, field, toLocalInput, fromLocalInput, copyText, toast } from './ui.js';
+import { replaceParams, hashFor } from './router.js';
+import { logError, reasonText } from './reasons.js';
 
 const COLS = 8;
 const SIZES = [20, 50, 100, 200];
-const FILTER_KEYS = ['status', 'api_key_id', 'token_id', 'model', 'since', 'until'];
+const FILTER_KEYS = ['status', 'api_key_id', 'token_id', 'model', 'since', 'until', 'request_id', 'q'];
+
+/** What the search box holds is a request id (looked up exactly) when it looks like one. */
+const REQUEST_ID = /^(req[_-])?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
 function isError(log) {
   return (log.status_code && log.status_code >= 400) || !!log.error_message;
@@ -39,6 +45,8 @@ export function mount(el, { params }) {
   const modelInput = h('input', { class: 'input w-full', testid: 'logs-filter-model', value: filters.model, list: 'logs-models', placeholder: t('logs.anyModel') });
   const sinceInput = h('input', { type: 'datetime-local', class: 'input w-full', testid: 'logs-filter-since', value: toLocalInput(filters.since) });
   const untilInput = h('input', { type: 'datetime-local', class: 'input w-full', testid: 'logs-filter-until', value: toLocalInput(filters.until) });
+  const searchInput = h('input', { type: 'search', class: 'grow', testid: 'logs-search', value: filters.request_id || filters.q, placeholder: t('logs.search'), title: t('logs.searchHint'), 'aria-label': t('logs.search') });
+  const exportLink = h('a', { class: 'btn', testid: 'logs-export', download: 'gpt2api-logs.csv', href: '#' }, icon('download', 'h-4 w-4'), t('logs.exportCsv'));
 
   // Selects that were given an id from the address keep it until the list arrives.
   function ensureOption(sel, value) {
@@ -55,6 +63,9 @@ export function mount(el, { params }) {
     filters.model = modelInput.value.trim();
     filters.since = fromLocalInput(sinceInput.value) || '';
     filters.until = fromLocalInput(untilInput.value) || '';
+    const text = searchInput.value.trim();
+    filters.request_id = REQUEST_ID.test(text) ? text : '';
+    filters.q = filters.request_id ? '' : text;
   }
 
   function apply() {
@@ -71,12 +82,14 @@ export function mount(el, { params }) {
 
   function reset() {
     statusSel.value = keySel.value = accountSel.value = '';
-    modelInput.value = sinceInput.value = untilInput.value = '';
+    modelInput.value = sinceInput.value = untilInput.value = searchInput.value = '';
     apply();
   }
 
   for (const c of [statusSel, keySel, accountSel, sinceInput, untilInput]) c.addEventListener('change', apply);
   modelInput.addEventListener('change', apply);
+  // `change` fires on Enter and when the box is left: one search each time.
+  searchInput.addEventListener('change', apply);
 
   const activeCount = () => FILTER_KEYS.filter((k) => filters[k]).length;
   const filterCountBadge = h('span', { class: 'badge badge-sm badge-primary' });
@@ -138,10 +151,11 @@ export function mount(el, { params }) {
 
   setChildren(
     el,
-    pageHeader(t('nav.logs'), t('logs.subtitle'), h('button', { class: 'btn', testid: 'logs-reload', onclick: () => load() }, icon('refresh', 'h-4 w-4'), t('common.refresh'))),
+    pageHeader(t('nav.logs'), t('logs.subtitle'), exportLink, h('button', { class: 'btn', testid: 'logs-reload', onclick: () => load() }, icon('refresh', 'h-4 w-4'), t('common.refresh'))),
     h(
       'div',
       { class: 'card bg-base-100 shadow-sm border border-base-300' },
+      h('div', { class: 'px-4 pt-4' }, h('label', { class: 'input w-full' }, icon('search', 'h-4 w-4 opacity-50'), searchInput)),
       filterToggle,
       filterForm,
       h('div', { class: 'flex items-center gap-2 px-4 pt-3 text-sm text-base-content/60' }, t('logs.results'), totalBadge),
@@ -150,7 +164,7 @@ export function mount(el, { params }) {
         { class: 'overflow-x-auto' },
         h(
           'table',
-          { class: 'table table-sm', testid: 'logs-table' },
+          { class: 'table table-sm cards-sm', testid: 'logs-table' },
           h('thead', null, h('tr', null, [t('logs.col.time'), t('logs.col.status'), t('logs.col.model'), t('logs.col.keyAccount'), t('logs.col.endpoint'), t('logs.col.tokens'), t('logs.col.latency'), ''].map((c) => h('th', null, c)))),
           tbody,
         ),
@@ -191,9 +205,17 @@ export function mount(el, { params }) {
     replaceParams('logs', p);
   }
 
+  function exportHref() {
+    const qs = new URLSearchParams();
+    for (const k of FILTER_KEYS) if (filters[k]) qs.set(k, filters[k]);
+    const s = qs.toString();
+    return `/admin/logs/export${s ? `?${s}` : ''}`;
+  }
+
   async function load() {
     const my = ++seq;
     syncUrl();
+    exportLink.setAttribute('href', exportHref());
     showCount();
     setChildren(tbody, fullRow(COLS, loadingBlock()));
     try {
@@ -257,20 +279,73 @@ export function mount(el, { params }) {
     const errRow = h(
       'tr',
       { class: 'hover:bg-base-200/50 cursor-pointer', testid: 'log-error-row', dataset: { id: String(log.id) }, onclick: open },
-      h('td', { colspan: String(COLS), class: 'pt-0' }, h('div', { class: 'flex items-start gap-2 text-xs text-error' }, icon('alert', 'h-3.5 w-3.5 mt-0.5'), h('span', { class: 'line-clamp-1 break-all', testid: 'log-error-snippet' }, log.error_message))),
+      h('td', { colspan: String(COLS), class: 'pt-0' }, h('div', { class: 'flex items-start gap-2 text-xs text-error' }, icon('alert', 'h-3.5 w-3.5 mt-0.5'), h('span', { class: 'line-clamp-1 break-all', testid: 'log-error-snippet', title: log.error_message }, logError(log)))),
     );
     return [main, errRow];
   }
 
+  function attemptTrail(log) {
+    const attempts = Array.isArray(log.attempts) ? log.attempts : [];
+    if (!attempts.length) return h('p', { class: 'text-sm text-base-content/60', testid: 'log-attempts-empty' }, t('logs.noAttempts'));
+    return h(
+      'ol',
+      { class: 'flex flex-col gap-2', testid: 'log-attempts' },
+      attempts.map((a, i) => {
+        const ok = a.status < 400 && !a.error;
+        return h(
+          'li',
+          { class: `flex flex-wrap items-center gap-x-3 gap-y-1 rounded-box border p-2 text-sm ${ok ? 'border-success/40' : 'border-error/40'}`, testid: 'log-attempt', dataset: { status: String(a.status), token: String(a.token_id) } },
+          h('span', { class: 'text-xs text-base-content/60' }, t('logs.attemptN', { n: i + 1 })),
+          h('span', { class: `badge badge-sm tabular-nums ${ok ? 'badge-success' : 'badge-error'}` }, String(a.status)),
+          h('a', { class: 'link link-hover min-w-0 break-all', href: hashFor('logs', { token_id: a.token_id }), testid: 'log-attempt-account' }, a.token_email || `#${a.token_id}`),
+          h('span', { class: 'text-xs tabular-nums text-base-content/60' }, t('logs.ms', { n: fmtNum(a.latency_ms || 0) })),
+          a.error ? h('div', { class: 'basis-full text-xs text-error break-words', testid: 'log-attempt-error' }, reasonText(null, null, a.error)) : null,
+        );
+      }),
+    );
+  }
+
   function showDetail(log) {
     const item = (label, value, mono = false) => h('div', { class: 'flex flex-col' }, h('dt', { class: 'text-xs text-base-content/60' }, label), h('dd', { class: `break-all ${mono ? 'font-mono text-sm' : ''}` }, value === null || value === undefined || value === '' ? '—' : String(value)));
+    const copyBtn = log.request_id
+      ? h('button', {
+          type: 'button',
+          class: 'btn btn-ghost btn-xs',
+          testid: 'log-request-id-copy',
+          onclick: async () => {
+            if (await copyText(log.request_id)) toast(t('logs.copied'));
+          },
+        }, icon('copy', 'h-3.5 w-3.5'), t('logs.copy'))
+      : null;
+    const links = h(
+      'div',
+      { class: 'flex flex-wrap gap-2' },
+      log.api_key_id ? h('a', { class: 'btn btn-sm', href: hashFor('logs', { api_key_id: log.api_key_id }), testid: 'log-link-key' }, icon('key', 'h-4 w-4'), t('logs.viewKey')) : null,
+      log.token_id ? h('a', { class: 'btn btn-sm', href: hashFor('logs', { token_id: log.token_id }), testid: 'log-link-account' }, icon('users', 'h-4 w-4'), t('logs.viewAccount')) : null,
+      log.token_id ? h('a', { class: 'btn btn-sm', href: hashFor('tokens', { detail: log.token_id }), testid: 'log-link-account-detail' }, icon('eye', 'h-4 w-4'), t('tokens.details')) : null,
+    );
     const content = h(
       'div',
       { class: 'flex flex-col gap-4' },
       h('div', { class: 'flex items-center gap-2' }, codeBadge(log), h('span', { class: 'text-sm text-base-content/60' }, fmtDateTime(log.created_at, true))),
+      h(
+        'div',
+        { class: 'flex flex-wrap items-center gap-2' },
+        h('span', { class: 'text-xs text-base-content/60' }, t('logs.requestId')),
+        h('code', { class: 'font-mono text-sm break-all', testid: 'log-request-id' }, log.request_id || '—'),
+        copyBtn,
+      ),
       log.error_message
-        ? h('div', null, h('div', { class: 'text-sm font-medium mb-1' }, t('logs.fullError')), h('pre', { class: 'whitespace-pre-wrap break-all rounded-box bg-error/10 text-error p-3 text-sm max-h-72 overflow-auto', testid: 'log-detail-error' }, log.error_message))
+        ? h(
+            'div',
+            null,
+            h('div', { class: 'text-sm font-medium mb-1' }, t('logs.fullError')),
+            log.error_code ? h('div', { class: 'text-sm text-error mb-1', testid: 'log-detail-reason' }, logError(log)) : null,
+            h('pre', { class: 'whitespace-pre-wrap break-all rounded-box bg-error/10 text-error p-3 text-sm max-h-72 overflow-auto', testid: 'log-detail-error' }, log.error_message),
+          )
         : null,
+      h('div', null, h('div', { class: 'text-sm font-medium mb-2' }, t('logs.attempts')), attemptTrail(log)),
+      links,
       h(
         'dl',
         { class: 'grid grid-cols-2 gap-3 sm:grid-cols-3', testid: 'log-detail-fields' },
@@ -280,7 +355,7 @@ export function mount(el, { params }) {
         item(t('logs.transport'), log.transport === 'websocket' ? t('logs.websocket') : 'HTTP'),
         item(t('logs.col.key'), log.api_key_name ? `${log.api_key_name} (#${log.api_key_id})` : log.api_key_id),
         item(t('logs.col.account'), log.token_email ? `${log.token_email} (#${log.token_id})` : log.token_id),
-        item(t('logs.requestId'), log.id, true),
+        item(t('logs.logId'), log.id, true),
         item(t('logs.inputTokens'), fmtNum(log.input_tokens || 0)),
         item(t('logs.outputTokens'), fmtNum(log.output_tokens || 0)),
         item(t('logs.cachedTokens'), fmtNum(log.cached_tokens || 0)),
