@@ -10,6 +10,7 @@ mod cli;
 mod hardening;
 mod helpers;
 mod instances;
+mod keys_usage;
 mod migrations;
 mod pool;
 mod proxy;
