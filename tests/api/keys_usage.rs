@@ -78,12 +78,24 @@ async fn key_counters_follow_requests_on_every_instance_and_restart_each_day() {
 
     assert_eq!(counters(&listed(&first, &token, limited).await), (0, 0));
     for app in [&first, &second, &first] {
-        assert_eq!(chat(app, &limited_key, &ask("hi", false)).await.status(), 200);
+        assert_eq!(
+            chat(app, &limited_key, &ask("hi", false)).await.status(),
+            200
+        );
     }
-    assert_eq!(chat(&second, &open_key, &ask("hi", false)).await.status(), 200);
+    assert_eq!(
+        chat(&second, &open_key, &ask("hi", false)).await.status(),
+        200
+    );
     // The second request of a key allowed one a day is refused: it is not counted.
-    assert_eq!(chat(&first, &tight_key, &ask("hi", false)).await.status(), 200);
-    assert_eq!(chat(&first, &tight_key, &ask("hi", false)).await.status(), 429);
+    assert_eq!(
+        chat(&first, &tight_key, &ask("hi", false)).await.status(),
+        200
+    );
+    assert_eq!(
+        chat(&first, &tight_key, &ask("hi", false)).await.status(),
+        429
+    );
     log_rows(&first).await;
     log_rows(&second).await;
 
@@ -172,12 +184,18 @@ async fn the_test_call_runs_one_request_of_the_key_through_the_pool() {
 
     // Bad bodies name what is wrong.
     for (bad, what) in [
-        (json!({"api_key_id": key, "model": "gpt-5", "prompt": "  "}), "prompt"),
+        (
+            json!({"api_key_id": key, "model": "gpt-5", "prompt": "  "}),
+            "prompt",
+        ),
         (
             json!({"api_key_id": key, "model": "gpt-5", "prompt": "x".repeat(4001)}),
             "prompt",
         ),
-        (json!({"api_key_id": key, "model": "", "prompt": "hi"}), "model"),
+        (
+            json!({"api_key_id": key, "model": "", "prompt": "hi"}),
+            "model",
+        ),
         (json!({"model": "gpt-5", "prompt": "hi"}), "api_key_id"),
     ] {
         let res = call(bad).await;

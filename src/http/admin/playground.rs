@@ -130,7 +130,8 @@ async fn playground(
         )
         .await
         .map_err(|e| refuse(e.into()))?;
-    let log = RequestLog::start(&state, &key, &upstream.model, PATH, false, None).admitted(estimate);
+    let log =
+        RequestLog::start(&state, &key, &upstream.model, PATH, false, None).admitted(estimate);
     let started = std::time::Instant::now();
     let (dispatched, log) = dispatch_logged(
         &state,
