@@ -96,13 +96,24 @@ async fn key_counters_follow_requests_on_every_instance_and_restart_each_day() {
         chat(&first, &tight_key, &ask("hi", false)).await.status(),
         429
     );
+    // A request the upstream refuses went through the limits: it counts.
+    assert_eq!(
+        chat(
+            &first,
+            &open_key,
+            &ask("please fail [mock:unsupported_model]", false)
+        )
+        .await
+        .status(),
+        400
+    );
     log_rows(&first).await;
     log_rows(&second).await;
 
     let second_token = second.admin_token().await;
     for (app, token) in [(&first, &token), (&second, &second_token)] {
         assert_eq!(counters(&listed(app, token, limited).await), (3, 3));
-        assert_eq!(counters(&listed(app, token, open).await), (1, 1));
+        assert_eq!(counters(&listed(app, token, open).await), (2, 2));
         assert_eq!(
             counters(&listed(app, token, tight).await),
             (1, 1),

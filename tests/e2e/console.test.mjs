@@ -524,6 +524,9 @@ test('keys: the list shows requests today and in the last minute against the lim
   const before = state.successes + state.errors;
   await waitForLogs(before);
   await go('keys');
+  // Read afresh (the page may have been open since before the last request).
+  await page.reload();
+  await mounted('keys');
   const row = keyRow(KEY_NAME);
   // Every request of the key that went upstream counts (the refusal of the disabled key did not).
   assert.equal(await text(row.getByTestId('key-today-text')), `${before} / ∞`);
