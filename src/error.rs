@@ -88,6 +88,8 @@ pub enum ErrorCode {
     AllAccountsCooling,
     /// No account can serve at all.
     NoAvailableAccount,
+    /// The pool has no accounts at all (a console action that needs one).
+    NoAccounts,
     /// The upstream failed.
     UpstreamError,
     /// The upstream is overloaded.
@@ -168,6 +170,7 @@ impl ErrorCode {
             ),
             C::AllAccountsCooling => spec(S::TOO_MANY_REQUESTS, RATE_LIMIT, "all_accounts_cooling"),
             C::NoAvailableAccount => spec(S::SERVICE_UNAVAILABLE, API, "no_available_account"),
+            C::NoAccounts => spec(S::CONFLICT, INVALID, "no_accounts"),
             C::UpstreamError => spec(S::BAD_GATEWAY, API, "upstream_error"),
             C::ServerOverloaded => spec(S::SERVICE_UNAVAILABLE, API, "server_overloaded"),
             C::RefreshFailed => spec(S::BAD_GATEWAY, API, "refresh_failed"),

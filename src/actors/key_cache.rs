@@ -45,7 +45,8 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    fn from_row(row: &api_key::Model) -> Self {
+    /// The record of a stored key.
+    pub fn from_row(row: &api_key::Model) -> Self {
         Self {
             id: row.id,
             name: row.name.clone(),
@@ -281,17 +282,22 @@ pub async fn admitted_on(
     let start = day
         .and_hms_opt(0, 0, 0)
         .map_or_else(Utc::now, |t| t.and_utc());
-    // Requests the key's limits refused (no account, 401/403/429) were not admitted.
-    let refused = sea_orm::Condition::all()
-        .add(api_log::Column::AccountId.is_null())
-        .add(api_log::Column::StatusCode.is_in([401, 403, 429]));
     let count = api_log::Entity::find()
         .filter(api_log::Column::ApiKeyId.eq(key_id))
         .filter(api_log::Column::CreatedAt.gte(start))
-        .filter(sea_orm::Condition::not(refused))
+        .filter(admitted())
         .count(db)
         .await?;
     Ok(count as i64)
+}
+
+/// The usage-log rows of requests that were admitted: those the key's own limits refused
+/// (no account, 401/403/429) do not count against the limits.
+pub fn admitted() -> sea_orm::Condition {
+    let refused = sea_orm::Condition::all()
+        .add(api_log::Column::AccountId.is_null())
+        .add(api_log::Column::StatusCode.is_in([401, 403, 429]));
+    sea_orm::Condition::not(refused)
 }
 
 /// The window of `rpm_limit`.

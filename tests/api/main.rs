@@ -11,6 +11,7 @@ mod codex_cli;
 mod hardening;
 mod helpers;
 mod instances;
+mod keys_usage;
 mod migrations;
 mod ops;
 mod pool;

@@ -238,6 +238,46 @@ test('sign in: a wrong password shows an inline error, the right one opens the d
   assert.ok(!/eyJ/.test(stored.cookie + stored.local + stored.session), 'no token visible to scripts');
 });
 
+/** Screenshots of the current page at 1366 and 390 px, in both languages; back to en at 1366. */
+async function shotsAt(name, ready) {
+  try {
+    for (const lang of LANGS) {
+      await setLang(lang);
+      for (const [width, height] of [[1366, 768], [390, 844]]) {
+        await page.setViewportSize({ width, height });
+        if (ready) await ready();
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+        assert.ok(overflow <= 0, `${name} ${lang} at ${width}px is ${overflow}px wider than the screen`);
+        await shot(`${lang}-${name}-${width}`);
+      }
+    }
+  } finally {
+    await page.setViewportSize({ width: 1366, height: 768 });
+    await setLang('en');
+  }
+}
+
+/** Whether each first-run step is ticked, by name. */
+async function firstRunTicks() {
+  const out = {};
+  for (const name of ['account', 'key', 'call']) out[name] = await byId(`first-run-step-${name}`).getAttribute('data-done');
+  return out;
+}
+
+test('first run: an empty pool shows the checklist instead of "All accounts are healthy"', async () => {
+  await go('dashboard');
+  await byId('first-run').waitFor({ state: 'visible' });
+  assert.deepEqual(await firstRunTicks(), { account: 'false', key: 'false', call: 'false' });
+  assert.ok(await byId('first-run-needs').isVisible(), 'the test call waits for an account and a key');
+  assert.equal(await byId('first-run-call-form').isVisible(), false);
+  assert.equal(await byId('first-run-import').getAttribute('href'), '#/tokens?import=1');
+  assert.equal(await byId('first-run-create-key').getAttribute('href'), '#/keys?create=1');
+  await byId('attention-empty').waitFor();
+  assert.equal(await byId('attention-none').count(), 0);
+  assert.ok(!(await text(byId('main'))).includes(DICT.en['dashboard.allHealthy']));
+  await shotsAt('first-run-empty', () => byId('first-run').waitFor({ state: 'visible' }));
+});
+
 test('tokens: importing the fixture files shows each file\'s result and the statuses', async () => {
   await clickNav('tokens');
   assert.equal(await byId('token-row').count(), 0);
@@ -336,7 +376,46 @@ test('keys: create a key and read it from the dialog', async () => {
   await expectToast('success', DICT.en['keys.copied']);
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key, 'the copy button copies the key');
   await shot('en-keys-new-key');
-  await byId('new-key-done').click();
+
+  // Snippets for clients, each copyable, all with this key and this gateway's address.
+  const snippet = async (id) => text(byId(`snippet-text-${id}`));
+  assert.equal(await snippet('base-url'), `${BASE}/v1`);
+  assert.ok((await snippet('curl')).includes(`curl ${BASE}/v1/chat/completions`) && (await snippet('curl')).includes(`Bearer ${key}`));
+  assert.ok((await snippet('python')).includes(`OpenAI(base_url="${BASE}/v1", api_key="${key}")`));
+  const codex = await byId('snippet-text-codex').textContent();
+  for (const line of ['[model_providers.gpt2api]', `base_url = "${BASE}/v1"`, 'env_key = "GPT2API_KEY"', 'wire_api = "responses"', 'supports_websockets']) {
+    assert.ok(codex.includes(line), `the Codex block has ${line}`);
+  }
+  assert.match(await text(byId('snippet-note-codex')), /supports_websockets/);
+  for (const id of ['base-url', 'curl', 'python', 'codex']) {
+    await byId(`snippet-copy-${id}`).click();
+    await expectToast('success');
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), await byId(`snippet-text-${id}`).textContent(), `${id} copied`);
+  }
+
+  // Esc, the close button and the backdrop ask before closing; "cancel" keeps the key on screen.
+  const closers = [
+    ['Escape', () => page.keyboard.press('Escape')],
+    ['close button', () => dialog.getByTestId('dialog-close').click()],
+    ['backdrop', () => page.mouse.click(5, 5)],
+  ];
+  for (const [how, close] of closers) {
+    await close();
+    await byId('confirm-dialog').waitFor();
+    assert.equal(await text(byId('confirm-dialog').locator('h3')), DICT.en['keys.closeTitle'], how);
+    await byId('confirm-cancel').click();
+    await byId('confirm-dialog').waitFor({ state: 'detached' });
+    assert.ok(await dialog.isVisible(), `${how}: still open after cancel`);
+    assert.equal(await text(byId('new-key-value')), key);
+  }
+  await page.setViewportSize({ width: 390, height: 844 });
+  await dialogShot('en-keys-new-key-390', 'new-key-snippets');
+  await page.setViewportSize({ width: 1366, height: 768 });
+  // Confirmed, it closes.
+  await page.keyboard.press('Escape');
+  await byId('confirm-dialog').waitFor();
+  await shot('en-keys-new-key-confirm');
+  await byId('confirm-ok').click();
   await dialog.waitFor({ state: 'detached' });
 
   const row = keyRow(KEY_NAME);
@@ -345,11 +424,46 @@ test('keys: create a key and read it from the dialog', async () => {
   const masked = await text(row.getByTestId('key-masked'));
   assert.ok(masked.startsWith(key.slice(0, 5)) && masked.endsWith(key.slice(-4)), `masked ${masked}`);
   assert.ok(!masked.includes(key.slice(7, 30)), 'the list never shows the whole key');
-  assert.match(await text(row), /RPM 600/);
+  assert.equal(await text(row.getByTestId('key-minute-text')), '0 / 600');
+  assert.equal(await text(row.getByTestId('key-today-text')), '0 / ∞');
   // Shown once: a reload does not bring the full key back.
   await page.reload();
   await keyRow(KEY_NAME).waitFor();
   assert.ok(!(await page.content()).includes(key));
+});
+
+test('first run: with an account and a key, the test call from the dashboard shows the answer', async () => {
+  await clickNav('dashboard');
+  await byId('first-run').waitFor({ state: 'visible' });
+  await eventually(async () => assert.deepEqual(await firstRunTicks(), { account: 'true', key: 'true', call: 'false' }));
+  await byId('first-run-call-form').waitFor({ state: 'visible' });
+  await eventually(async () => assert.equal(await byId('first-run-key').locator('option').count(), 1));
+  assert.match(await text(byId('first-run-key').locator('option')), new RegExp(KEY_NAME));
+  await byId('first-run-model').selectOption('gpt-5');
+  await byId('first-run-prompt').fill('ping from the checklist');
+  await byId('first-run-send').click();
+  await byId('first-run-answer').waitFor();
+  state.successes += 1;
+  // The mock answers with the upstream account's id and echoes the message.
+  assert.match(await text(byId('first-run-answer-text')), /^Hello from \S+! You said: ping from the checklist$/);
+  assert.deepEqual(await firstRunTicks(), { account: 'true', key: 'true', call: 'true' });
+  await byId('first-run-all-done').waitFor({ state: 'visible' });
+  await shotsAt('first-run-done', () => byId('first-run-answer').waitFor());
+  // The call is the key's request, logged as coming from the console.
+  await waitForLogs(1);
+  const logs = await adminGet('/logs');
+  assert.equal(logs.data[0].endpoint, '/admin/playground');
+  assert.equal(logs.data[0].api_key_name, KEY_NAME);
+  assert.equal(logs.data[0].status_code, 200);
+  // Once everything was done, a later visit no longer shows the checklist.
+  await byId('first-run-dismiss').click();
+  assert.equal(await byId('first-run').isVisible(), false);
+  await eventually(async () => assert.ok((await adminGet('/stats/overview')).requests.total >= 1));
+  await page.reload();
+  await byId('stat-cards').waitFor();
+  await settled();
+  await byId('stat-requests-value').waitFor();
+  assert.equal(await byId('first-run').isVisible(), false);
 });
 
 test('proxy: requests with the new key succeed once accounts are imported', async () => {
@@ -406,6 +520,68 @@ test('keys: a disabled key gets 401, enabled again it works', async () => {
   state.successes += 1;
 });
 
+test('keys: the list shows requests today and in the last minute against the limits, and links to the key\'s logs', async () => {
+  const before = state.successes + state.errors;
+  await waitForLogs(before);
+  await go('keys');
+  // Read afresh (the page may have been open since before the last request).
+  await page.reload();
+  await mounted('keys');
+  const row = keyRow(KEY_NAME);
+  // Every request of the key that went upstream counts (the refusal of the disabled key did not).
+  assert.equal(await text(row.getByTestId('key-today-text')), `${before} / ∞`);
+  const minute = Number(await row.getByTestId('key-minute').getAttribute('data-used'));
+  assert.equal(await row.getByTestId('key-minute').getAttribute('data-limit'), '600');
+  assert.ok(minute >= 1 && minute <= before, `last minute ${minute}`);
+  assert.equal(await row.locator('[data-testid="key-minute"] progress').count(), 1, 'a bar against the limit');
+  // One more request: the counters move.
+  assert.equal((await chat(state.key, 'count me')).status, 200);
+  state.successes += 1;
+  await waitForLogs(before + 1);
+  await page.reload();
+  await keyRow(KEY_NAME).waitFor();
+  assert.equal(await text(keyRow(KEY_NAME).getByTestId('key-today-text')), `${before + 1} / ∞`);
+  assert.ok(Number(await keyRow(KEY_NAME).getByTestId('key-minute').getAttribute('data-used')) >= 1);
+
+  // The allowed models are picked from the served ones; an unknown typed name is warned about.
+  await keyRow(KEY_NAME).getByTestId('key-edit').click();
+  await byId('key-dialog').waitFor();
+  await eventually(async () => assert.ok((await byId('key-form-model-option').count()) >= 2));
+  const offered = await byId('key-form-model-option').evaluateAll((els) => els.map((e) => e.dataset.model));
+  assert.ok(offered.includes('gpt-5') && offered.includes('gpt-5-codex'), offered.join());
+  assert.equal(await byId('key-form-models-warning').isVisible(), false);
+  await byId('key-form-models').fill('gpt-5, not-a-served-model');
+  await byId('key-form-models-warning').waitFor({ state: 'visible' });
+  assert.match(await text(byId('key-form-models-warning')), /not-a-served-model/);
+  assert.doesNotMatch(await text(byId('key-form-models-warning')), /gpt-5,/);
+  await shot('en-keys-models-picker');
+  await byId('key-form-cancel').click();
+  await byId('key-dialog').waitFor({ state: 'detached' });
+
+  // Phone: the rows are cards with the status, the counters and the actions in view.
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    const card = keyRow(KEY_NAME);
+    assert.equal(await card.evaluate((el) => getComputedStyle(el).display), 'block');
+    for (const id of ['key-toggle-card', 'key-today', 'key-minute', 'key-logs', 'key-edit', 'key-delete']) {
+      assert.ok(await card.getByTestId(id).isVisible(), `${id} visible on a phone`);
+    }
+    assert.equal(await card.getByTestId('key-toggle').isVisible(), false, 'the table column is folded away');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `keys page is ${overflow}px wider than the screen`);
+  } finally {
+    await page.setViewportSize({ width: 1366, height: 768 });
+  }
+  await shotsAt('keys-counters', () => keyRow(KEY_NAME).getByTestId('key-today').waitFor());
+
+  // "Logs of this key" opens the logs filtered by it.
+  const id = await keyRow(KEY_NAME).getAttribute('data-id');
+  await keyRow(KEY_NAME).getByTestId('key-logs').click();
+  await page.waitForFunction(() => window.location.hash.startsWith('#/logs'));
+  assert.ok(page.url().endsWith(`#/logs?api_key_id=${id}`), page.url());
+  await mounted('logs');
+});
+
 test('dashboard: the requests show in the cards and the charts', async () => {
   const total = state.successes + state.errors;
   await waitForLogs(total);
@@ -427,7 +603,7 @@ test('dashboard: the requests show in the cards and the charts', async () => {
     await byId(`range-${range}`).click();
     await settled();
     assert.equal(await byId(`range-${range}`).getAttribute('aria-pressed'), 'true');
-    for (const chart of ['chart-requests', 'chart-tokens', 'chart-models', 'chart-accounts']) {
+    for (const chart of ['chart-requests', 'chart-tokens', 'chart-models', 'chart-accounts', 'chart-keys']) {
       await byId(`${chart}-canvas`).waitFor();
     }
     assert.equal(await byId('charts').getByTestId('empty-state').count(), 0, range);
@@ -443,6 +619,12 @@ test('dashboard: the requests show in the cards and the charts', async () => {
     return c.data.datasets.map((d) => d.data.reduce((a, b) => a + b, 0));
   });
   assert.deepEqual(series, [total, state.errors], 'requests and errors over time');
+  // The per-key chart: every request was this key's.
+  const byKey = await page.evaluate(() => {
+    const c = window.Chart.getChart(document.querySelector('[data-testid="chart-keys-canvas"]'));
+    return Object.fromEntries(c.data.labels.map((l, i) => [l, c.data.datasets[0].data[i]]));
+  });
+  assert.deepEqual(byKey, { [KEY_NAME]: total });
   await byId('range-24h').click();
   await settled();
   // The prompt cache's share of the input (the mock reports 4 of 12 tokens cached) over time,
@@ -751,6 +933,26 @@ test('screenshots of every page in both languages', async () => {
   assert.ok(await byId('nav-dashboard').isVisible());
   const navTop = await byId('nav-dashboard').evaluate((el) => el.getBoundingClientRect().top);
   assert.ok(navTop > 0 && navTop < 200, `menu stays under the top bar (top ${navTop})`);
+});
+
+test('naming: accounts are "Accounts" and token counts "LLM tokens"', async () => {
+  await go('dashboard');
+  assert.equal(await text(byId('nav-tokens')), 'Accounts');
+  assert.match(await text(byId('stat-accounts')), /^Accounts/);
+  assert.match(await text(byId('stat-tokens')), /^LLM tokens \(24 h\)/);
+  await byId('chart-tokens').waitFor();
+  assert.equal(await text(byId('chart-tokens').locator('h3')), 'LLM tokens');
+  await go('tokens');
+  assert.equal(await text(byId('page-title')), 'Accounts');
+  // No heading, column, menu entry or button calls an account a "token".
+  const labels = await page.locator('h1, h2, h3, th, [data-testid="nav"] a, button').evaluateAll((els) => els.map((e) => e.textContent.trim()));
+  const wrong = labels.filter((l) => /^tokens?$/i.test(l));
+  assert.deepEqual(wrong, []);
+  // Chinese keeps its own words: 账号 for accounts, Token for token counts.
+  await setLang('zh-CN');
+  assert.equal(await text(byId('nav-tokens')), DICT['zh-CN']['nav.tokens']);
+  assert.ok(DICT['zh-CN']['nav.tokens'].includes('账号') && DICT['zh-CN']['stats.tokens24h'].includes('Token'));
+  await setLang('en');
 });
 
 test('on a narrow screen the menu is a drawer and every page still fits', async () => {

@@ -807,6 +807,7 @@ export function mount(el, { params }) {
       setTimeout(() => dropzone.classList.remove('dropzone-active'), 1500);
     }, 50);
   }
+  if (params.get('signin') === '1') openSignIn({ onAdded: () => load() });
 
   return () => {
     disposed = true;

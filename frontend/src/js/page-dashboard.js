@@ -1,9 +1,10 @@
-// Dashboard: stat cards, a live status panel refreshed every 10 s, quick
-// actions, and usage charts for 24h / 7d / 30d.
+// Dashboard: a first-run checklist until the gateway has served a request,
+// stat cards, a live status panel refreshed every 10 s, quick actions, and
+// usage charts for 24h / 7d / 30d.
 
 import { api } from './api.js';
 import { t, fmtNum, fmtCompact, fmtPercent, fmtDuration, fmtTime, fmtDay, fmtRelative } from './i18n.js';
-import { h, icon, setChildren, pageHeader, loadingBlock, errorBlock, emptyBlock } from './ui.js';
+import { h, icon, setChildren, pageHeader, loadingBlock, errorBlock, emptyBlock, busy, field } from './ui.js';
 import { replaceParams } from './router.js';
 import { loadChart, applyChartTheme, themeColor, palette } from './charts.js';
 import { ATTENTION_STATUSES, statusBadge, tokenReason, tokenTitle } from './status.js';
@@ -11,6 +12,10 @@ import { ATTENTION_STATUSES, statusBadge, tokenReason, tokenTitle } from './stat
 const LIVE_INTERVAL_MS = 10_000;
 const LIVE_WINDOW_MIN = 5;
 const RANGES = ['24h', '7d', '30d'];
+
+// The first-run test call's answer (and whether the checklist was hidden), kept
+// across re-renders of the page (a language switch) for the rest of the visit.
+const firstRunState = { answer: null, dismissed: false };
 
 export function mount(el, { params }) {
   let range = RANGES.includes(params.get('range')) ? params.get('range') : '24h';
@@ -60,10 +65,12 @@ export function mount(el, { params }) {
     h('button', { type: 'button', class: 'join-item btn btn-sm', testid: `range-${r}`, dataset: { range: r }, onclick: () => setRange(r) }, t(`range.${r}`)),
   );
   const chartArea = h('div', { class: 'grid grid-cols-1 gap-4 xl:grid-cols-2', testid: 'charts' }, loadingBlock());
+  const firstRun = firstRunChecklist();
 
   setChildren(
     el,
     pageHeader(t('nav.dashboard'), subtitle),
+    firstRun.el,
     cards,
     h('div', { class: 'mt-4 grid grid-cols-1 gap-4 lg:grid-cols-3' }, live, quick),
     h(
@@ -157,6 +164,7 @@ export function mount(el, { params }) {
       if (disposed) return;
       const [recent, recentErr, attention] = rest;
       renderCards(overview);
+      firstRun.update(overview);
       renderLive(
         overview,
         recent.value ? recent.value.total || 0 : null,
@@ -212,6 +220,8 @@ export function mount(el, { params }) {
             ),
           ),
         )
+      : !tk.total
+      ? h('div', { class: 'flex items-center gap-2 py-2 text-sm text-base-content/70', testid: 'attention-empty' }, icon('info', 'h-4 w-4'), t('dashboard.noAccounts'))
       : h('div', { class: 'flex items-center gap-2 py-2 text-sm text-success', testid: 'attention-none' }, icon('checkCircle', 'h-4 w-4'), t('dashboard.allHealthy'));
     setChildren(
       liveBody,
@@ -240,6 +250,153 @@ export function mount(el, { params }) {
         attentionList,
       ),
     );
+  }
+
+  // ---- first run ----------------------------------------------------------
+  // Shown while the gateway has no account, no key or no request yet: add an
+  // account, create a key, then a test call from here (POST /admin/playground)
+  // whose answer shows below. Each step is ticked from the overview's counts.
+  function firstRunChecklist() {
+    const root = h('section', { class: 'card bg-base-100 shadow-sm border border-primary/40 mb-4 hidden', testid: 'first-run' });
+    let built = false;
+    const steps = {};
+    const keySelect = h('select', { class: 'select w-full', testid: 'first-run-key' });
+    const modelSelect = h('select', { class: 'select w-full', testid: 'first-run-model' });
+    const prompt = h('input', { class: 'input w-full', testid: 'first-run-prompt', value: t('dashboard.firstRun.callDefault'), maxlength: '4000' });
+    const send = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'first-run-send' }, icon('zap', 'h-4 w-4'), t('dashboard.firstRun.send'));
+    const result = h('div', { testid: 'first-run-result' });
+    const callForm = h(
+      'form',
+      {
+        class: 'flex flex-col gap-2',
+        testid: 'first-run-call-form',
+        onsubmit: async (e) => {
+          e.preventDefault();
+          const done = busy(send);
+          setChildren(result);
+          try {
+            const r = await api.post('/playground', { api_key_id: Number(keySelect.value), model: modelSelect.value, prompt: prompt.value });
+            firstRunState.answer = r;
+            showAnswer(r);
+          } catch (err) {
+            if (err.status === 401) return;
+            setChildren(result, h('div', { role: 'alert', class: 'alert alert-error alert-soft text-sm', testid: 'first-run-error', dataset: { code: err.code || '' } }, icon('alert', 'h-4 w-4'), h('span', { class: 'break-words min-w-0' }, err.message)));
+          } finally {
+            done();
+          }
+        },
+      },
+      h('div', { class: 'grid grid-cols-1 gap-x-3 sm:grid-cols-2' }, field(t('dashboard.firstRun.callKey'), keySelect), field(t('dashboard.firstRun.callModel'), modelSelect)),
+      field(t('dashboard.firstRun.callPrompt'), prompt),
+      h('div', null, send),
+      result,
+    );
+    function showAnswer(r) {
+      const usage = r.usage || {};
+      setChildren(
+        result,
+        h(
+          'div',
+          { class: 'rounded-box bg-base-200 p-3 flex flex-col gap-1', testid: 'first-run-answer' },
+          h('div', { class: 'text-xs text-base-content/60' }, t('dashboard.firstRun.answer')),
+          h('p', { class: 'whitespace-pre-wrap break-words', testid: 'first-run-answer-text' }, r.answer || '—'),
+          h('div', { class: 'text-xs text-base-content/60' }, t('dashboard.firstRun.answerMeta', { model: r.model, tokens: fmtNum(usage.total_tokens || 0), ms: fmtNum(r.latency_ms || 0) })),
+        ),
+      );
+      tick('call', true);
+      showAllDone();
+    }
+
+    const needs = h('p', { class: 'text-sm text-base-content/60', testid: 'first-run-needs' }, t('dashboard.firstRun.needsSteps'));
+    const allDone = h('div', { class: 'hidden alert alert-success alert-soft text-sm', testid: 'first-run-all-done' });
+
+    function step(name, title, hint, ...body) {
+      const mark = h('span', { class: 'grid place-items-center h-7 w-7 shrink-0 rounded-full border-2 border-base-300 text-base-content/40', testid: `first-run-mark-${name}` }, icon('check', 'h-4 w-4'));
+      const li = h('li', { class: 'flex gap-3', testid: `first-run-step-${name}`, dataset: { done: 'false' } }, mark, h('div', { class: 'flex flex-col gap-2 min-w-0 flex-1' }, h('div', null, h('div', { class: 'font-medium' }, title), h('div', { class: 'text-sm text-base-content/60' }, hint)), body));
+      steps[name] = { li, mark };
+      return li;
+    }
+
+    function tick(name, done) {
+      const s = steps[name];
+      s.li.dataset.done = String(done);
+      s.mark.className = `grid place-items-center h-7 w-7 shrink-0 rounded-full border-2 ${done ? 'border-success bg-success text-success-content' : 'border-base-300 text-base-content/40'}`;
+      s.mark.setAttribute('aria-label', done ? t('dashboard.firstRun.done') : '');
+    }
+
+    function showAllDone() {
+      allDone.classList.remove('hidden');
+      allDone.replaceChildren(icon('checkCircle', 'h-4 w-4'), h('span', null, t('dashboard.firstRun.allDone', { url: `${window.location.origin}/v1` })), h('button', {
+          type: 'button',
+          class: 'btn btn-sm btn-ghost',
+          testid: 'first-run-dismiss',
+          onclick: () => {
+            firstRunState.dismissed = true;
+            root.classList.add('hidden');
+          },
+        }, t('dashboard.firstRun.dismiss')));
+    }
+
+    function build() {
+      built = true;
+      setChildren(
+        root,
+        h(
+          'div',
+          { class: 'card-body gap-4' },
+          h('div', null, h('h2', { class: 'card-title text-base' }, icon('zap', 'h-5 w-5 text-primary'), t('dashboard.firstRun.title')), h('p', { class: 'text-sm text-base-content/60' }, t('dashboard.firstRun.subtitle'))),
+          h(
+            'ol',
+            { class: 'flex flex-col gap-4' },
+            step('account', t('dashboard.firstRun.account'), t('dashboard.firstRun.accountHint'), h('div', { class: 'flex flex-wrap gap-2' }, h('a', { href: '#/tokens?import=1', class: 'btn btn-sm btn-outline', testid: 'first-run-import' }, icon('upload', 'h-4 w-4'), t('dashboard.firstRun.import')), h('a', { href: '#/tokens?signin=1', class: 'btn btn-sm btn-outline', testid: 'first-run-signin' }, icon('users', 'h-4 w-4'), t('dashboard.firstRun.signIn')))),
+            step('key', t('dashboard.firstRun.key'), t('dashboard.firstRun.keyHint'), h('div', null, h('a', { href: '#/keys?create=1', class: 'btn btn-sm btn-outline', testid: 'first-run-create-key' }, icon('plus', 'h-4 w-4'), t('dashboard.createKey')))),
+            step('call', t('dashboard.firstRun.call'), t('dashboard.firstRun.callHint'), needs, callForm),
+          ),
+          allDone,
+        ),
+      );
+    }
+
+    async function fillChoices() {
+      const [keys, models] = await Promise.all([api.get('/api-keys', { page: 1, page_size: 100 }), api.get('/models')]);
+      if (disposed) return;
+      const active = (keys.data || []).filter((k) => k.is_active);
+      const keep = keySelect.value;
+      setChildren(keySelect, active.map((k) => h('option', { value: String(k.id), selected: String(k.id) === keep }, `${k.name} (${k.masked_key})`)));
+      const ids = (models.data || []).map((m) => String(m.id));
+      const keepModel = modelSelect.value;
+      setChildren(modelSelect, ids.map((id) => h('option', { value: id, selected: id === keepModel }, id)));
+    }
+
+    async function update(o) {
+      const accounts = (o.tokens && o.tokens.total) || 0;
+      const keys = (o.api_keys && o.api_keys.total) || 0;
+      const requests = (o.requests && o.requests.total) || 0;
+      const complete = accounts > 0 && keys > 0 && requests > 0;
+      // Once everything is done, the checklist is only kept for the answer just shown.
+      const answer = firstRunState.answer;
+      if (firstRunState.dismissed || (complete && !built && !answer)) return;
+      if (!built) {
+        build();
+        root.classList.remove('hidden');
+      }
+      tick('account', accounts > 0);
+      tick('key', keys > 0);
+      tick('call', requests > 0 || !!answer);
+      const ready = accounts > 0 && keys > 0;
+      needs.classList.toggle('hidden', ready);
+      callForm.classList.toggle('hidden', !ready);
+      if (answer && !result.childElementCount) showAnswer(answer);
+      if (ready && !keySelect.options.length) {
+        try {
+          await fillChoices();
+        } catch {
+          /* the form stays empty; the next refresh tries again */
+        }
+      }
+    }
+
+    return { el: root, update };
   }
 
   // ---- charts -------------------------------------------------------------
@@ -429,6 +586,26 @@ export function mount(el, { params }) {
       );
     } else {
       blocks.push(chartCard('chart-accounts', t('chart.byAccount'), emptyBlock(t('chart.noData'), null, 'users')));
+    }
+
+    // Requests by API key (the busiest ten).
+    const byKey = (Array.isArray(u.by_api_key) ? u.by_api_key : []).filter((x) => x.requests > 0).sort((a, b) => b.requests - a.requests).slice(0, 10);
+    if (byKey.length) {
+      const { canvas, box } = canvasBox('chart-keys');
+      blocks.push(chartCard('chart-keys', t('chart.byKey'), box));
+      charts.push(
+        new Chart(canvas, {
+          type: 'bar',
+          data: { labels: byKey.map((x) => x.name || `#${x.api_key_id}`), datasets: [{ label: t('chart.requestsLabel'), data: byKey.map((x) => x.requests), backgroundColor: themeColor('primary', 0.8), borderRadius: 3, maxBarThickness: 28 }] },
+          options: {
+            indexAxis: 'y',
+            plugins: { legend: { display: false }, tooltip: { callbacks: { label: (c) => `${t('chart.requestsLabel')}: ${fmtNum(c.parsed.x)}` } } },
+            scales: { x: { beginAtZero: true, ticks: { precision: 0, ...compactTicks } }, y: { grid: { display: false }, ticks: { callback: function (v) { const s = this.getLabelForValue(v); const max = this.chart.width < 420 ? 16 : 24; return s.length > max ? `${s.slice(0, max - 1)}…` : s; } } } },
+          },
+        }),
+      );
+    } else {
+      blocks.push(chartCard('chart-keys', t('chart.byKey'), emptyBlock(t('chart.noData'), null, 'key')));
     }
 
     setChildren(chartArea, blocks);

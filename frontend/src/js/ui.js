@@ -90,8 +90,10 @@ export function toastError(err) {
 /**
  * Opens a modal <dialog>. `content` is a node (usually a form). Returns
  * {dialog, close}. The dialog removes itself from the DOM when closed.
+ * With `beforeClose` (a function resolving true to go ahead), Esc, the close
+ * button and a click on the backdrop ask it first; `close()` never does.
  */
-export function openModal({ title, content, testid, wide = false, onClose }) {
+export function openModal({ title, content, testid, wide = false, onClose, beforeClose }) {
   const box = h(
     'div',
     { class: `modal-box ${wide ? 'max-w-3xl' : 'max-w-lg'}` },
@@ -113,6 +115,27 @@ export function openModal({ title, content, testid, wide = false, onClose }) {
     dialog.remove();
     if (onClose) onClose();
   });
+  if (beforeClose) {
+    let asking = false;
+    const ask = async (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      if (asking) return;
+      asking = true;
+      try {
+        if (await beforeClose()) dialog.close();
+      } finally {
+        asking = false;
+      }
+    };
+    // Esc: stopped at its keydown (the browser then sends no close request), and at the
+    // cancel event for browsers that send one anyway.
+    dialog.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && e.target.closest('dialog') === dialog) ask(e);
+    });
+    dialog.addEventListener('cancel', ask);
+    for (const f of dialog.querySelectorAll('form[method="dialog"]')) f.addEventListener('submit', ask);
+  }
   document.body.append(dialog);
   dialog.showModal();
   return { dialog, close: () => dialog.open && dialog.close() };

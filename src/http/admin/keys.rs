@@ -1,5 +1,6 @@
-//! `/admin/api-keys`: create (the full key is shown once), list, update, delete, over
-//! [`KeyService`]. This module parses the requests and renders the key's JSON shape.
+//! `/admin/api-keys`: create (the full key is shown once), list, read, update, delete, over
+//! [`KeyService`]. This module parses the requests and renders the key's JSON shape, with the
+//! key's recent requests (`requests_today`, `requests_last_minute`).
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -9,19 +10,20 @@ use super::{page_of, payload, search_term, Paging};
 use crate::db::api_key;
 use crate::error::AppResult;
 use crate::http::auth::AdminSession;
-use crate::service::keys::KeyChanges;
+use crate::service::keys::{KeyChanges, RecentRequests};
 use crate::service::KeyService;
 
 /// Mounts the key routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api-keys", web::get().to(list))
         .route("/api-keys", web::post().to(create))
+        .route("/api-keys/{id}", web::get().to(read))
         .route("/api-keys/{id}", web::patch().to(update))
         .route("/api-keys/{id}", web::delete().to(delete));
 }
 
-/// The API shape of a key (never its value or hash).
-pub fn to_json(key: &api_key::Model) -> Value {
+/// The API shape of a key (never its value or hash) with its recent requests.
+pub fn to_json(key: &api_key::Model, recent: RecentRequests) -> Value {
     let allowed: Option<Vec<String>> = key
         .allowed_models
         .as_deref()
@@ -40,7 +42,18 @@ pub fn to_json(key: &api_key::Model) -> Value {
         "tokens_used": key.tokens_used,
         "expires_at": key.expires_at,
         "allowed_models": allowed,
+        "requests_today": recent.today,
+        "requests_last_minute": recent.last_minute,
     })
+}
+
+/// The shape of one key, its recent requests read.
+async fn with_recent(keys: &KeyService, row: &api_key::Model) -> AppResult<Value> {
+    let recent = keys.recent_requests(&[row.id]).await?;
+    Ok(to_json(
+        row,
+        recent.get(&row.id).copied().unwrap_or_default(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -63,7 +76,20 @@ async fn list(
     let page = keys
         .list(search_term(query.q.as_deref()).as_deref(), at)
         .await?;
-    Ok(HttpResponse::Ok().json(page_of(&page, at, to_json)))
+    let ids: Vec<i32> = page.rows.iter().map(|k| k.id).collect();
+    let recent = keys.recent_requests(&ids).await?;
+    Ok(HttpResponse::Ok().json(page_of(&page, at, |k| {
+        to_json(k, recent.get(&k.id).copied().unwrap_or_default())
+    })))
+}
+
+async fn read(
+    keys: KeyService,
+    _admin: AdminSession,
+    path: web::Path<i32>,
+) -> AppResult<HttpResponse> {
+    let row = keys.get(*path).await?;
+    Ok(HttpResponse::Ok().json(with_recent(&keys, &row).await?))
 }
 
 async fn create(
@@ -74,7 +100,7 @@ async fn create(
     let created = keys.create(payload::<KeyChanges>(body)?).await?;
     let row = &created.row;
     tracing::info!(admin = %admin.0.user.username, key_id = row.id, name = %row.name, "API key created");
-    let mut out = to_json(row);
+    let mut out = to_json(row, RecentRequests::default());
     out["key"] = Value::from(created.secret);
     Ok(HttpResponse::Created().json(out))
 }
@@ -86,7 +112,7 @@ async fn update(
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
     let row = keys.update(*path, payload::<KeyChanges>(body)?).await?;
-    Ok(HttpResponse::Ok().json(to_json(&row)))
+    Ok(HttpResponse::Ok().json(with_recent(&keys, &row).await?))
 }
 
 async fn delete(

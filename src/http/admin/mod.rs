@@ -7,6 +7,7 @@
 
 pub mod console;
 pub mod keys;
+pub mod playground;
 pub mod session;
 pub mod settings;
 pub mod sign_in;
@@ -25,6 +26,7 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(session::configure)
         .configure(keys::configure)
+        .configure(playground::configure)
         .configure(sign_in::configure)
         .configure(tokens::configure)
         .configure(stats::configure)

@@ -228,7 +228,7 @@ pub async fn serve<E: Endpoint>(
 
 /// The tokens a request is expected to use, reserved against its key's budget while it runs:
 /// its input (about four bytes a token) and an allowance for the answer.
-pub(super) fn estimate_tokens(body: &Bytes) -> i64 {
+pub fn estimate_tokens(body: &Bytes) -> i64 {
     const ANSWER_ALLOWANCE: i64 = 256;
     (body.len() / 4) as i64 + ANSWER_ALLOWANCE
 }
@@ -250,9 +250,19 @@ pub(super) fn observe(
 /// Reads the whole answer and sends it as one JSON body.
 async fn aggregate<A: Aggregate>(
     dispatched: Dispatched,
+    log: RequestLog,
+    aggregator: A,
+) -> Result<HttpResponse, OpenAiError> {
+    let answer = collect(dispatched, log, aggregator).await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// Reads the whole answer into the aggregator's answer, and ends the request's log row.
+pub async fn collect<A: Aggregate>(
+    dispatched: Dispatched,
     mut log: RequestLog,
     mut aggregator: A,
-) -> Result<HttpResponse, OpenAiError> {
+) -> Result<A::Answer, AppError> {
     let Dispatched {
         lease, mut events, ..
     } = dispatched;
@@ -267,12 +277,12 @@ async fn aggregate<A: Aggregate>(
     match aggregator.finish().await {
         Ok(answer) => {
             log.finish(200, None);
-            Ok(HttpResponse::Ok().json(answer))
+            Ok(answer)
         }
         Err(e) => {
             let message = e.to_string();
             log.finish(502, Some(message.clone()));
-            Err(AppError::new(ErrorCode::UpstreamError, message).into())
+            Err(AppError::new(ErrorCode::UpstreamError, message))
         }
     }
 }
