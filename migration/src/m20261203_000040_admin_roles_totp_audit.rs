@@ -21,9 +21,9 @@ impl MigrationTrait for Migration {
         let columns = [
             string_len(Users::Role, 16).default("owner").to_owned(),
             boolean(Users::Disabled).default(false).to_owned(),
-            string_null(Users::TotpSecret).to_owned(),
+            string_null(Users::TotpSecret),
             boolean(Users::TotpEnabled).default(false).to_owned(),
-            big_integer_null(Users::TotpLastStep).to_owned(),
+            big_integer_null(Users::TotpLastStep),
         ];
         for mut column in columns {
             manager

@@ -315,13 +315,13 @@ impl AuthService {
                 "the code is wrong or was already used",
             ));
         }
-        let used = totp_challenge::Entity::update_many()
+        let consumed = totp_challenge::Entity::update_many()
             .col_expr(totp_challenge::Column::UsedAt, Expr::value(now))
             .filter(totp_challenge::Column::Id.eq(row.id.as_str()))
             .filter(totp_challenge::Column::UsedAt.is_null())
             .exec(&self.db)
             .await?;
-        if used.rows_affected != 1 {
+        if consumed.rows_affected != 1 {
             return Err(invalid());
         }
         self.clear_failures(username, client_ip).await?;
@@ -352,14 +352,14 @@ impl AuthService {
         if normalized.len() != 10 {
             return Ok(false);
         }
-        let used = admin_recovery_code::Entity::update_many()
+        let spent = admin_recovery_code::Entity::update_many()
             .col_expr(admin_recovery_code::Column::UsedAt, Expr::value(Utc::now()))
             .filter(admin_recovery_code::Column::UserId.eq(user.id))
             .filter(admin_recovery_code::Column::CodeHash.eq(digest(&normalized)))
             .filter(admin_recovery_code::Column::UsedAt.is_null())
             .exec(&self.db)
             .await?;
-        Ok(used.rows_affected > 0)
+        Ok(spent.rows_affected > 0)
     }
 
     /// Checks a TOTP code against the admin's secret and claims its step, so that it is never

@@ -36,14 +36,12 @@ impl FromRequest for AdminSession {
         // The policy middleware already authenticated the request.
         let known = req.extensions().get::<Session>().cloned();
         Box::pin(async move {
-            let session = match known {
-                Some(session) => session,
-                None => {
-                    let state =
-                        state.ok_or_else(|| AppError::internal("application state missing"))?;
-                    let token = token.ok_or_else(|| AppError::unauthorized("sign in first"))?;
-                    state.auth.authenticate(&token).await?
-                }
+            let session = if let Some(session) = known {
+                session
+            } else {
+                let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
+                let token = token.ok_or_else(|| AppError::unauthorized("sign in first"))?;
+                state.auth.authenticate(&token).await?
             };
             if session.user.must_change_password
                 && !ALLOWED_BEFORE_PASSWORD_CHANGE.contains(&path.as_str())
