@@ -4,6 +4,7 @@
 //   dist/assets/app.css            Tailwind + daisyUI, minified, used classes only
 //   dist/assets/*.js               the ES modules from src/js, copied as they are
 //   dist/assets/chart.umd.min.js   Chart.js, vendored from node_modules
+//   dist/assets/uqr.js             uqr (QR codes), vendored from node_modules
 //   dist/assets/i18n.<lang>.json   translations
 //   dist/assets/favicon.svg
 //
@@ -64,6 +65,8 @@ for (const f of jsFiles) copyFileSync(join(src, 'js', f), join(assets, f));
 for (const [lang, d] of Object.entries(dicts)) writeFileSync(join(assets, `i18n.${lang}.json`), `${JSON.stringify(d)}\n`);
 // chart.js does not export its UMD file as a subpath, so find it beside the main entry.
 copyFileSync(join(dirname(require.resolve('chart.js')), 'chart.umd.min.js'), join(assets, 'chart.umd.min.js'));
+// uqr (QR codes for TOTP enrolment, drawn in the browser): its ES module as it is.
+copyFileSync(join(dirname(require.resolve('uqr')), 'index.mjs'), join(assets, 'uqr.js'));
 
 // ---- 3. CSS ---------------------------------------------------------------
 const cli = join(dirname(require.resolve('@tailwindcss/cli/package.json')), 'dist', 'index.mjs');

@@ -74,6 +74,9 @@ pub struct ServerConfig {
     /// How long a key read from the database is served from memory before it is read again
     /// (the safety net behind change notices).
     pub key_cache_max_age_seconds: u64,
+    /// Origins whose browser pages may call `/v1` (CORS); `*` is any origin, an empty list
+    /// turns CORS off. Never applies to `/admin`.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             import_max_accounts: 10_000,
             max_concurrent_requests_per_key: 64,
             key_cache_max_age_seconds: 60,
+            cors_allowed_origins: vec!["*".into()],
         }
     }
 }
@@ -344,6 +348,8 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
     pub log_retention_days: u32,
+    /// Audit-log rows older than this are deleted.
+    pub audit_retention_days: u32,
     pub cleanup_interval_seconds: u64,
     pub cleanup_batch_size: u64,
 }
@@ -352,6 +358,7 @@ impl Default for RetentionConfig {
     fn default() -> Self {
         Self {
             log_retention_days: 30,
+            audit_retention_days: 365,
             cleanup_interval_seconds: 3600,
             cleanup_batch_size: 5000,
         }
@@ -546,6 +553,26 @@ impl Config {
         }
         if self.websocket.max_frame_bytes < 1024 {
             return bad("websocket.max_frame_bytes", "must be at least 1024");
+        }
+        let origin_ok = |o: &str| {
+            o == "*"
+                || url::Url::parse(o)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.path() == "/")
+                    && !o.trim_end_matches('/').contains(['?', '#'])
+        };
+        if !self
+            .server
+            .cors_allowed_origins
+            .iter()
+            .all(|o| origin_ok(o))
+        {
+            return bad(
+                "server.cors_allowed_origins",
+                "must hold \"*\" or origins such as \"https://chat.example.com\"",
+            );
+        }
+        if self.retention.audit_retention_days == 0 {
+            return bad("retention.audit_retention_days", "must be at least 1");
         }
         Ok(())
     }

@@ -52,6 +52,22 @@ pub enum ErrorCode {
     PasswordChangeRequired,
     /// A cookie-authenticated unsafe request from another origin.
     CrossSiteRequest,
+    /// The admin's role may not do this.
+    Forbidden,
+    /// A disabled admin tried to sign in.
+    AdminDisabled,
+    /// The change would leave no enabled owner.
+    LastOwner,
+    /// Another admin has this username.
+    UsernameTaken,
+    /// A wrong or already used second-factor code.
+    InvalidTotpCode,
+    /// The sign-in challenge is unknown, expired or used.
+    InvalidChallenge,
+    /// TOTP is already enabled.
+    TotpAlreadyEnabled,
+    /// TOTP is not enabled (or not set up).
+    TotpNotEnabled,
 
     // Account sign-in flows.
     /// Too many sign-in flows at once.
@@ -145,6 +161,14 @@ impl ErrorCode {
             C::WeakPassword => spec(S::BAD_REQUEST, INVALID, "weak_password"),
             C::PasswordChangeRequired => spec(S::FORBIDDEN, PERMISSION, "password_change_required"),
             C::CrossSiteRequest => spec(S::FORBIDDEN, PERMISSION, "cross_site_request"),
+            C::Forbidden => spec(S::FORBIDDEN, PERMISSION, "forbidden"),
+            C::AdminDisabled => spec(S::FORBIDDEN, PERMISSION, "admin_disabled"),
+            C::LastOwner => spec(S::CONFLICT, INVALID, "last_owner"),
+            C::UsernameTaken => spec(S::CONFLICT, INVALID, "username_taken"),
+            C::InvalidTotpCode => spec(S::UNAUTHORIZED, AUTH, "invalid_totp_code"),
+            C::InvalidChallenge => spec(S::UNAUTHORIZED, AUTH, "invalid_challenge"),
+            C::TotpAlreadyEnabled => spec(S::CONFLICT, INVALID, "totp_already_enabled"),
+            C::TotpNotEnabled => spec(S::CONFLICT, INVALID, "totp_not_enabled"),
             C::TooManyFlows => spec(S::TOO_MANY_REQUESTS, RATE_LIMIT, "too_many_flows"),
             C::OauthStateMismatch => spec(S::BAD_REQUEST, INVALID, "oauth_state_mismatch"),
             C::OauthDenied => spec(S::BAD_REQUEST, INVALID, "oauth_denied"),

@@ -13,6 +13,7 @@
 
 pub mod actors;
 pub mod affinity;
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod changes;

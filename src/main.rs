@@ -85,6 +85,9 @@ enum AdminAction {
         #[arg(long)]
         stdin: bool,
     },
+    /// Turn off an admin's two-factor sign-in (a lost device): the password alone signs in
+    /// again, and a new device can be enrolled.
+    ResetTotp { username: String },
 }
 
 /// Why a command failed; printed as one line with its cause chain.
@@ -163,6 +166,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Admin {
             action: AdminAction::ResetPassword { username, stdin },
         } => reset_password(config, &username, stdin).await,
+        Command::Admin {
+            action: AdminAction::ResetTotp { username },
+        } => reset_totp(config, &username).await,
         Command::Secrets {
             action: SecretsAction::Rotate,
         } => rotate(&config).await,
@@ -213,6 +219,30 @@ async fn migrate(config: &Config, action: MigrateAction) -> Result<(), CliError>
         }
     }
     Ok(())
+}
+
+async fn reset_totp(config: Config, username: &str) -> Result<(), CliError> {
+    let auth = auth_service(&config).await?;
+    auth.reset_totp(username).await?;
+    println!("two-factor sign-in of '{username}' is off; it signs in with its password alone");
+    Ok(())
+}
+
+/// The sign-in service over the configured database (migrated first).
+async fn auth_service(config: &Config) -> Result<gpt2api::auth::AuthService, CliError> {
+    let db = gpt2api::db::connect(&config.database).await?;
+    gpt2api::db::migrate_up(&db).await?;
+    let secret = gpt2api::auth::jwt::load_or_create_secret(
+        config.auth.jwt_secret.as_ref(),
+        &config.server.data_dir,
+    )
+    .map_err(CliError::Secret)?;
+    Ok(gpt2api::auth::AuthService::new(
+        db,
+        gpt2api::auth::jwt::JwtKeys::new(&secret),
+        config.auth.clone(),
+    )
+    .await?)
 }
 
 async fn reset_password(config: Config, username: &str, from_stdin: bool) -> Result<(), CliError> {

@@ -1,6 +1,7 @@
 //! Retention: usage-log rows older than `log_retention_days` are deleted by a background job in
 //! small batches (short statements, so the log writer is never held up for long), together with
-//! old rollups, expired stored responses, expired admin sessions and old failed sign-ins.
+//! old rollups, expired stored responses, expired admin sessions, old failed sign-ins and
+//! audit-log rows older than `retention.audit_retention_days`.
 
 use std::time::Duration;
 
@@ -53,6 +54,7 @@ pub fn spawn(
     responses: ResponseStore,
     interval: Duration,
     batch: u64,
+    audit_days: u32,
 ) {
     actix_web::rt::spawn(async move {
         // The first run comes one interval after start-up, not during it.
@@ -69,6 +71,12 @@ pub fn spawn(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "deleted expired stored responses"),
                 Err(e) => tracing::error!(error = %e, "cannot delete expired stored responses"),
+            }
+            let audit_days = audit_days.max(1);
+            match crate::audit::purge(&db, audit_days, batch).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, days = audit_days, "deleted old audit-log rows"),
+                Err(e) => tracing::error!(error = %e, "cannot delete old audit-log rows"),
             }
             if let Err(e) = auth.purge_expired().await {
                 tracing::error!(error = %e, "cannot purge expired sessions");

@@ -83,6 +83,9 @@ pub enum StartupError {
     Server(#[source] std::io::Error),
 }
 
+/// Audit entries waiting for the writer at most; more are dropped and counted.
+const AUDIT_CHANNEL_CAPACITY: usize = 4096;
+
 /// A built, not yet running, gateway.
 pub struct Application {
     port: u16,
@@ -162,6 +165,7 @@ impl Application {
             cipher.clone(),
             config.responses.clone(),
         );
+        let audit = crate::audit::AuditHandle::start(db.clone(), AUDIT_CHANNEL_CAPACITY);
         crate::retention::spawn(
             db.clone(),
             settings.clone(),
@@ -169,6 +173,7 @@ impl Application {
             responses.clone(),
             Duration::from_secs(config.retention.cleanup_interval_seconds.max(1)),
             config.retention.cleanup_batch_size,
+            config.retention.audit_retention_days,
         );
 
         // Off the request path: the upstream's model catalog, per plan type.
@@ -195,6 +200,7 @@ impl Application {
             sign_in_flows: crate::sign_in_flows::SignInFlows::new(),
             cipher,
             metrics,
+            audit,
             started_at: Instant::now(),
         };
         let server = build_server(listener, state.clone())?;
@@ -243,6 +249,7 @@ impl Application {
         if let Err(e) = self.state.usage.flush().await {
             tracing::error!(error = %e, "cannot write the buffered usage logs");
         }
+        self.state.audit.flush().await;
         result
     }
 }

@@ -39,5 +39,7 @@ pub struct AppState {
     /// Seals and opens secrets at rest (account tokens, stored responses).
     pub cipher: Arc<crate::crypto::Cipher>,
     pub metrics: crate::metrics::Metrics,
+    /// Records admin actions in the audit log.
+    pub audit: crate::audit::AuditHandle,
     pub started_at: Instant,
 }

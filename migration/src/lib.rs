@@ -12,6 +12,7 @@ mod m20261202_000007_create_responses;
 mod m20261202_000008_create_key_counters;
 mod m20261203_000010_add_api_log_transport;
 mod m20261203_000020_logs_trail_and_usage_history;
+mod m20261203_000040_admin_roles_totp_audit;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_create_key_counters::Migration),
             Box::new(m20261203_000010_add_api_log_transport::Migration),
             Box::new(m20261203_000020_logs_trail_and_usage_history::Migration),
+            Box::new(m20261203_000040_admin_roles_totp_audit::Migration),
         ]
     }
 }

@@ -1,8 +1,11 @@
 //! Admin accounts and sessions: sign-in with throttling, session tokens that can be revoked,
 //! password changes, the first admin, and the operator's password reset.
 
+pub mod admins;
 pub mod jwt;
 pub mod password;
+pub mod roles;
+pub mod totp;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
@@ -35,6 +38,19 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// The longest delay a username under attack adds to its sign-ins.
 const MAX_USERNAME_DELAY: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// What a right password leads to: a session, or, with a second factor, a challenge.
+#[derive(Debug)]
+pub enum LoginStep {
+    /// Signed in.
+    Session(LoginOutcome),
+    /// The second factor is needed: `POST /admin/login/totp` with this challenge.
+    TotpRequired {
+        challenge: String,
+        expires_at: DateTime<Utc>,
+        user: user::Model,
+    },
+}
 
 /// A successful sign-in.
 #[derive(Debug)]
@@ -77,13 +93,9 @@ impl AuthService {
         self.config.cookie_secure
     }
 
-    /// Signs in, enforcing the throttling rules first.
-    pub async fn login(
-        &self,
-        username: &str,
-        pass: &str,
-        client_ip: &str,
-    ) -> AppResult<LoginOutcome> {
+    /// Signs in, enforcing the throttling rules first. An admin with a second factor gets a
+    /// challenge instead of a session; the failures counted so far stay until it is answered.
+    pub async fn login(&self, username: &str, pass: &str, client_ip: &str) -> AppResult<LoginStep> {
         let now = Utc::now();
         check_length(pass)?;
         self.check_throttle(username, client_ip, now).await?;
@@ -108,22 +120,42 @@ impl AuthService {
             ));
         };
 
+        if found.disabled {
+            return Err(AppError::new(
+                ErrorCode::AdminDisabled,
+                "this admin is disabled",
+            ));
+        }
+        if found.totp_enabled {
+            let (challenge, expires_at) = self.open_challenge(found.id, client_ip).await?;
+            return Ok(LoginStep::TotpRequired {
+                challenge,
+                expires_at,
+                user: found,
+            });
+        }
+        self.clear_failures(username, client_ip).await?;
+        let (token, expires_at) = self.open_session(found.id, Some(client_ip)).await?;
+        tracing::info!(username, client_ip, "admin signed in");
+        Ok(LoginStep::Session(LoginOutcome {
+            token,
+            expires_at,
+            user: found,
+        }))
+    }
+
+    /// Forgets the failures of this username from this address (after a full sign-in).
+    async fn clear_failures(&self, username: &str, client_ip: &str) -> AppResult<()> {
         login_failure::Entity::delete_many()
             .filter(login_failure::Column::Username.eq(username))
             .filter(login_failure::Column::ClientIp.eq(client_ip))
             .exec(&self.db)
             .await?;
-        let (token, expires_at) = self.open_session(found.id, Some(client_ip)).await?;
-        tracing::info!(username, client_ip, "admin signed in");
-        Ok(LoginOutcome {
-            token,
-            expires_at,
-            user: found,
-        })
+        Ok(())
     }
 
     /// Checks a password against a hash, one hash per core at a time.
-    async fn verify(&self, pass: &str, phc: String) -> AppResult<bool> {
+    pub(crate) async fn verify(&self, pass: &str, phc: String) -> AppResult<bool> {
         let _permit = self
             .hashing
             .acquire()
@@ -136,7 +168,7 @@ impl AuthService {
     /// Records an attempt as a failure before its password is checked (a success deletes it),
     /// then refuses it if, with the attempts that raced it, its scope is over the limit: of
     /// many concurrent guesses, at most the limit are hashed.
-    async fn count_attempt(
+    pub(crate) async fn count_attempt(
         &self,
         username: &str,
         client_ip: &str,
@@ -173,7 +205,7 @@ impl AuthService {
     /// A username that failed more than the limit (from any address) answers more slowly with
     /// every further failure, but is never locked: the right password from a clean address
     /// still signs in.
-    async fn username_delay(&self, username: &str, now: DateTime<Utc>) -> AppResult<()> {
+    pub(crate) async fn username_delay(&self, username: &str, now: DateTime<Utc>) -> AppResult<()> {
         let window_start = now - Duration::seconds(self.config.login_window_seconds as i64);
         let max = u64::from(self.config.login_max_failures.max(1));
         let failures = login_failure::Entity::find()
@@ -202,7 +234,7 @@ impl AuthService {
 
     /// 429 with `Retry-After` while this username from this address, or this address, has too
     /// many recent failures.
-    async fn check_throttle(
+    pub(crate) async fn check_throttle(
         &self,
         username: &str,
         client_ip: &str,
@@ -238,7 +270,7 @@ impl AuthService {
         Ok(())
     }
 
-    async fn open_session(
+    pub(crate) async fn open_session(
         &self,
         user_id: i32,
         client_ip: Option<&str>,
@@ -283,6 +315,7 @@ impl AuthService {
         let user = user::Entity::find_by_id(session.user_id)
             .one(&self.db)
             .await?
+            .filter(|u| !u.disabled)
             .ok_or_else(unauthorized)?;
         Ok(Session {
             session_id: session.id,
@@ -340,7 +373,7 @@ impl AuthService {
     }
 
     /// Stores a new password and revokes every session of the admin except `keep`.
-    async fn set_password(
+    pub(crate) async fn set_password(
         &self,
         user_id: i32,
         new: &str,
@@ -415,6 +448,9 @@ impl AuthService {
             must_change_password: Set(must_change),
             created_at: Set(now),
             updated_at: Set(now),
+            role: Set(roles::Role::Owner.as_str().to_string()),
+            disabled: Set(false),
+            totp_enabled: Set(false),
             ..Default::default()
         }
         .insert(&self.db)
@@ -461,6 +497,10 @@ impl AuthService {
             );
         login_failure::Entity::delete_many()
             .filter(login_failure::Column::CreatedAt.lt(horizon))
+            .exec(&self.db)
+            .await?;
+        crate::db::totp_challenge::Entity::delete_many()
+            .filter(crate::db::totp_challenge::Column::ExpiresAt.lt(now))
             .exec(&self.db)
             .await?;
         Ok(())

@@ -1,13 +1,16 @@
 //! Database entities and the connection: SQLite (WAL, busy timeout, foreign keys) or PostgreSQL.
 
 pub mod account;
+pub mod admin_recovery_code;
 pub mod admin_session;
 pub mod api_key;
 pub mod api_log;
+pub mod audit_log;
 pub mod login_failure;
 pub mod response_item;
 pub mod setting;
 pub mod stored_response;
+pub mod totp_challenge;
 pub mod usage_hourly;
 pub mod usage_snapshot;
 pub mod user;

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::auth::Session;
 use crate::error::{AppError, ErrorCode};
@@ -13,8 +13,12 @@ use crate::state::AppState;
 pub const SESSION_COOKIE: &str = "gpt2api_session";
 
 /// Paths an admin who must change the password may still use.
-const ALLOWED_BEFORE_PASSWORD_CHANGE: &[&str] =
-    &["/admin/profile", "/admin/change-password", "/admin/logout"];
+const ALLOWED_BEFORE_PASSWORD_CHANGE: &[&str] = &[
+    "/admin/profile",
+    "/admin/me",
+    "/admin/change-password",
+    "/admin/logout",
+];
 
 /// A signed-in admin, from `Authorization: Bearer <jwt>` or the session cookie.
 #[derive(Debug, Clone)]
@@ -29,10 +33,16 @@ impl FromRequest for AdminSession {
         let token =
             bearer(req).or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()));
         let path = req.path().to_string();
+        // The policy middleware already authenticated the request.
+        let known = req.extensions().get::<Session>().cloned();
         Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
-            let token = token.ok_or_else(|| AppError::unauthorized("sign in first"))?;
-            let session = state.auth.authenticate(&token).await?;
+            let session = if let Some(session) = known {
+                session
+            } else {
+                let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
+                let token = token.ok_or_else(|| AppError::unauthorized("sign in first"))?;
+                state.auth.authenticate(&token).await?
+            };
             if session.user.must_change_password
                 && !ALLOWED_BEFORE_PASSWORD_CHANGE.contains(&path.as_str())
             {

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod guard;
 pub mod ops;
+pub mod policy;
 pub mod v1;
 
 use actix_web::body::MessageBody;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
     let body_limit = state.config.server.body_limit_bytes;
     cfg.service(
         web::scope("/admin")
+            .wrap(actix_web::middleware::from_fn(policy::admin_policy))
             .wrap(actix_web::middleware::from_fn(guard::admin_guard))
             .app_data(admin_json_config(body_limit))
             .app_data(admin_query_config())
@@ -30,7 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
             .configure(admin::configure)
             .default_service(web::to(admin_not_found)),
     )
-    .configure(v1::configure)
+    .configure(|cfg| v1::configure(cfg, &state.config.server.cors_allowed_origins))
     .configure(ops::configure)
     .route(
         "/",

@@ -6,6 +6,7 @@
 
 mod admin_auth;
 mod admin_resources;
+mod admins;
 mod cli;
 mod codex_cli;
 mod hardening;

@@ -110,7 +110,11 @@ async fn wrong_content_type_and_oversized_bodies_keep_the_json_shape() {
 #[actix_web::test]
 async fn unknown_routes_answer_json_404() {
     let app = spawn_app().await;
+    // Under /admin, every path but the sign-in and the console's files needs a session first.
     let res = reqwest::get(app.url("/admin/nope")).await.unwrap();
+    assert_eq!(res.status(), 401);
+    let token = app.admin_token().await;
+    let res = app.get("/admin/nope", &token).await;
     assert_eq!(res.status(), 404);
     assert_eq!(admin_error_code(res).await, "not_found");
 }

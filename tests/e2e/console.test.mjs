@@ -1267,6 +1267,198 @@ test('log out: the console is closed until the next sign-in, and returns where t
   await byId('login-form').waitFor();
 });
 
+// ---- several admins, TOTP, audit, CORS (each in its own browser context) -----------------------
+
+/** A new browser context and page, signed in as `username` (through the form). */
+async function signedInPage(username, password) {
+  const ctx = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: 'en-US', colorScheme: 'light', reducedMotion: 'reduce' });
+  ctx.setDefaultTimeout(10_000);
+  const p = await ctx.newPage();
+  p.on('pageerror', (e) => pageErrors.push(String(e && e.message)));
+  await p.goto(CONSOLE);
+  await p.getByTestId('login-form').waitFor();
+  await p.getByTestId('login-username').fill(username);
+  await p.getByTestId('login-password').fill(password);
+  await p.getByTestId('login-submit').click();
+  return { ctx, p };
+}
+
+/** RFC 6238 TOTP (SHA-1, 6 digits, 30 s) of a base32 secret at time step `step`. */
+async function totp(secret, step) {
+  const { createHmac } = await import('node:crypto');
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => Number.parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return String(n).padStart(6, '0');
+}
+
+const nowStep = () => Math.floor(Date.now() / 1000 / 30);
+const admins = {};
+
+test('admins: an owner creates admins with one-time passwords, changes a role, disables and deletes', async () => {
+  const { ctx, p } = await signedInPage(ADMIN, NEW_PASSWORD);
+  admins.owner = { ctx, p };
+  await p.getByTestId('shell').waitFor();
+  await p.goto(`${CONSOLE}#/admins`);
+  await p.getByTestId('admins-table').waitFor();
+  for (const [name, role] of [['e2e-viewer', 'viewer'], ['e2e-operator', 'operator']]) {
+    await p.getByTestId('admins-create-button').click();
+    await p.getByTestId('admin-form-username').fill(name);
+    await p.getByTestId('admin-form-role').selectOption(role);
+    await p.getByTestId('admin-form-submit').click();
+    const once = ((await p.getByTestId('admin-once-password').textContent()) || '').trim();
+    assert.match(once, /^[A-Za-z0-9]{20}$/);
+    admins[name] = once;
+    await p.getByTestId('admin-once-done').click();
+    await p.locator(`[data-testid="admin-row"][data-username="${name}"][data-role="${role}"]`).waitFor();
+  }
+  await p.screenshot({ path: join(ARTIFACTS, 'en-admins.png'), fullPage: true });
+  // The operator becomes a viewer, then is deleted after a confirmation.
+  const op = p.locator('[data-testid="admin-row"][data-username="e2e-operator"]');
+  await op.getByTestId('admin-role').selectOption('viewer');
+  await p.locator('[data-testid="admin-row"][data-username="e2e-operator"][data-role="viewer"]').waitFor();
+  await p.locator('[data-testid="admin-row"][data-username="e2e-operator"]').getByTestId('admin-delete').click();
+  await p.getByTestId('confirm-ok').click();
+  await p.locator('[data-testid="admin-row"][data-username="e2e-operator"]').waitFor({ state: 'detached' });
+  // The only owner cannot be demoted: the server refuses, the row stays an owner.
+  const me = p.locator(`[data-testid="admin-row"][data-username="${ADMIN}"]`);
+  await me.getByTestId('admin-role').selectOption('viewer');
+  await p.locator('[data-testid="toast"][data-kind="error"]').first().waitFor();
+  await p.locator(`[data-testid="admin-row"][data-username="${ADMIN}"][data-role="owner"]`).waitFor();
+});
+
+test('admins: a viewer changes the one-time password, sees no write buttons, and is shut out when disabled', async () => {
+  const { ctx, p } = await signedInPage('e2e-viewer', admins['e2e-viewer']);
+  await p.getByTestId('forced-password').waitFor();
+  const password = 'Viewer-Passw0rd-e2e';
+  await p.getByTestId('cp-current').fill(admins['e2e-viewer']);
+  await p.getByTestId('cp-new').fill(password);
+  await p.getByTestId('cp-confirm').fill(password);
+  await p.getByTestId('cp-submit').click();
+  await p.getByTestId('shell').waitFor();
+  assert.equal(await p.getByTestId('nav-settings').count(), 0, 'no settings for a viewer');
+  assert.equal(await p.getByTestId('nav-admins').count(), 0, 'no admins page for a viewer');
+  await p.getByTestId('nav-keys').click();
+  await p.getByTestId('keys-create-button').waitFor({ state: 'attached' });
+  assert.equal(await p.getByTestId('keys-create-button').isVisible(), false, 'no create button');
+  await p.getByTestId('nav-tokens').click();
+  await p.getByTestId('tokens-signin').waitFor({ state: 'attached' });
+  assert.equal(await p.getByTestId('tokens-signin').isVisible(), false, 'no sign-in button');
+  assert.equal(await p.getByTestId('tokens-export').isVisible(), false, 'no export button');
+  await p.screenshot({ path: join(ARTIFACTS, 'en-viewer-tokens.png'), fullPage: true });
+  // The API refuses a viewer's change whatever the page shows.
+  const res = await p.request.post(`${BASE}/admin/api-keys`, { data: { name: 'nope' }, headers: { origin: BASE } });
+  assert.equal(res.status(), 403);
+  // The audit page is readable by every role.
+  await p.getByTestId('nav-audit').click();
+  await p.locator('[data-testid="audit-row"][data-action="admin.create"]').first().waitFor();
+
+  // Disabled by the owner: the next request of the viewer's session is refused.
+  const owner = admins.owner.p;
+  await owner.goto(`${CONSOLE}#/admins`);
+  await owner.locator('[data-testid="admin-row"][data-username="e2e-viewer"]').getByTestId('admin-disable').click();
+  await owner.locator('[data-testid="admin-row"][data-username="e2e-viewer"][data-disabled="true"]').waitFor();
+  await p.getByTestId('nav-logs').click();
+  await p.waitForFunction(() => window.location.hash.startsWith('#/login'));
+  await ctx.close();
+});
+
+test('totp: enrolment with a locally drawn QR code, then sign-in with a computed code', async () => {
+  const owner = admins.owner.p;
+  await owner.goto(`${CONSOLE}#/account`);
+  await owner.getByTestId('totp-setup').click();
+  await owner.locator('[data-testid="totp-qr"] svg').waitFor();
+  const secret = ((await owner.getByTestId('totp-secret').textContent()) || '').trim();
+  assert.match(secret, /^[A-Z2-7]+=*$/);
+  await owner.getByTestId('totp-code').fill(await totp(secret, nowStep()));
+  await owner.getByTestId('totp-enable').click();
+  const codes = owner.getByTestId('totp-recovery-codes').locator('li');
+  await codes.first().waitFor();
+  assert.equal(await codes.count(), 10);
+  await owner.screenshot({ path: join(ARTIFACTS, 'en-account-totp.png'), fullPage: true });
+
+  const { ctx, p } = await signedInPage(ADMIN, NEW_PASSWORD);
+  await p.getByTestId('login-totp-form').waitFor();
+  await p.getByTestId('login-totp-code').fill('000000' === (await totp(secret, nowStep() + 1)) ? '111111' : '000000');
+  await p.getByTestId('login-totp-submit').click();
+  await p.getByTestId('login-totp-error').waitFor({ state: 'visible' });
+  // The next step's code (the current one was used to enable).
+  await p.getByTestId('login-totp-code').fill(await totp(secret, nowStep() + 1));
+  await p.getByTestId('login-totp-submit').click();
+  await p.getByTestId('shell').waitFor();
+  await ctx.close();
+
+  // Turned off again with the password.
+  await owner.getByTestId('totp-codes-done').click();
+  await owner.getByTestId('totp-disable-input').fill(NEW_PASSWORD);
+  await owner.getByTestId('totp-disable').click();
+  await owner.locator('[data-testid="totp-status"][data-enabled="false"]').waitFor();
+});
+
+test('cors: a chat page served from another origin streams from /v1/chat/completions', async () => {
+  const { createServer } = await import('node:http');
+  const html = '<!doctype html><html><head><title>chat</title></head><body>chat</body></html>';
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(html);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  try {
+    const created = await admins.owner.p.request.post(`${BASE}/admin/api-keys`, { data: { name: 'cors page' }, headers: { origin: BASE } });
+    assert.equal(created.status(), 201);
+    const key = (await created.json()).key;
+    const ctx = await browser.newContext();
+    const p = await ctx.newPage();
+    await p.goto(origin);
+    const out = await p.evaluate(
+      async ({ base, key }) => {
+        const res = await fetch(`${base}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', session_id: 'browser-chat-1' },
+          body: JSON.stringify({ model: 'gpt-5', stream: true, messages: [{ role: 'user', content: 'hello from a browser' }] }),
+        });
+        const reader = res.body.getReader();
+        const decoder = new TextDecoder();
+        let text = '';
+        let chunks = 0;
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          chunks += 1;
+          text += decoder.decode(value, { stream: true });
+        }
+        return { status: res.status, text, chunks, requestId: res.headers.get('x-request-id') };
+      },
+      { base: BASE, key },
+    );
+    assert.equal(out.status, 200);
+    assert.match(out.text, /chat\.completion\.chunk/);
+    assert.match(out.text, /data: \[DONE\]/);
+    assert.ok(out.requestId, 'x-request-id is readable cross-origin');
+    // The admin API stays same-origin: the browser refuses to let the page read it.
+    const admin = await p.evaluate(async (base) => {
+      try {
+        await fetch(`${base}/admin/profile`);
+        return 'readable';
+      } catch {
+        return 'blocked';
+      }
+    }, BASE);
+    assert.equal(admin, 'blocked');
+    await ctx.close();
+  } finally {
+    server.close();
+    await admins.owner.ctx.close();
+  }
+});
+
 test('the page raised no script error and opened no dialog', () => {
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(dialogs, []);

@@ -90,6 +90,10 @@ export function mount(app, { params, session, goAfterLogin }) {
         try {
           const res = await api.post('/login', { username: username.value.trim(), password: password.value });
           if (disposed) return;
+          if (res && res.totp_required) {
+            askCode(res.challenge);
+            return;
+          }
           session.profile = res && res.user ? { ...res.user } : null;
           goAfterLogin(next);
         } catch (err) {
@@ -121,7 +125,55 @@ export function mount(app, { params, session, goAfterLogin }) {
     submit,
   );
 
-  setChildren(app, authFrame(h('div', { class: 'card bg-base-100 shadow-xl border border-base-300' }, form), h('p', { class: 'mt-6 text-center text-xs text-base-content/50' }, t('login.footer'))));
+  // The second step when the admin has TOTP: a code from the app, or a
+  // recovery code, answers the challenge the password earned.
+  function askCode(challenge) {
+    const code = h('input', { class: 'input w-full tabular-nums', name: 'code', autocomplete: 'one-time-code', testid: 'login-totp-code', 'aria-label': t('login.totpCode') });
+    const codeError = h('div', { role: 'alert', class: 'alert alert-error alert-soft hidden text-sm', testid: 'login-totp-error' });
+    const send = h('button', { type: 'submit', class: 'btn btn-primary w-full', testid: 'login-totp-submit' }, t('login.submit'));
+    const step = h(
+      'form',
+      {
+        class: 'card-body gap-4',
+        testid: 'login-totp-form',
+        novalidate: true,
+        onsubmit: async (e) => {
+          e.preventDefault();
+          send.disabled = true;
+          try {
+            const res = await api.post('/login/totp', { challenge, code: code.value.trim() });
+            if (disposed) return;
+            session.profile = res && res.user ? { ...res.user } : null;
+            goAfterLogin(next);
+          } catch (err) {
+            if (disposed) return;
+            send.disabled = false;
+            if (err.code === 'invalid_challenge') {
+              // Expired or used: start again from the password.
+              setChildren(card, form);
+              submit.disabled = false;
+              submit.textContent = t('login.submit');
+              showError(err.message, err.code);
+              return;
+            }
+            codeError.textContent = err.status === 429 ? t('login.tooMany', { s: err.retryAfter || 60 }) : err.message;
+            codeError.classList.remove('hidden');
+            code.select();
+          }
+        },
+      },
+      h('h1', { class: 'text-xl font-semibold' }, t('login.totpTitle')),
+      h('p', { class: 'text-sm text-base-content/60 -mt-2' }, t('login.totpText')),
+      codeError,
+      code,
+      send,
+    );
+    setChildren(card, step);
+    setTimeout(() => code.focus(), 0);
+  }
+
+  const card = h('div', { class: 'card bg-base-100 shadow-xl border border-base-300' }, form);
+  setChildren(app, authFrame(card, h('p', { class: 'mt-6 text-center text-xs text-base-content/50' }, t('login.footer'))));
   document.title = `${t('login.title')} · gpt2api`;
   setTimeout(() => username.focus(), 0);
 

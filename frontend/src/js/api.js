@@ -95,7 +95,8 @@ export async function request(method, path, { query, body, form, signal } = {}) 
     const err = new ApiError(res.status, code, message, parseRetryAfter(res.headers.get('Retry-After')));
     // A 401 for a mistyped password (login, change password) is not a lost
     // session; every other 401 means the cookie expired or was revoked.
-    if (res.status === 401 && code !== 'invalid_credentials' && path !== '/login' && unauthorizedHandler) {
+    const signInStep = path === '/login' || path === '/login/totp' || code === 'invalid_totp_code';
+    if (res.status === 401 && code !== 'invalid_credentials' && !signInStep && unauthorizedHandler) {
       unauthorizedHandler(err);
     }
     throw err;

@@ -9,7 +9,7 @@ import { initI18n, t } from './i18n.js';
 import { applyTheme } from './theme.js';
 import { api, onUnauthorized } from './api.js';
 import { parseHash, navigate, safeNext } from './router.js';
-import { buildShell } from './layout.js';
+import { buildShell, mayOpen } from './layout.js';
 import { h, setChildren, errorBlock, toast, toastError } from './ui.js';
 import * as loginPage from './page-login.js';
 import { mountForced } from './page-password.js';
@@ -18,8 +18,11 @@ import * as keys from './page-keys.js';
 import * as tokens from './page-tokens.js';
 import * as logs from './page-logs.js';
 import * as settings from './page-settings.js';
+import * as admins from './page-admins.js';
+import * as audit from './page-audit.js';
+import * as account from './page-account.js';
 
-const PAGES = { dashboard, keys, tokens, logs, settings };
+const PAGES = { dashboard, keys, tokens, logs, settings, admins, audit, account };
 
 const session = { profile: null };
 let shell = null;
@@ -111,7 +114,9 @@ async function render() {
     return;
   }
 
-  const page = PAGES[name];
+  // The role decides what the console shows (the server enforces it anyway).
+  document.documentElement.dataset.role = session.profile.role || 'viewer';
+  const page = mayOpen(session.profile, name) ? PAGES[name] : null;
   if (!page) {
     // Unknown or empty route (including a stale #/change-password).
     window.location.replace('#/dashboard');

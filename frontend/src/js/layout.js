@@ -5,13 +5,24 @@ import { h, icon } from './ui.js';
 import { t, getLang, otherLang, setLang } from './i18n.js';
 import { getThemePref, setThemePref } from './theme.js';
 
+// `owner` marks the pages only an owner can use (the server refuses the
+// others their API); the menu shows a role what it may open.
 export const NAV = [
   { name: 'dashboard', icon: 'dashboard', label: 'nav.dashboard' },
   { name: 'keys', icon: 'key', label: 'nav.keys' },
   { name: 'tokens', icon: 'users', label: 'nav.tokens' },
   { name: 'logs', icon: 'logs', label: 'nav.logs' },
-  { name: 'settings', icon: 'settings', label: 'nav.settings' },
+  { name: 'audit', icon: 'activity', label: 'nav.audit' },
+  { name: 'account', icon: 'lock', label: 'nav.account' },
+  { name: 'admins', icon: 'users', label: 'nav.admins', owner: true },
+  { name: 'settings', icon: 'settings', label: 'nav.settings', owner: true },
 ];
+
+/** Whether the signed-in admin may open a page. */
+export function mayOpen(profile, name) {
+  const item = NAV.find((n) => n.name === name);
+  return !!item && (!item.owner || (profile && profile.role === 'owner'));
+}
 
 const DRAWER_ID = 'nav-drawer';
 
@@ -89,7 +100,7 @@ export function buildShell(profile, { onLogout }) {
   const menu = h(
     'ul',
     { class: 'nav-menu menu w-full gap-1 p-3 text-base', testid: 'nav' },
-    NAV.map((item) => {
+    NAV.filter((item) => mayOpen(profile, item.name)).map((item) => {
       const a = h('a', { href: `#/${item.name}`, testid: `nav-${item.name}`, onclick: closeDrawer }, icon(item.icon), h('span', null, t(item.label)));
       links.set(item.name, a);
       return h('li', null, a);

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{page_of, payload, search_term, Paging};
+use crate::audit::AuditDetail;
 use crate::db::api_key;
 use crate::error::AppResult;
 use crate::http::auth::AdminSession;
@@ -97,12 +98,16 @@ async fn create(
     admin: AdminSession,
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
+    let summary = Value::Object(body.0.clone());
     let created = keys.create(payload::<KeyChanges>(body)?).await?;
     let row = &created.row;
     tracing::info!(admin = %admin.0.user.username, key_id = row.id, name = %row.name, "API key created");
     let mut out = to_json(row, RecentRequests::default());
     out["key"] = Value::from(created.secret);
-    Ok(HttpResponse::Created().json(out))
+    let mut res = HttpResponse::Created().json(out);
+    res.extensions_mut()
+        .insert(AuditDetail::summary(summary).with_target(format!("api-keys/{}", row.id)));
+    Ok(res)
 }
 
 async fn update(
@@ -111,8 +116,11 @@ async fn update(
     path: web::Path<i32>,
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
+    let summary = Value::Object(body.0.clone());
     let row = keys.update(*path, payload::<KeyChanges>(body)?).await?;
-    Ok(HttpResponse::Ok().json(with_recent(&keys, &row).await?))
+    let mut res = HttpResponse::Ok().json(with_recent(&keys, &row).await?);
+    res.extensions_mut().insert(AuditDetail::summary(summary));
+    Ok(res)
 }
 
 async fn delete(

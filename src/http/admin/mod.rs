@@ -5,6 +5,8 @@
 //! contract's JSON shape. This module holds what they share: paging, search terms, payload
 //! reading and the services as extractors.
 
+pub mod admins;
+pub mod audit;
 pub mod console;
 pub mod keys;
 pub mod playground;
@@ -13,6 +15,7 @@ pub mod settings;
 pub mod sign_in;
 pub mod stats;
 pub mod tokens;
+pub mod totp;
 
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
@@ -31,6 +34,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(tokens::configure)
         .configure(stats::configure)
         .configure(settings::configure)
+        .configure(admins::configure)
+        .configure(totp::configure)
+        .configure(audit::configure)
         .configure(console::configure);
 }
 

@@ -5,7 +5,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::error::AppResult;
+use crate::audit::AuditEntry;
+use crate::auth::{LoginOutcome, LoginStep};
+use crate::error::{AppError, AppResult};
 use crate::http::auth::{AdminSession, SESSION_COOKIE};
 use crate::http::client_ip;
 use crate::state::AppState;
@@ -18,13 +20,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(crate::http::admin_json_config(SIGN_IN_BODY_LIMIT))
             .route(web::post().to(login)),
     )
+    .service(
+        web::resource("/login/totp")
+            .app_data(crate::http::admin_json_config(SIGN_IN_BODY_LIMIT))
+            .route(web::post().to(login_totp)),
+    )
     .route("/logout", web::post().to(logout))
     .service(
         web::resource("/change-password")
             .app_data(crate::http::admin_json_config(SIGN_IN_BODY_LIMIT))
             .route(web::post().to(change_password)),
     )
-    .route("/profile", web::get().to(profile));
+    .route("/profile", web::get().to(profile))
+    .route("/me", web::get().to(profile));
 }
 
 /// The largest sign-in or password-change body (bytes).
@@ -42,10 +50,86 @@ async fn login(
     body: web::Json<LoginBody>,
 ) -> AppResult<HttpResponse> {
     let ip = client_ip(&req, &state.config.server);
-    let outcome = state
+    let username = body.username.trim();
+    let step = state.auth.login(username, &body.password, &ip).await;
+    match step {
+        Err(error) => {
+            audit_failure(&state, username, &ip, "login.failure", &error);
+            Err(error)
+        }
+        Ok(LoginStep::TotpRequired {
+            challenge,
+            expires_at,
+            user,
+        }) => {
+            state.audit.record(
+                AuditEntry::new(user.username.clone(), "login.password_ok")
+                    .by(user.id, &user.role)
+                    .from_ip(ip)
+                    .summary(json!({"second_factor": "required"})),
+            );
+            Ok(HttpResponse::Ok().json(json!({
+                "totp_required": true,
+                "challenge": challenge,
+                "expires_at": expires_at,
+            })))
+        }
+        Ok(LoginStep::Session(outcome)) => {
+            state.audit.record(
+                AuditEntry::new(outcome.user.username.clone(), "login.success")
+                    .by(outcome.user.id, &outcome.user.role)
+                    .from_ip(ip),
+            );
+            Ok(session_answer(&state, &outcome))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginTotpBody {
+    challenge: String,
+    code: String,
+}
+
+async fn login_totp(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginTotpBody>,
+) -> AppResult<HttpResponse> {
+    let ip = client_ip(&req, &state.config.server);
+    match state
         .auth
-        .login(body.username.trim(), &body.password, &ip)
-        .await?;
+        .login_totp(body.challenge.trim(), &body.code, &state.cipher, &ip)
+        .await
+    {
+        Err(error) => {
+            audit_failure(&state, "", &ip, "login.totp_failure", &error);
+            Err(error)
+        }
+        Ok((outcome, user)) => {
+            state.audit.record(
+                AuditEntry::new(user.username.clone(), "login.success")
+                    .by(user.id, &user.role)
+                    .from_ip(ip)
+                    .summary(json!({"second_factor": "totp"})),
+            );
+            Ok(session_answer(&state, &outcome))
+        }
+    }
+}
+
+/// A failed sign-in step in the audit log: the name tried (cut short) and the reason.
+fn audit_failure(state: &AppState, username: &str, ip: &str, action: &str, error: &AppError) {
+    let actor: String = username.chars().take(64).collect();
+    state.audit.record(
+        AuditEntry::new(actor, action)
+            .from_ip(ip)
+            .summary(json!({"reason": error.code().name()})),
+    );
+}
+
+/// The session cookie and the sign-in answer.
+fn session_answer(state: &AppState, outcome: &LoginOutcome) -> HttpResponse {
     let max_age = time::Duration::seconds(state.auth.session_ttl().num_seconds());
     let cookie = Cookie::build(SESSION_COOKIE, outcome.token.clone())
         .path("/admin")
@@ -54,15 +138,17 @@ async fn login(
         .secure(state.auth.cookie_secure())
         .max_age(max_age)
         .finish();
-    Ok(HttpResponse::Ok().cookie(cookie).json(json!({
+    HttpResponse::Ok().cookie(cookie).json(json!({
         "token": outcome.token,
         "expires_at": outcome.expires_at,
         "user": {
             "id": outcome.user.id,
             "username": outcome.user.username,
             "must_change_password": outcome.user.must_change_password,
+            "role": outcome.user.role,
+            "totp_enabled": outcome.user.totp_enabled,
         }
-    })))
+    }))
 }
 
 async fn logout(state: web::Data<AppState>, session: AdminSession) -> AppResult<HttpResponse> {
@@ -100,5 +186,7 @@ async fn profile(session: AdminSession) -> HttpResponse {
         "created_at": user.created_at,
         "updated_at": user.updated_at,
         "must_change_password": user.must_change_password,
+        "role": user.role,
+        "totp_enabled": user.totp_enabled,
     }))
 }

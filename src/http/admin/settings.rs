@@ -23,13 +23,28 @@ async fn patch_settings(
     admin: AdminSession,
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
+    let before = serde_json::to_value(state.settings.get()).unwrap_or_default();
     let next = state.settings.update(&body).await?;
+    let after = serde_json::to_value(&next).unwrap_or_default();
+    let changes: Map<String, Value> = body
+        .keys()
+        .filter(|k| before.get(k.as_str()) != after.get(k.as_str()))
+        .map(|k| {
+            (
+                k.clone(),
+                json!({"from": before.get(k.as_str()), "to": after.get(k.as_str())}),
+            )
+        })
+        .collect();
     state
         .changes
         .publish(crate::changes::Change::SettingsChanged)
         .await;
     tracing::info!(admin = %admin.0.user.username, keys = ?body.keys().collect::<Vec<_>>(), "runtime settings changed");
-    Ok(HttpResponse::Ok().json(next))
+    let mut res = HttpResponse::Ok().json(next);
+    res.extensions_mut()
+        .insert(crate::audit::AuditDetail::summary(Value::Object(changes)));
+    Ok(res)
 }
 
 async fn system(state: web::Data<AppState>, _admin: AdminSession) -> HttpResponse {

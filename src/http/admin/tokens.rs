@@ -14,6 +14,8 @@ use strum::IntoEnumIterator;
 
 use super::{page_of, payload, search_term, Paging};
 use crate::actors::account_pool::{AccountView, BreakerState};
+use crate::audit::AuditDetail;
+use crate::codex::wire::RateLimits;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::auth::AdminSession;
 use crate::service::accounts::{
@@ -164,10 +166,13 @@ async fn update(
     path: web::Path<i32>,
     body: web::Json<Map<String, Value>>,
 ) -> AppResult<HttpResponse> {
+    let summary = Value::Object(body.0.clone());
     let changes: AccountChanges = payload(body)?;
     let entry = accounts.update(*path, changes).await?;
     let live = accounts.live().await;
-    Ok(HttpResponse::Ok().json(to_json(&entry, live.get(&entry.row.id))))
+    let mut res = HttpResponse::Ok().json(to_json(&entry, live.get(&entry.row.id)));
+    res.extensions_mut().insert(AuditDetail::summary(summary));
+    Ok(res)
 }
 
 async fn delete(
@@ -230,13 +235,15 @@ async fn export(
         .map(crate::codex::credentials::AccountCredentials::to_cliproxy_json)
         .collect();
     tracing::info!(admin = %admin.0.user.username, accounts = files.len(), "accounts exported");
+    let count = files.len();
     Ok(HttpResponse::Ok()
         .insert_header((
             "content-disposition",
             "attachment; filename=\"gpt2api-accounts.json\"",
         ))
         .insert_header(("cache-control", "no-store"))
-        .json(files))
+        .json(files)
+        .tap_audit(json!({"accounts": count})))
 }
 
 /// Reads a bulk action's body: `{"ids": [...], "action": ...}`.
@@ -390,12 +397,18 @@ async fn import(
         .map(|f| json!({"source": f.source, "reason": f.reason}))
         .collect();
     tracing::info!(admin = %admin.0.user.username, imported = summary.imported, updated = summary.updated, failed = summary.failed_count, "accounts imported");
-    Ok(HttpResponse::Ok().json(json!({
+    let mut res = HttpResponse::Ok().json(json!({
         "imported": summary.imported,
         "updated": summary.updated,
         "failed": failed,
         "failed_count": summary.failed_count,
-    })))
+    }));
+    res.extensions_mut().insert(AuditDetail::summary(json!({
+        "imported": summary.imported,
+        "updated": summary.updated,
+        "failed_count": summary.failed_count,
+    })));
+    Ok(res)
 }
 
 async fn read_multipart(mut form: Multipart, limit: usize) -> AppResult<Vec<Upload>> {
@@ -440,6 +453,18 @@ async fn read_multipart(mut form: Multipart, limit: usize) -> AppResult<Vec<Uplo
         }
     }
     Ok(uploads)
+}
+
+/// Adds an audit summary to a response.
+trait TapAudit {
+    fn tap_audit(self, summary: Value) -> Self;
+}
+
+impl TapAudit for HttpResponse {
+    fn tap_audit(mut self, summary: Value) -> Self {
+        self.extensions_mut().insert(AuditDetail::summary(summary));
+        self
+    }
 }
 
 fn too_large() -> AppError {

@@ -22,10 +22,80 @@ use self::serve::serve;
 use crate::codex::translate::TranslateError;
 use crate::error::{AppError, ErrorCode, OpenAiError};
 
+/// The request headers a browser client may send besides the CORS-safelisted ones.
+pub const CORS_ALLOWED_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "x-api-key",
+    "session_id",
+    "session-id",
+    "thread-id",
+    "conversation_id",
+    "x-client-request-id",
+    "openai-beta",
+    "openai-organization",
+    "openai-project",
+    "originator",
+    "version",
+    "x-codex-turn-state",
+    "x-codex-turn-metadata",
+    "x-codex-beta-features",
+    "x-codex-window-id",
+    "x-codex-parent-thread-id",
+    "x-codex-installation-id",
+    "x-stainless-os",
+    "x-stainless-lang",
+    "x-stainless-package-version",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-arch",
+    "x-stainless-retry-count",
+    "x-stainless-timeout",
+    "x-stainless-helper-method",
+    "x-stainless-poll-helper",
+];
+
+/// The response headers a browser client may read.
+pub const CORS_EXPOSED_HEADERS: &[&str] = &[
+    "retry-after",
+    "x-request-id",
+    "x-codex-turn-state",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+    "x-codex-primary-used-percent",
+    "x-codex-secondary-used-percent",
+];
+
+/// CORS for `/v1`: browser pages of `origins` (`*`: any) may call the API with a key. Keys are
+/// bearer tokens, never cookies, so credentials are not allowed.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "DELETE", "OPTIONS"])
+        .allowed_headers(CORS_ALLOWED_HEADERS.iter().copied())
+        .expose_headers(CORS_EXPOSED_HEADERS.iter().copied())
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin().send_wildcard();
+    } else {
+        for origin in origins {
+            cors = cors.allowed_origin(origin.trim_end_matches('/'));
+        }
+    }
+    cors
+}
+
 /// Mounts the `/v1` scope.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig, origins: &[String]) {
     cfg.service(
         web::scope("/v1")
+            .wrap(actix_web::middleware::Condition::new(
+                !origins.is_empty(),
+                cors(origins),
+            ))
             .route("/models", web::get().to(models::list))
             .route("/models/{id}", web::get().to(models::retrieve))
             .route("/codex/models", web::get().to(models::codex_catalog))
