@@ -15,7 +15,6 @@ use strum::IntoEnumIterator;
 use super::{page_of, payload, search_term, Paging};
 use crate::actors::account_pool::{AccountView, BreakerState};
 use crate::audit::AuditDetail;
-use crate::codex::wire::RateLimits;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::auth::AdminSession;
 use crate::service::accounts::{

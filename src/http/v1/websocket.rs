@@ -461,6 +461,7 @@ async fn serve_turn(
         mut events,
         rate_limits,
         turn_state,
+        headers: _,
     } = dispatched;
     let account_id = lease.account_id;
     let mut relay = endpoint.relay(account_id);
