@@ -10,6 +10,7 @@ mod m20261126_000005_create_settings;
 mod m20261126_000006_create_usage_hourly;
 mod m20261202_000007_create_responses;
 mod m20261202_000008_create_key_counters;
+mod m20261203_000050_create_webhooks;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_create_usage_hourly::Migration),
             Box::new(m20261202_000007_create_responses::Migration),
             Box::new(m20261202_000008_create_key_counters::Migration),
+            Box::new(m20261203_000050_create_webhooks::Migration),
         ]
     }
 }

@@ -10,6 +10,8 @@ pub mod setting;
 pub mod stored_response;
 pub mod usage_hourly;
 pub mod user;
+pub mod webhook;
+pub mod webhook_delivery;
 
 use std::time::Duration;
 
