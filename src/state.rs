@@ -37,5 +37,7 @@ pub struct AppState {
     /// Seals and opens secrets at rest (account tokens, stored responses).
     pub cipher: Arc<crate::crypto::Cipher>,
     pub metrics: crate::metrics::Metrics,
+    /// Hands events to the webhook notifier.
+    pub webhooks: crate::actors::webhooks::WebhookHandle,
     pub started_at: Instant,
 }

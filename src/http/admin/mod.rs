@@ -12,6 +12,7 @@ pub mod settings;
 pub mod sign_in;
 pub mod stats;
 pub mod tokens;
+pub mod webhooks;
 
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(tokens::configure)
         .configure(stats::configure)
         .configure(settings::configure)
+        .configure(webhooks::configure)
         .configure(console::configure);
 }
 
@@ -95,4 +97,10 @@ macro_rules! service_extractor {
     )+};
 }
 
-service_extractor!(AccountService, KeyService, SignInService, StatsService);
+service_extractor!(
+    AccountService,
+    KeyService,
+    SignInService,
+    StatsService,
+    crate::service::webhooks::WebhookService
+);
