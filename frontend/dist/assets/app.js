@@ -18,8 +18,11 @@ import * as keys from './page-keys.js';
 import * as tokens from './page-tokens.js';
 import * as logs from './page-logs.js';
 import * as settings from './page-settings.js';
+import * as notifications from './page-notifications.js';
 
-const PAGES = { dashboard, keys, tokens, logs, settings };
+const PAGES = { dashboard, keys, tokens, logs, settings, notifications };
+// Pages reached from another page's screen keep that page's menu entry lit.
+const PARENT = { notifications: 'settings' };
 
 const session = { profile: null };
 let shell = null;
@@ -122,7 +125,7 @@ async function render() {
     shell = buildShell(session.profile, { onLogout: logout });
     setChildren(app, shell.root);
   }
-  shell.setActive(name);
+  shell.setActive(PARENT[name] || name);
   shell.main.replaceChildren();
   window.scrollTo(0, 0);
   document.title = `${t(`nav.${name}`)} · gpt2api`;
