@@ -17,3 +17,4 @@ mod responses_state;
 mod server;
 mod sign_in;
 mod stats;
+mod webhooks;
