@@ -244,6 +244,7 @@ impl Application {
         if let Err(e) = self.state.usage.flush().await {
             tracing::error!(error = %e, "cannot write the buffered usage logs");
         }
+        self.state.webhooks.stop();
         result
     }
 }

@@ -18,6 +18,7 @@
 //! `retry_for_seconds` after the event, then given up. At most `max_concurrency` calls are in
 //! flight, each with `timeout_seconds`, and redirects are not followed.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +89,7 @@ impl EventKind {
 
 /// What an event is about, for deduplication: the same event of the same subject is sent once
 /// per window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Subject {
     Account(i32),
     Key(i32),
@@ -123,6 +124,12 @@ struct Poll;
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Done;
+
+/// Stops the notifier (at shutdown): calls in flight are dropped and stay pending in the
+/// database, for the next start or another instance.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Stop;
 
 /// The status of a delivery.
 pub const PENDING: &str = "pending";
@@ -194,7 +201,19 @@ pub struct Notifier {
     polling: bool,
     /// When the retention job last ran.
     cleaned_at: Option<std::time::Instant>,
+    /// Events being recorded (claim and rows) at the moment.
+    recording: usize,
+    /// Events this instance claimed, and when: repeats within the window are dropped without
+    /// asking the database. At most [`MAX_RECENT`] entries.
+    recent: HashMap<(EventKind, Subject), std::time::Instant>,
+    /// Events dropped: a full mailbox (counted by the handle) or too many being recorded.
+    dropped: Arc<AtomicU64>,
 }
+
+/// Events recorded at once at most; more are dropped (and counted).
+const MAX_RECORDING: usize = 64;
+/// Recently claimed events remembered at most.
+const MAX_RECENT: usize = 10_000;
 
 impl Notifier {
     /// A notifier over `db`, opening the webhooks' secrets with `cipher`.
@@ -218,6 +237,9 @@ impl Notifier {
             in_flight: 0,
             polling: false,
             cleaned_at: None,
+            recording: 0,
+            recent: HashMap::new(),
+            dropped: Arc::default(),
         })
     }
 
@@ -521,15 +543,45 @@ impl Handler<Event> for Notifier {
     type Result = ();
 
     fn handle(&mut self, event: Event, ctx: &mut Self::Context) {
-        let db = self.db.clone();
         let window = Duration::from_secs(self.config.dedup_window_seconds);
         let kind = event.kind;
-        let fut = Self::record(db, window, event);
-        ctx.spawn(fut.into_actor(self).map(move |result, _, ctx| match result {
-            Ok(0) => {}
-            Ok(_) => ctx.notify(Poll),
-            Err(e) => {
-                tracing::error!(event = kind.as_str(), error = %e, "cannot record a webhook event");
+        // A repeat this instance already claimed: no need to ask the database.
+        let key = (kind, event.subject);
+        if kind != EventKind::Test {
+            if self
+                .recent
+                .get(&key)
+                .is_some_and(|at| at.elapsed() < window)
+            {
+                return;
+            }
+            if self.recent.len() >= MAX_RECENT {
+                self.recent.retain(|_, at| at.elapsed() < window);
+                if self.recent.len() >= MAX_RECENT {
+                    self.recent.clear();
+                }
+            }
+            self.recent.insert(key, std::time::Instant::now());
+        }
+        if self.recording >= MAX_RECORDING {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                event = kind.as_str(),
+                dropped,
+                "too many webhook events at once: event dropped"
+            );
+            return;
+        }
+        self.recording += 1;
+        let fut = Self::record(self.db.clone(), window, event);
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            act.recording -= 1;
+            match result {
+                Ok(0) => {}
+                Ok(_) => ctx.notify(Poll),
+                Err(e) => {
+                    tracing::error!(event = kind.as_str(), error = %e, "cannot record a webhook event");
+                }
             }
         }));
     }
@@ -588,6 +640,14 @@ impl Handler<Poll> for Notifier {
     }
 }
 
+impl Handler<Stop> for Notifier {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
 impl Handler<Done> for Notifier {
     type Result = ();
 
@@ -615,9 +675,10 @@ impl WebhookHandle {
     pub fn start(notifier: Notifier) -> Self {
         let limit_near_percent = notifier.config.limit_near_percent;
         let refresh_failures = notifier.config.refresh_failures.max(1);
+        let dropped = notifier.dropped.clone();
         Self {
             addr: Some(notifier.start()),
-            dropped: Arc::default(),
+            dropped,
             limit_near_percent,
             refresh_failures,
         }
@@ -649,6 +710,13 @@ impl WebhookHandle {
     pub fn kick(&self) {
         if let Some(addr) = &self.addr {
             let _ = addr.try_send(Poll);
+        }
+    }
+
+    /// Stops sending (at shutdown); what is pending stays in the database.
+    pub fn stop(&self) {
+        if let Some(addr) = &self.addr {
+            addr.do_send(Stop);
         }
     }
 
