@@ -1269,7 +1269,7 @@ impl Actor for AccountPool {
         });
         // Cooldowns end without a message: look again every second.
         ctx.run_interval(Duration::from_secs(1), |act, _| {
-            act.check_serving(Utc::now())
+            act.check_serving(Utc::now());
         });
     }
 }

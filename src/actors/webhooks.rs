@@ -154,7 +154,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 }
 
 /// The body of an event: `{"id","event","created_at","data"}`.
-pub fn envelope(kind: EventKind, data: Value, at: DateTime<Utc>) -> (String, String) {
+pub fn envelope(kind: EventKind, data: &Value, at: DateTime<Utc>) -> (String, String) {
     let id = format!("evt_{}", uuid::Uuid::new_v4().simple());
     let body = json!({
         "id": id,
@@ -275,7 +275,7 @@ impl Notifier {
         if subscribed.is_empty() {
             return Ok(0);
         }
-        let (event_id, body) = envelope(event.kind, event.data, now);
+        let (event_id, body) = envelope(event.kind, &event.data, now);
         for hook in &subscribed {
             enqueue(&db, hook.id, &event_id, event.kind, &body).await?;
         }
@@ -283,7 +283,7 @@ impl Notifier {
     }
 
     fn retention_due(&mut self) -> bool {
-        let every = Duration::from_secs(3600);
+        let every = Duration::from_hours(1);
         let due = self.cleaned_at.is_none_or(|at| at.elapsed() >= every);
         if due {
             self.cleaned_at = Some(std::time::Instant::now());
@@ -355,11 +355,11 @@ async fn claim_due(
         .limit(max as u64)
         .all(db)
         .await?;
-    let held = now + chrono::Duration::from_std(hold).unwrap_or_default();
+    let until = now + chrono::Duration::from_std(hold).unwrap_or_default();
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
         let won = webhook_delivery::Entity::update_many()
-            .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(held))
+            .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(until))
             .filter(webhook_delivery::Column::Id.eq(row.id))
             .filter(webhook_delivery::Column::Status.eq(PENDING))
             .filter(webhook_delivery::Column::NextAttemptAt.eq(row.next_attempt_at))
@@ -600,7 +600,7 @@ impl Handler<Poll> for Notifier {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(deleted = n, "old webhook deliveries deleted"),
                         Err(e) => {
-                            tracing::error!(error = %e, "cannot delete old webhook deliveries")
+                            tracing::error!(error = %e, "cannot delete old webhook deliveries");
                         }
                     }
                 }

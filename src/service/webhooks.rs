@@ -228,7 +228,7 @@ impl WebhookService {
         let hook = self.find(id).await?;
         let (event_id, body) = webhooks::envelope(
             EventKind::Test,
-            json!({"webhook_id": hook.id, "name": hook.name}),
+            &json!({"webhook_id": hook.id, "name": hook.name}),
             Utc::now(),
         );
         let row = webhooks::enqueue(&self.db, hook.id, &event_id, EventKind::Test, &body).await?;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use hmac::{Hmac, Mac};
 use mock_upstream::MockUpstream;
+use sea_orm::EntityTrait;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -304,7 +305,6 @@ async fn webhooks_are_validated_and_their_secret_is_shown_once() {
     assert_eq!(list["data"][1]["url"], "https://***@example.com/h");
 
     // Stored sealed, not in clear.
-    use sea_orm::EntityTrait;
     let rows = gpt2api::db::webhook::Entity::find()
         .all(&app.state.db)
         .await
