@@ -26,6 +26,50 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub limits: LimitsConfig,
     pub websocket: WebsocketConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// Webhook notifications: how events are delivered, retried, deduplicated and kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Events waiting for the notifier at most; more are dropped (and counted).
+    pub mailbox_capacity: usize,
+    /// Deliveries sent at once at most.
+    pub max_concurrency: usize,
+    /// Timeout of one delivery call, connection included.
+    pub timeout_seconds: u64,
+    /// The first retry waits this long; each next one twice as long (at most an hour).
+    pub retry_initial_seconds: u64,
+    /// A delivery is given up this long after its event.
+    pub retry_for_seconds: u64,
+    /// The same event of the same account or key is sent once within this window.
+    pub dedup_window_seconds: u64,
+    /// `account.refresh_failed` fires after this many failed refreshes in a row.
+    pub refresh_failures: u32,
+    /// `account.limit_near` fires when a usage window reaches this percent.
+    pub limit_near_percent: f64,
+    /// Deliveries older than this are deleted.
+    pub retention_days: u32,
+    /// How often the notifier looks for deliveries due (others' and retries).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            mailbox_capacity: 1024,
+            max_concurrency: 4,
+            timeout_seconds: 10,
+            retry_initial_seconds: 10,
+            retry_for_seconds: 6 * 3600,
+            dedup_window_seconds: 3600,
+            refresh_failures: 3,
+            limit_near_percent: 90.0,
+            retention_days: 14,
+            poll_interval_ms: 1000,
+        }
+    }
 }
 
 /// Where the keys' request limits are counted when several instances share them.
@@ -573,6 +617,22 @@ impl Config {
         }
         if self.retention.audit_retention_days == 0 {
             return bad("retention.audit_retention_days", "must be at least 1");
+        }
+        let hooks = &self.webhooks;
+        if hooks.mailbox_capacity == 0 || hooks.max_concurrency == 0 {
+            return bad(
+                "webhooks.mailbox_capacity and webhooks.max_concurrency",
+                "must be at least 1",
+            );
+        }
+        if !(1..=300).contains(&hooks.timeout_seconds) {
+            return bad("webhooks.timeout_seconds", "must be between 1 and 300");
+        }
+        if hooks.refresh_failures == 0 {
+            return bad("webhooks.refresh_failures", "must be at least 1");
+        }
+        if !(1.0..=100.0).contains(&hooks.limit_near_percent) {
+            return bad("webhooks.limit_near_percent", "must be between 1 and 100");
         }
         Ok(())
     }

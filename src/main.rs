@@ -297,9 +297,10 @@ async fn rotate(config: &Config) -> Result<(), CliError> {
     let count =
         gpt2api::secrets::reseal(&db, &cipher, gpt2api::secrets::Reseal::NotCurrent).await?;
     println!(
-        "re-encrypted {} account(s) and {} stored response(s) with key {}",
+        "re-encrypted {} account(s), {} stored response(s) and {} webhook secret(s) with key {}",
         count.accounts,
         count.responses,
+        count.webhooks,
         cipher.key_id()
     );
     if configured.is_none() {

@@ -2,13 +2,13 @@
 //! with the [`Cipher`] (AES-256-GCM, the key id in each value), opened where they are used
 //! (the pool, the refresh scheduler, the export), and re-sealed by [`reseal`]: on start for rows
 //! still in clear, and by `gpt2api secrets rotate` for every row not sealed with the current
-//! key (stored responses too).
+//! key (stored responses and webhook secrets too).
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
 use crate::crypto::{Cipher, CryptoError};
-use crate::db::{account, stored_response};
+use crate::db::{account, stored_response, webhook};
 
 /// Which values [`reseal`] seals again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub struct ResealCount {
     pub accounts: u64,
     /// Stored responses written again.
     pub responses: u64,
+    /// Webhook secrets written again.
+    pub webhooks: u64,
 }
 
 /// Why values could not be sealed again.
@@ -42,6 +44,13 @@ pub enum ResealError {
     #[error("stored response {id}: {source}")]
     Response {
         id: String,
+        #[source]
+        source: CryptoError,
+    },
+    /// A webhook's secret was sealed with a key that is not configured.
+    #[error("webhook {id}: {source}")]
+    Webhook {
+        id: i32,
         #[source]
         source: CryptoError,
     },
@@ -161,6 +170,25 @@ pub async fn reseal(
                 .exec(db)
                 .await?;
             count.responses += result.rows_affected;
+        }
+        let rows = webhook::Entity::find()
+            .filter(webhook::Column::Secret.not_like(&pattern))
+            .all(db)
+            .await?;
+        for row in rows {
+            let secret = cipher
+                .open_text(&row.secret)
+                .map_err(|source| ResealError::Webhook { id: row.id, source })?;
+            let result = webhook::Entity::update_many()
+                .col_expr(
+                    webhook::Column::Secret,
+                    Expr::value(cipher.seal_text(&secret)),
+                )
+                .filter(webhook::Column::Id.eq(row.id))
+                .filter(webhook::Column::Secret.eq(row.secret.as_str()))
+                .exec(db)
+                .await?;
+            count.webhooks += result.rows_affected;
         }
     }
     Ok(count)

@@ -146,7 +146,15 @@ impl Application {
             );
         }
         let metrics = crate::metrics::Metrics::new().map_err(StartupError::Metrics)?;
-        let actors = start_actors(&config, &db, &settings, &cipher, &metrics).await?;
+        let webhooks = crate::actors::webhooks::WebhookHandle::start(
+            crate::actors::webhooks::Notifier::new(
+                db.clone(),
+                cipher.clone(),
+                config.webhooks.clone(),
+            )
+            .map_err(StartupError::Client)?,
+        );
+        let actors = start_actors(&config, &db, &settings, &cipher, &metrics, &webhooks).await?;
         let changes = crate::changes::Changes::new(db.clone());
         crate::changes::start_listener(
             changes.clone(),
@@ -201,6 +209,7 @@ impl Application {
             cipher,
             metrics,
             audit,
+            webhooks,
             started_at: Instant::now(),
         };
         let server = build_server(listener, state.clone())?;
@@ -250,6 +259,7 @@ impl Application {
             tracing::error!(error = %e, "cannot write the buffered usage logs");
         }
         self.state.audit.flush().await;
+        self.state.webhooks.stop();
         result
     }
 }
@@ -270,6 +280,7 @@ async fn start_actors(
     settings: &SettingsStore,
     cipher: &Arc<crate::crypto::Cipher>,
     metrics: &crate::metrics::Metrics,
+    webhooks: &crate::actors::webhooks::WebhookHandle,
 ) -> Result<Actors, StartupError> {
     let timeout = Duration::from_millis(config.pool.actor_timeout_ms.max(1));
     let upstream = CodexClient::new(config.codex.clone()).map_err(StartupError::Client)?;
@@ -281,6 +292,7 @@ async fn start_actors(
             config.pool.affinity_max_pins,
         )
         .with_cipher(cipher.clone())
+        .with_notifier(webhooks.clone())
         .start(),
         timeout,
     );
@@ -295,6 +307,7 @@ async fn start_actors(
             Duration::from_secs(config.pool.refresh_check_interval_seconds.max(1)),
         )
         .with_cipher(cipher.clone())
+        .with_notifier(webhooks.clone())
         .start(),
     );
     // Off the request path: probes idle accounts' usage windows.
@@ -326,7 +339,8 @@ async fn start_actors(
         )),
         timeout,
     )
-    .with_counters(counters);
+    .with_counters(counters)
+    .with_notifier(webhooks.clone());
     tracing::info!(counters = keys.counters(), "key limits counted");
 
     let mut changes = settings.subscribe();

@@ -41,5 +41,7 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Records admin actions in the audit log.
     pub audit: crate::audit::AuditHandle,
+    /// Hands events to the webhook notifier.
+    pub webhooks: crate::actors::webhooks::WebhookHandle,
     pub started_at: Instant,
 }

@@ -13,6 +13,7 @@ mod m20261202_000008_create_key_counters;
 mod m20261203_000010_add_api_log_transport;
 mod m20261203_000020_logs_trail_and_usage_history;
 mod m20261203_000040_admin_roles_totp_audit;
+mod m20261203_000050_create_webhooks;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_add_api_log_transport::Migration),
             Box::new(m20261203_000020_logs_trail_and_usage_history::Migration),
             Box::new(m20261203_000040_admin_roles_totp_audit::Migration),
+            Box::new(m20261203_000050_create_webhooks::Migration),
         ]
     }
 }

@@ -719,6 +719,54 @@ pub struct AccountPool {
     turns: Pins,
     /// The tie-breaking seed of `quota_aware` for requests without a conversation.
     spread: u64,
+    /// Tells the webhooks of accounts near their limits or signed out, and of the pool
+    /// running dry and recovering.
+    notifier: super::webhooks::WebhookHandle,
+    /// Whether some account could serve at the last look (`pool.exhausted` fires when this
+    /// turns false, `pool.recovered` when it turns true again).
+    serving: bool,
+}
+
+/// The `account.limit_near` events of an account's windows at or above `percent`.
+fn notify_near_limits(
+    notifier: &super::webhooks::WebhookHandle,
+    account_id: i32,
+    limits: &RateLimits,
+) {
+    use super::webhooks::{EventKind, Subject};
+    let percent = notifier.limit_near_percent;
+    let windows = [
+        (
+            "primary",
+            limits.primary_used_percent,
+            limits.primary_window_minutes,
+            limits.primary_resets_at,
+        ),
+        (
+            "secondary",
+            limits.secondary_used_percent,
+            limits.secondary_window_minutes,
+            limits.secondary_resets_at,
+        ),
+    ];
+    let near = windows
+        .into_iter()
+        .filter(|(_, used, _, _)| used.is_some_and(|u| percent > 0.0 && u >= percent))
+        .max_by(|a, b| a.1.unwrap_or(0.0).total_cmp(&b.1.unwrap_or(0.0)));
+    if let Some((window, used, minutes, resets_at)) = near {
+        notifier.emit(
+            EventKind::LimitNear,
+            Subject::Account(account_id),
+            serde_json::json!({
+                "account_id": account_id,
+                "window": window,
+                "used_percent": used,
+                "window_minutes": minutes,
+                "resets_at": resets_at,
+                "threshold_percent": percent,
+            }),
+        );
+    }
 }
 
 impl AccountPool {
@@ -740,6 +788,56 @@ impl AccountPool {
             pins: Pins::new(max_pins),
             turns: Pins::new(max_pins),
             spread: 0,
+            notifier: super::webhooks::WebhookHandle::default(),
+            serving: true,
+        }
+    }
+
+    /// Tells `notifier` of accounts near their limits or signed out, and of the pool running
+    /// dry and recovering.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: super::webhooks::WebhookHandle) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Looks whether some account can serve now, and tells the webhooks when that changed.
+    /// A pool with no usable account at all (none imported, all disabled) is not "exhausted":
+    /// it never served.
+    fn check_serving(&mut self, now: DateTime<Utc>) {
+        use super::webhooks::{EventKind, Subject};
+        let ceiling = self.settings.quota_ceiling_percent;
+        let mut counted = 0usize;
+        let mut serving = false;
+        let mut back_at: Option<DateTime<Utc>> = None;
+        for account in self.accounts.values().filter(|a| a.enabled) {
+            counted += 1;
+            match account.gate(now, ceiling) {
+                Gate::Open | Gate::Trial | Gate::Refreshing => serving = true,
+                Gate::Blocked { until, .. } => {
+                    back_at = Some(back_at.map_or(until, |b| b.min(until)));
+                }
+                Gate::Out => {}
+            }
+        }
+        if counted == 0 || serving == self.serving {
+            return;
+        }
+        self.serving = serving;
+        if serving {
+            tracing::info!("an account can serve again");
+            self.notifier.emit(
+                EventKind::PoolRecovered,
+                Subject::Pool,
+                serde_json::json!({"accounts": counted}),
+            );
+        } else {
+            tracing::warn!("no account can serve");
+            self.notifier.emit(
+                EventKind::PoolExhausted,
+                Subject::Pool,
+                serde_json::json!({"accounts": counted, "next_available_at": back_at}),
+            );
         }
     }
 
@@ -1008,11 +1106,13 @@ impl AccountPool {
                 account.breaker.succeeded(now);
                 if let Some(limits) = limits {
                     account.learn_step(&limits);
+                    notify_near_limits(&self.notifier, id, &limits);
                     account.rate_limits = Some(limits);
                 }
                 return None;
             }
             Outcome::Observed(limits) => {
+                notify_near_limits(&self.notifier, id, &limits);
                 account.rate_limits = Some(limits);
                 return None;
             }
@@ -1055,6 +1155,11 @@ impl AccountPool {
             Outcome::Unauthorized(message) => {
                 account.status = AccountStatus::NeedsRelogin;
                 account.refreshing_since = None;
+                self.notifier.emit(
+                    super::webhooks::EventKind::NeedsRelogin,
+                    super::webhooks::Subject::Account(id),
+                    serde_json::json!({"account_id": id, "reason": message}),
+                );
                 message
             }
         };
@@ -1134,6 +1239,7 @@ impl AccountPool {
             // Traffic brought fresher windows while the probe ran.
             return (None, false);
         }
+        notify_near_limits(&self.notifier, msg.account_id, &report.limits);
         account.rate_limits = Some(report.limits.clone());
         let usage_cooling = account.cooldown_until.is_some_and(|u| u > now)
             && account.cooldown_reason == Some(Cooldown::UsageLimit);
@@ -1240,6 +1346,10 @@ impl Actor for AccountPool {
             act.pins.sweep(std::time::Instant::now(), ttl);
             act.turns.sweep(std::time::Instant::now(), ttl);
         });
+        // Cooldowns end without a message: look again every second.
+        ctx.run_interval(Duration::from_secs(1), |act, _| {
+            act.check_serving(Utc::now());
+        });
     }
 }
 
@@ -1247,7 +1357,11 @@ impl Handler<Checkout> for AccountPool {
     type Result = Result<Lease, PoolError>;
 
     fn handle(&mut self, msg: Checkout, _: &mut Self::Context) -> Self::Result {
-        self.checkout(&msg)
+        let picked = self.checkout(&msg);
+        if picked.is_err() {
+            self.check_serving(Utc::now());
+        }
+        picked
     }
 }
 

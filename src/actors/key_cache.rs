@@ -463,6 +463,8 @@ pub struct KeyCacheHandle {
     shared: Arc<Shared>,
     timeout: Duration,
     counters: crate::limits::Counters,
+    /// Tells the webhooks of keys hitting a limit.
+    notifier: super::webhooks::WebhookHandle,
 }
 
 impl KeyCacheHandle {
@@ -474,7 +476,29 @@ impl KeyCacheHandle {
             shared,
             timeout,
             counters: crate::limits::Counters::default(),
+            notifier: super::webhooks::WebhookHandle::default(),
         }
+    }
+
+    /// Tells `notifier` of keys hitting a limit.
+    pub fn with_notifier(mut self, notifier: super::webhooks::WebhookHandle) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Fires `key.limit_reached` when `error` is one of the key's own limits.
+    fn notify_limit(&self, key: &KeyRecord, error: &LimitError) {
+        let limit = match error {
+            LimitError::PerMinute { .. } => "rpm_limit",
+            LimitError::PerDay { .. } => "daily_request_limit",
+            LimitError::Tokens => "total_token_limit",
+            _ => return,
+        };
+        self.notifier.emit(
+            super::webhooks::EventKind::KeyLimitReached,
+            super::webhooks::Subject::Key(key.id),
+            serde_json::json!({"key_id": key.id, "name": key.name, "limit": limit}),
+        );
     }
 
     /// Counts the per-minute and per-day limits in `counters` when they are shared.
@@ -535,10 +559,14 @@ impl KeyCacheHandle {
             max_concurrent,
             local_counts: !shared,
         };
-        super::ask(&self.addr, msg, self.timeout, "key cache").await??;
+        if let Err(e) = super::ask(&self.addr, msg, self.timeout, "key cache").await? {
+            self.notify_limit(&key, &e);
+            return Err(e);
+        }
         if shared {
             if let Err(e) = self.counters.admit(&key).await {
                 self.release(key.id, 0, estimate);
+                self.notify_limit(&key, &e);
                 return Err(e);
             }
         }

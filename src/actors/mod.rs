@@ -9,6 +9,7 @@ pub mod key_cache;
 pub mod refresher;
 pub mod usage_log;
 pub mod usage_probe;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -22,6 +22,7 @@ use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilt
 use tokio::sync::oneshot;
 
 use super::account_pool::AccountPoolHandle;
+use super::webhooks::{EventKind, Subject, WebhookHandle};
 use super::ActorError;
 use crate::codex::client::{CodexClient, RefreshError};
 use crate::codex::credentials::{access_token_expiry, id_token_info};
@@ -106,6 +107,10 @@ pub struct Refresher {
     in_flight: HashMap<i32, Waiters>,
     /// Seals the tokens it stores and opens those it reads.
     cipher: Option<Arc<crate::crypto::Cipher>>,
+    /// Tells the webhooks of accounts that need a new sign-in or keep failing to refresh.
+    notifier: WebhookHandle,
+    /// Account id -> refreshes failed in a row (transiently); at most one entry per account.
+    failures: HashMap<i32, u32>,
 }
 
 impl Refresher {
@@ -126,6 +131,40 @@ impl Refresher {
             instance: Arc::from(uuid::Uuid::new_v4().to_string()),
             in_flight: HashMap::new(),
             cipher: None,
+            notifier: WebhookHandle::default(),
+            failures: HashMap::new(),
+        }
+    }
+
+    /// Tells `notifier` of accounts that need a new sign-in or keep failing to refresh.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: WebhookHandle) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Counts a refresh's outcome; `refresh_failures` transient failures in a row fire
+    /// `account.refresh_failed`.
+    fn count_outcome(&mut self, account_id: i32, result: &Result<Refreshed, RefreshFailure>) {
+        match result {
+            Err(e) if !e.permanent => {
+                let count = self.failures.entry(account_id).or_default();
+                *count += 1;
+                if *count >= self.notifier.refresh_failures {
+                    self.notifier.emit(
+                        EventKind::RefreshFailed,
+                        Subject::Account(account_id),
+                        serde_json::json!({
+                            "account_id": account_id,
+                            "consecutive_failures": *count,
+                            "reason": e.message,
+                        }),
+                    );
+                }
+            }
+            _ => {
+                self.failures.remove(&account_id);
+            }
         }
     }
 
@@ -159,8 +198,10 @@ impl Refresher {
             account_id,
             stale,
             cipher: self.cipher.clone(),
+            notifier: self.notifier.clone(),
         };
         ctx.spawn(job.run().into_actor(self).map(move |result, act, _| {
+            act.count_outcome(account_id, &result);
             for tx in act.in_flight.remove(&account_id).unwrap_or_default() {
                 let _ = tx.send(result.clone());
             }
@@ -256,6 +297,7 @@ struct RefreshJob {
     account_id: i32,
     stale: Option<Arc<str>>,
     cipher: Option<Arc<crate::crypto::Cipher>>,
+    notifier: WebhookHandle,
 }
 
 impl RefreshJob {
@@ -414,6 +456,15 @@ impl RefreshJob {
                     self.pool
                         .needs_relogin(self.account_id, message.clone())
                         .await;
+                    self.notifier.emit(
+                        EventKind::NeedsRelogin,
+                        Subject::Account(self.account_id),
+                        serde_json::json!({
+                            "account_id": self.account_id,
+                            "email": row.email,
+                            "reason": message,
+                        }),
+                    );
                     return Err(RefreshFailure {
                         permanent: true,
                         message,

@@ -14,6 +14,8 @@ pub mod totp_challenge;
 pub mod usage_hourly;
 pub mod usage_snapshot;
 pub mod user;
+pub mod webhook;
+pub mod webhook_delivery;
 
 use std::time::Duration;
 

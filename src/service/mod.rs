@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod keys;
 pub mod sign_in;
 pub mod stats;
+pub mod webhooks;
 
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, PrimaryKeyTrait, QueryFilter,

@@ -22,3 +22,4 @@ mod server;
 mod sign_in;
 mod stats;
 mod websocket;
+mod webhooks;

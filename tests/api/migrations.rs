@@ -39,6 +39,9 @@ async fn migrations_up_down_up() {
         "tokens",
         "api_logs",
         "settings",
+        "webhooks",
+        "webhook_deliveries",
+        "webhook_claims",
     ] {
         assert!(table_exists(&db, table).await, "{table} exists after up");
     }

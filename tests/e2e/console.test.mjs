@@ -13,7 +13,9 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -1150,6 +1152,76 @@ test('settings: a changed runtime setting is saved and kept after a reload', asy
   assert.match(await text(byId('system-version')), /^v\d+\.\d+\.\d+/);
   assert.equal(await text(byId('system-database')), 'SQLite');
   assert.ok((await text(byId('system-upstream'))).startsWith('http://127.0.0.1:'));
+});
+
+test('notifications: create a webhook (secret shown once), send a test, see it delivered', async () => {
+  // A receiver for the deliveries, in this process.
+  const received = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${server.address().port}/hook`;
+  try {
+    await clickNav('settings');
+    await byId('notifications-link').click();
+    await page.waitForFunction(() => window.location.hash.startsWith('#/notifications') && document.querySelector('[data-testid="webhooks-table"]'));
+    await settled();
+    assert.equal(await page.locator('[data-testid="nav-settings"]').getAttribute('aria-current'), 'page', 'the Settings entry stays lit');
+
+    // Create: a wrong address is explained in the form; then it is created.
+    await byId('webhook-create').click();
+    await byId('webhook-form-name').fill('e2e hook');
+    await byId('webhook-form-url').fill('ftp://nowhere');
+    await byId('webhook-event-key.limit_reached').uncheck();
+    await byId('webhook-form-submit').click();
+    await byId('webhook-form-error').waitFor({ state: 'visible' });
+    assert.match(await text(byId('webhook-form-error')), /url/);
+    await byId('webhook-form-url').fill(url);
+    await byId('webhook-form-submit').click();
+    await byId('new-secret-dialog').waitFor();
+    const secret = await text(byId('new-secret-value'));
+    assert.match(secret, /^whsec_[A-Za-z0-9]{32}$/);
+    await byId('new-secret-copy').click();
+    await expectToast('success', DICT.en['hooks.copied']);
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret);
+    await byId('new-secret-done').click();
+    const row = page.locator('[data-testid="webhook-row"][data-name="e2e hook"]');
+    await row.waitFor();
+    const listed = await adminGet('/webhooks');
+    assert.ok(!JSON.stringify(listed).includes(secret), 'the secret is never listed');
+    const hook = listed.data.find((w) => w.name === 'e2e hook');
+    assert.ok(!hook.events.includes('key.limit_reached') && hook.events.includes('pool.exhausted'));
+
+    // Send a test: the receiver gets it signed, and the deliveries show it delivered.
+    await row.getByTestId('webhook-test').click();
+    await expectToast('success', 'e2e hook');
+    await eventually(() => assert.equal(received.length, 1));
+    const [{ headers, body }] = received;
+    const [t, v1] = headers['x-gpt2api-signature'].split(',').map((p) => p.split('=')[1]);
+    assert.equal(createHmac('sha256', secret).update(`${t}.${body}`).digest('hex'), v1);
+    assert.equal(JSON.parse(body).event, 'webhook.test');
+    await byId('deliveries-card').waitFor();
+    await eventually(async () => {
+      await byId('deliveries-refresh').click();
+      await settled();
+      assert.equal(await page.locator('[data-testid="delivery-row"][data-status="delivered"]').count(), 1);
+    });
+    assert.equal(await text(page.locator('[data-testid="delivery-row"]').first().getByTestId('delivery-status')), DICT.en['hooks.status.delivered']);
+    await shot('notifications-en');
+
+    // Disable it.
+    await row.getByTestId('webhook-toggle').click();
+    await expectToast('success', 'e2e hook');
+    assert.equal((await adminGet('/webhooks')).data.find((w) => w.name === 'e2e hook').is_enabled, false);
+  } finally {
+    server.close();
+  }
 });
 
 test('keys: delete asks for confirmation, then the key stops working', async () => {

@@ -21,8 +21,11 @@ import * as settings from './page-settings.js';
 import * as admins from './page-admins.js';
 import * as audit from './page-audit.js';
 import * as account from './page-account.js';
+import * as notifications from './page-notifications.js';
 
-const PAGES = { dashboard, keys, tokens, logs, settings, admins, audit, account };
+const PAGES = { dashboard, keys, tokens, logs, settings, admins, audit, account, notifications };
+// Pages reached from another page's screen keep that page's menu entry lit.
+const PARENT = { notifications: 'settings' };
 
 const session = { profile: null };
 let shell = null;
@@ -127,7 +130,7 @@ async function render() {
     shell = buildShell(session.profile, { onLogout: logout });
     setChildren(app, shell.root);
   }
-  shell.setActive(name);
+  shell.setActive(PARENT[name] || name);
   shell.main.replaceChildren();
   window.scrollTo(0, 0);
   document.title = `${t(`nav.${name}`)} · gpt2api`;

@@ -46,6 +46,17 @@ export function mount(el) {
         h('section', { class: 'card bg-base-100 shadow-sm border border-base-300', testid: 'system-card' }, h('div', { class: 'card-body' }, h('h2', { class: 'card-title text-base' }, icon('server', 'h-5 w-5'), t('settings.system')), systemBody)),
         h(
           'section',
+          { class: 'card bg-base-100 shadow-sm border border-base-300', testid: 'notifications-card' },
+          h(
+            'div',
+            { class: 'card-body' },
+            h('h2', { class: 'card-title text-base' }, icon('bell', 'h-5 w-5'), t('hooks.cardTitle')),
+            h('p', { class: 'text-sm text-base-content/70' }, t('hooks.cardText')),
+            h('div', { class: 'card-actions justify-end' }, h('a', { class: 'btn btn-sm btn-primary', href: '#/notifications', testid: 'notifications-link' }, t('hooks.open'))),
+          ),
+        ),
+        h(
+          'section',
           { class: 'card bg-base-100 shadow-sm border border-base-300', testid: 'password-card' },
           h('div', { class: 'card-body' }, h('h2', { class: 'card-title text-base' }, icon('lock', 'h-5 w-5'), t('password.title')), passwordForm({})),
         ),

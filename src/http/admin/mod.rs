@@ -16,6 +16,7 @@ pub mod sign_in;
 pub mod stats;
 pub mod tokens;
 pub mod totp;
+pub mod webhooks;
 
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
@@ -37,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(admins::configure)
         .configure(totp::configure)
         .configure(audit::configure)
+        .configure(webhooks::configure)
         .configure(console::configure);
 }
 
@@ -103,4 +105,10 @@ macro_rules! service_extractor {
     )+};
 }
 
-service_extractor!(AccountService, KeyService, SignInService, StatsService);
+service_extractor!(
+    AccountService,
+    KeyService,
+    SignInService,
+    StatsService,
+    crate::service::webhooks::WebhookService
+);
