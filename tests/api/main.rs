@@ -21,5 +21,5 @@ mod responses_state;
 mod server;
 mod sign_in;
 mod stats;
-mod websocket;
 mod webhooks;
+mod websocket;
