@@ -178,7 +178,9 @@ impl AuditHandle {
     pub fn start(db: DatabaseConnection, capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let stats = Arc::new(AuditStats::default());
-        actix_web::rt::spawn(write_loop(db, rx, stats.clone()));
+        // A task of the runtime (not of the current arbiter's local set), so that a write cut
+        // short at shutdown is dropped where its database connection can go back to the pool.
+        tokio::spawn(write_loop(db, rx, stats.clone()));
         Self { tx, stats }
     }
 

@@ -573,13 +573,13 @@ impl Handler<Event> for Notifier {
             return;
         }
         self.recording += 1;
-        let fut = Self::record(self.db.clone(), window, event);
+        let fut = on_runtime(Self::record(self.db.clone(), window, event));
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.recording -= 1;
             match result {
-                Ok(0) => {}
-                Ok(_) => ctx.notify(Poll),
-                Err(e) => {
+                None | Some(Ok(0)) => {}
+                Some(Ok(_)) => ctx.notify(Poll),
+                Some(Err(e)) => {
                     tracing::error!(event = kind.as_str(), error = %e, "cannot record a webhook event");
                 }
             }
@@ -596,7 +596,10 @@ impl Handler<Poll> for Notifier {
             let days = self.config.retention_days;
             ctx.spawn(
                 async move {
-                    match clean(&db, days).await {
+                    match on_runtime(async move { clean(&db, days).await })
+                        .await
+                        .unwrap_or(Ok(0))
+                    {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(deleted = n, "old webhook deliveries deleted"),
                         Err(e) => {
@@ -615,26 +618,33 @@ impl Handler<Poll> for Notifier {
         let db = self.db.clone();
         // A claimed delivery is someone else's to retry only once its call surely ended.
         let hold = Duration::from_secs(self.config.timeout_seconds.max(1) + 30);
-        let due = async move { claim_due(&db, free, hold).await };
+        let due = on_runtime(async move { claim_due(&db, free, hold).await });
         ctx.spawn(due.into_actor(self).map(|due, act, ctx| {
             act.polling = false;
             let rows = match due {
-                Ok(rows) => rows,
-                Err(e) => {
+                None => return,
+                Some(Ok(rows)) => rows,
+                Some(Err(e)) => {
                     tracing::error!(error = %e, "cannot look for webhook deliveries due");
                     return;
                 }
             };
             for row in rows {
                 act.in_flight += 1;
-                let job = deliver(
+                let job = on_runtime(deliver(
                     act.db.clone(),
                     act.cipher.clone(),
                     act.http.clone(),
                     act.config.clone(),
                     row,
+                ));
+                ctx.spawn(
+                    async move {
+                        job.await;
+                    }
+                    .into_actor(act)
+                    .map(|(), _, ctx| ctx.notify(Done)),
                 );
-                ctx.spawn(job.into_actor(act).map(|(), _, ctx| ctx.notify(Done)));
             }
         }));
     }
@@ -656,6 +666,18 @@ impl Handler<Done> for Notifier {
         // More may be waiting for a free slot.
         ctx.notify(Poll);
     }
+}
+
+/// Runs the notifier's database and delivery work as a task of the runtime rather than of the
+/// actor's context: work cut short at shutdown is then dropped inside the runtime, where a
+/// database connection it holds can still go back to its pool. `None` when the task did not
+/// finish (shutdown).
+async fn on_runtime<F>(work: F) -> Option<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(work).await.ok()
 }
 
 /// The producers' way to the notifier. A handle without a notifier (unit tests, tools) drops
