@@ -197,14 +197,25 @@ for scenario in "${scenarios[@]}"; do
     started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     run_codex "$home" "Say hello over the socket" || continue
     check "the answer is the mock's" '"Hello from mock-account-" in last' "$home"
-    curl -fsS -H "authorization: Bearer $admin_token" \
-      "$gateway_url/admin/logs?page_size=100&since=$started" >"$home/logs.json"
-    if ! python3 - "$home/logs.json" <<'EOF'; then
+    # The usage log is written in batches: wait (at most 10 s) for the turn's rows.
+    verdict=1
+    for _ in $(seq 1 40); do
+      curl -fsS -H "authorization: Bearer $admin_token" \
+        "$gateway_url/admin/logs?page_size=100&since=$started" >"$home/logs.json"
+      verdict=0
+      python3 - "$home/logs.json" <<'EOF' || verdict=$?
 import json, sys
 rows = json.load(open(sys.argv[1]))["data"]
 rows = [r for r in rows if r.get("endpoint") == "/v1/responses"]
-sys.exit(0 if rows and all(r.get("transport") == "websocket" for r in rows) else 1)
+# 2: no row yet; 1: a row that came over HTTP; 0: every row came over the WebSocket.
+sys.exit(2 if not rows else 0 if all(r.get("transport") == "websocket" for r in rows) else 1)
 EOF
+      [ "$verdict" -eq 2 ] || break
+      sleep 0.25
+    done
+    if [ "$verdict" -eq 2 ]; then
+      fail "no log row of the turn within 10 s"
+    elif [ "$verdict" -ne 0 ]; then
       fail "the turn went over HTTP (the gateway's log rows do not say transport websocket)"
     fi
     ;;
