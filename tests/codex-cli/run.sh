@@ -194,7 +194,8 @@ for scenario in "${scenarios[@]}"; do
     echo "== 4. a custom provider over WebSocket"
     reset_mock
     home="$(codex_home websocket gw true)"
-    started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    # To the nanosecond: the rows of the scenario before may share its second.
+    started="$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)"
     run_codex "$home" "Say hello over the socket" || continue
     check "the answer is the mock's" '"Hello from mock-account-" in last' "$home"
     # The usage log is written in batches: wait (at most 10 s) for the turn's rows.
