@@ -9,7 +9,7 @@ import { initI18n, t } from './i18n.js';
 import { applyTheme } from './theme.js';
 import { api, onUnauthorized } from './api.js';
 import { parseHash, navigate, safeNext } from './router.js';
-import { buildShell, mayOpen } from './layout.js';
+import { buildShell, mayOpen, PARENT } from './layout.js';
 import { h, setChildren, errorBlock, toast, toastError } from './ui.js';
 import * as loginPage from './page-login.js';
 import { mountForced } from './page-password.js';
@@ -24,8 +24,6 @@ import * as account from './page-account.js';
 import * as notifications from './page-notifications.js';
 
 const PAGES = { dashboard, keys, tokens, logs, settings, admins, audit, account, notifications };
-// Pages reached from another page's screen keep that page's menu entry lit.
-const PARENT = { notifications: 'settings' };
 
 const session = { profile: null };
 let shell = null;

@@ -18,9 +18,13 @@ export const NAV = [
   { name: 'settings', icon: 'settings', label: 'nav.settings', owner: true },
 ];
 
+// Pages without a menu entry of their own, opened from another page's screen:
+// they follow that page's rule (and keep its menu entry lit).
+export const PARENT = { notifications: 'settings' };
+
 /** Whether the signed-in admin may open a page. */
 export function mayOpen(profile, name) {
-  const item = NAV.find((n) => n.name === name);
+  const item = NAV.find((n) => n.name === (PARENT[name] || name));
   return !!item && (!item.owner || (profile && profile.role === 'owner'));
 }
 
