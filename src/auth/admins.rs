@@ -103,17 +103,7 @@ impl AuthService {
             .with_param("username"));
         }
         let pass = password::generate();
-        let owned = pass.clone();
-        let phc = {
-            let _permit = self
-                .hashing
-                .acquire()
-                .await
-                .map_err(|_| AppError::internal("the hashing semaphore is closed"))?;
-            actix_web::web::block(move || password::hash(&owned))
-                .await?
-                .map_err(AppError::internal)?
-        };
+        let phc = self.hash(&pass).await?;
         let now = Utc::now();
         let row = user::ActiveModel {
             username: Set(username.to_string()),

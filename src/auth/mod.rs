@@ -165,6 +165,19 @@ impl AuthService {
         Ok(actix_web::web::block(move || password::verify(&candidate, &phc)).await?)
     }
 
+    /// Hashes a new password, one hash per core at a time.
+    pub(crate) async fn hash(&self, pass: &str) -> AppResult<String> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| AppError::internal("the hashing semaphore is closed"))?;
+        let owned = pass.to_string();
+        actix_web::web::block(move || password::hash(&owned))
+            .await?
+            .map_err(AppError::internal)
+    }
+
     /// Records an attempt as a failure before its password is checked (a success deletes it),
     /// then refuses it if, with the attempts that raced it, its scope is over the limit: of
     /// many concurrent guesses, at most the limit are hashed.
@@ -380,17 +393,7 @@ impl AuthService {
         must_change: bool,
         keep: Option<&str>,
     ) -> AppResult<()> {
-        let owned = new.to_string();
-        let phc = {
-            let _permit = self
-                .hashing
-                .acquire()
-                .await
-                .map_err(|_| AppError::internal("the hashing semaphore is closed"))?;
-            actix_web::web::block(move || password::hash(&owned))
-                .await?
-                .map_err(AppError::internal)?
-        };
+        let phc = self.hash(new).await?;
         let now = Utc::now();
         let txn = self.db.begin().await?;
         user::Entity::update_many()
