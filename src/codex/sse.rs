@@ -109,9 +109,14 @@ pub fn encode_frame(event: Option<&str>, data: &str) -> String {
     out
 }
 
-/// Writes a `data:`-only frame holding `value` as compact JSON.
-pub fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, serde_json::Error> {
-    Ok(encode_frame(None, &serde_json::to_string(value)?))
+/// Writes a `data:`-only frame holding `value` as compact JSON, in one buffer (compact JSON
+/// holds no newline, so it is one `data:` line as it is).
+pub fn encode_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"data: ");
+    serde_json::to_writer(&mut out, value)?;
+    out.extend_from_slice(b"\n\n");
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -188,8 +193,8 @@ mod tests {
         assert_eq!(encode_frame(None, "y"), "data: y\n\n");
         assert_eq!(encode_frame(None, "a\nb"), "data: a\ndata: b\n\n");
         assert_eq!(
-            encode_json(&serde_json::json!({"a": 1})).expect("serialises"),
-            "data: {\"a\":1}\n\n"
+            encode_json(&serde_json::json!({"a": 1, "t": "x\ny"})).expect("serialises"),
+            b"data: {\"a\":1,\"t\":\"x\\ny\"}\n\n"
         );
         // What the encoder writes, the decoder reads back.
         let written = encode_frame(Some("e"), "l1\nl2");

@@ -11,6 +11,8 @@
 pub mod classify;
 pub mod events;
 
+pub use events::Parsed;
+
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;

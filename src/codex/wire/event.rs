@@ -109,6 +109,13 @@ impl StreamEvent {
         if data.trim() == "[DONE]" {
             return Ok(Self::Unknown);
         }
+        // The upstream's events carry their `type`: read straight into the typed event, with
+        // no intermediate JSON value. Only an event without `type` takes the long way round.
+        match serde_json::from_str::<Self>(data) {
+            Ok(parsed) => return Ok(parsed),
+            Err(e) if event.is_none() => return Err(e),
+            Err(_) => {}
+        }
         let mut value: Value = serde_json::from_str(data)?;
         if let (Value::Object(obj), Some(name)) = (&mut value, event) {
             obj.entry("type")

@@ -17,7 +17,7 @@ use crate::actors::key_cache::KeyRecord;
 use crate::codex::sse::SseFrame;
 use crate::codex::wire::{StreamError, StreamEvent, StreamOutcome};
 use crate::conversation::{Conversation, Hints, Opening};
-use crate::dispatch::{dispatch_logged, Dispatched, UpstreamRequest};
+use crate::dispatch::{dispatch_logged, Dispatched, Parsed, UpstreamRequest};
 use crate::error::{AppError, ErrorCode, OpenAiError};
 use crate::request_log::RequestLog;
 use crate::state::AppState;
@@ -233,18 +233,12 @@ pub fn estimate_tokens(body: &Bytes) -> i64 {
     (body.len() / 4) as i64 + ANSWER_ALLOWANCE
 }
 
-/// The event in an upstream frame, if it is one, and the end of the answer it announces; its
-/// usage goes to the log.
-pub(super) fn observe(
-    frame: &SseFrame,
-    log: &mut RequestLog,
-) -> (Option<StreamEvent>, Option<StreamOutcome>) {
-    let event = StreamEvent::parse(frame.event.as_deref(), &frame.data).ok();
-    let outcome = event.as_ref().and_then(|event| {
+/// The end of the answer an upstream event announces, if it does; its usage goes to the log.
+pub(super) fn observe(event: Option<&StreamEvent>, log: &mut RequestLog) -> Option<StreamOutcome> {
+    event.and_then(|event| {
         log.usage(event.usage());
         event.outcome()
-    });
-    (event, outcome)
+    })
 }
 
 /// Reads the whole answer and sends it as one JSON body.
@@ -266,8 +260,8 @@ pub async fn collect<A: Aggregate>(
     let Dispatched {
         lease, mut events, ..
     } = dispatched;
-    while let Some(frame) = events.next_frame().await {
-        let (event, outcome) = observe(&frame, &mut log);
+    while let Some(Parsed { frame, event }) = events.next_frame().await {
+        let outcome = observe(event.as_ref(), &mut log);
         aggregator.on_frame(&frame, event.as_ref());
         if outcome.is_some() {
             break;
@@ -303,8 +297,8 @@ fn relay<R: Relay + 'static>(
         let _lease = lease;
         let mut log = log;
         let mut outcome = None;
-        while let Some(frame) = events.next_frame().await {
-            let (event, ended) = observe(&frame, &mut log);
+        while let Some(Parsed { frame, event }) = events.next_frame().await {
+            let ended = observe(event.as_ref(), &mut log);
             let relayed = relay.on_frame(&frame, event.as_ref());
             if relayed.output {
                 log.first_token();

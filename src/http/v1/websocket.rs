@@ -482,8 +482,8 @@ async fn serve_turn(
     let mut output = OutputItems::new(state.config.websocket.max_state_bytes);
     let mut response_id = None;
     let mut outcome = None;
-    while let Some(frame) = events.next_frame().await {
-        let (event, ended) = observe(&frame, &mut log);
+    while let Some(crate::dispatch::Parsed { frame, event }) = events.next_frame().await {
+        let ended = observe(event.as_ref(), &mut log);
         let relayed = relay.on_frame(&frame, event.as_ref());
         if relayed.output {
             log.first_token();
