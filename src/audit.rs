@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::NotSet, DatabaseConnection, DbErr, EntityTrait, Set};
+use sea_orm::{ActiveValue::NotSet, DatabaseConnection, DbErr, EntityTrait, Set, TransactionTrait};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
@@ -265,19 +265,26 @@ async fn write(db: &DatabaseConnection, batch: &mut Vec<AuditEntry>, stats: &Aud
 }
 
 async fn insert(db: &DatabaseConnection, batch: &[AuditEntry]) -> Result<(), DbErr> {
-    let rows = batch.iter().map(|e| audit_log::ActiveModel {
-        id: NotSet,
-        created_at: Set(e.created_at),
-        actor_id: Set(e.actor_id),
-        actor: Set(e.actor.clone()),
-        role: Set(e.role.clone()),
-        action: Set(e.action.clone()),
-        target: Set(e.target.clone()),
-        summary: Set(e.summary.to_string()),
-        client_ip: Set(e.client_ip.clone()),
-    });
-    audit_log::Entity::insert_many(rows).exec(db).await?;
-    Ok(())
+    let mut rows: Vec<_> = batch
+        .iter()
+        .map(|e| audit_log::ActiveModel {
+            id: NotSet,
+            created_at: Set(e.created_at),
+            actor_id: Set(e.actor_id),
+            actor: Set(e.actor.clone()),
+            role: Set(e.role.clone()),
+            action: Set(e.action.clone()),
+            target: Set(e.target.clone()),
+            summary: Set(e.summary.to_string()),
+            client_ip: Set(e.client_ip.clone()),
+        })
+        .collect();
+    let txn = db.begin().await?;
+    while !rows.is_empty() {
+        let chunk: Vec<_> = rows.drain(..crate::db::insert_chunk(rows.len())).collect();
+        audit_log::Entity::insert_many(chunk).exec(&txn).await?;
+    }
+    txn.commit().await
 }
 
 /// Deletes audit rows older than `days`, `batch` rows per statement; returns how many went.

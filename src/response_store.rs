@@ -153,8 +153,12 @@ impl ResponseStore {
         stored_response::Entity::insert(row)
             .exec_without_returning(&txn)
             .await?;
-        for chunk in items.chunks(200) {
-            response_item::Entity::insert_many(chunk.to_vec())
+        let mut items = items;
+        while !items.is_empty() {
+            let chunk: Vec<_> = items
+                .drain(..crate::db::insert_chunk(items.len()))
+                .collect();
+            response_item::Entity::insert_many(chunk)
                 .exec_without_returning(&txn)
                 .await?;
         }

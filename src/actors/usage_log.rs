@@ -352,12 +352,10 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
             .exec(&txn)
             .await?;
     }
-    // SQLite limits bound parameters per statement; 16 columns x 500 rows stays well inside.
-    let rows: Vec<_> = rows.collect();
-    for chunk in rows.chunks(500) {
-        api_log::Entity::insert_many(chunk.to_vec())
-            .exec(&txn)
-            .await?;
+    let mut rows: Vec<_> = rows.collect();
+    while !rows.is_empty() {
+        let chunk: Vec<_> = rows.drain(..crate::db::insert_chunk(rows.len())).collect();
+        api_log::Entity::insert_many(chunk).exec(&txn).await?;
     }
     for (id, t) in keys {
         api_key::Entity::update_many()

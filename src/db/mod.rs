@@ -22,7 +22,10 @@ use std::time::Duration;
 use migration::{Migrator, MigratorTrait};
 use std::str::FromStr;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlxSqliteConnector};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqlxSqliteConnector, TransactionTrait,
+};
 
 use crate::config::{DatabaseConfig, DatabaseKind};
 
@@ -112,7 +115,61 @@ async fn connect_sqlite(config: &DatabaseConfig) -> Result<DatabaseConnection, D
     Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
 }
 
+/// The most rows one multi-row insert takes.
+const INSERT_CHUNK: usize = 128;
+
+/// How many of `left` rows the next insert takes: [`INSERT_CHUNK`], else the largest power of
+/// two that fits. The database caches a prepared statement per distinct SQL text, and an insert
+/// of n rows is a text of its own: inserts of any size would each leave one (a large one) in
+/// every connection's cache; these shapes are eight.
+pub fn insert_chunk(left: usize) -> usize {
+    if left >= INSERT_CHUNK {
+        INSERT_CHUNK
+    } else {
+        1 << left.max(1).ilog2()
+    }
+}
+
+/// Begins a transaction that reads and then writes.
+///
+/// SQLite starts a transaction as a reader and upgrades it at its first write; when another
+/// connection (the usage-log writer, say) wrote in between, the upgrade fails at once with
+/// "database is locked" instead of waiting out the busy timeout. On SQLite the transaction
+/// therefore takes the write lock first, with a statement that writes nothing, so that it
+/// waits its turn like any writer. PostgreSQL needs nothing of the kind.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Sqlite {
+        txn.execute_unprepared("UPDATE settings SET key = key WHERE 0")
+            .await?;
+    }
+    Ok(txn)
+}
+
 /// Applies every pending migration.
 pub async fn migrate_up(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn inserts_take_a_few_fixed_sizes() {
+        let mut shapes = std::collections::BTreeSet::new();
+        for batch in 1..=1000 {
+            let (mut left, mut total) = (batch, 0);
+            while left > 0 {
+                let n = super::insert_chunk(left);
+                assert!(n >= 1 && n <= left, "{n} of {left}");
+                shapes.insert(n);
+                left -= n;
+                total += n;
+            }
+            assert_eq!(total, batch);
+        }
+        assert_eq!(
+            shapes.into_iter().collect::<Vec<_>>(),
+            [1, 2, 4, 8, 16, 32, 64, 128]
+        );
+    }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
+    QueryFilter, QueryOrder, Set,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -674,7 +674,7 @@ impl AccountService {
         };
 
         let mut stored = Vec::new();
-        let txn = self.db.begin().await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         for account in accounts {
             let (row, created) = store(&txn, &self.cipher, account).await?;
             if created {
@@ -699,7 +699,7 @@ impl AccountService {
         &self,
         account: AccountCredentials,
     ) -> AppResult<(AccountEntry, bool)> {
-        let txn = self.db.begin().await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let (row, created) = store(&txn, &self.cipher, account).await?;
         txn.commit().await?;
         self.pool.upsert(row.clone()).await?;
