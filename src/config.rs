@@ -634,6 +634,24 @@ impl Config {
         if !(1.0..=100.0).contains(&hooks.limit_near_percent) {
             return bad("webhooks.limit_near_percent", "must be between 1 and 100");
         }
+        if !url::Url::parse(&self.codex.base_url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return bad("codex.base_url", "must be an http(s) URL");
+        }
+        let codex = &self.codex;
+        for (key, value) in [
+            ("codex.originator", &codex.originator),
+            ("codex.user_agent", &codex.user_agent),
+            ("codex.client_version", &codex.client_version),
+        ] {
+            if reqwest::header::HeaderValue::from_str(value).is_err() {
+                return bad(
+                    key,
+                    "must be printable text on one line (it is sent as a header)",
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -747,6 +765,36 @@ mod tests {
             .to_string();
         assert!(err.contains("unknown key `server.prot`"), "{err}");
         assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn upstream_url_and_header_values_are_checked() {
+        for (file, key) in [
+            (
+                "[codex]\nbase_url = \"chatgpt.com/backend-api\"\n",
+                "codex.base_url",
+            ),
+            (
+                "[codex]\nbase_url = \"ftp://example.com/\"\n",
+                "codex.base_url",
+            ),
+            ("[codex]\nuser_agent = \"a\\nb\"\n", "codex.user_agent"),
+            ("[codex]\noriginator = \"x\\u0000\"\n", "codex.originator"),
+            (
+                "[codex]\nclient_version = \"1\\r\"\n",
+                "codex.client_version",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = write(&dir, file);
+            let err = Config::load_from(Some(&path), &Overrides::default(), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("`{key}`")), "{file}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[codex]\nbase_url = \"http://127.0.0.1:9/codex\"\n");
+        Config::load_from(Some(&path), &Overrides::default(), env(&[])).expect("valid");
     }
 
     #[test]

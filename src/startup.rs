@@ -63,9 +63,9 @@ pub enum StartupError {
     /// The runtime settings could not be read.
     #[error("cannot load the runtime settings")]
     Settings(#[source] sea_orm::DbErr),
-    /// The upstream HTTP client could not be built (an invalid proxy URL, say).
-    #[error("cannot build the upstream HTTP client")]
-    Client(#[source] reqwest::Error),
+    /// The upstream client could not be built (an invalid proxy URL, say).
+    #[error("cannot build the upstream client")]
+    Client(#[source] crate::codex::client::ClientError),
     /// The accounts could not be loaded into the pool.
     #[error("cannot load accounts")]
     Accounts(#[source] ActorError),
@@ -152,7 +152,7 @@ impl Application {
                 cipher.clone(),
                 config.webhooks.clone(),
             )
-            .map_err(StartupError::Client)?,
+            .map_err(|e| StartupError::Client(e.into()))?,
         );
         let actors = start_actors(&config, &db, &settings, &cipher, &metrics, &webhooks).await?;
         let changes = crate::changes::Changes::new(db.clone());

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use std::cell::RefCell;
@@ -20,6 +21,8 @@ use crate::config::CodexConfig;
 #[derive(Clone)]
 pub struct CodexClient {
     config: std::sync::Arc<CodexConfig>,
+    /// What every `/responses` request carries, parsed once.
+    prepared: std::sync::Arc<Prepared>,
     /// The global proxy, if any.
     proxy: Option<String>,
     /// Tells this client's entries apart from another instance's in the thread-local map.
@@ -33,6 +36,47 @@ thread_local! {
 }
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// The URL and fixed headers of `/responses`, parsed and checked once instead of for every
+/// request.
+struct Prepared {
+    responses_url: reqwest::Url,
+    headers: HeaderMap,
+}
+
+impl Prepared {
+    fn new(config: &CodexConfig) -> Result<Self, ClientError> {
+        let url = format!("{}/responses", config.base_url.trim_end_matches('/'));
+        let responses_url =
+            reqwest::Url::parse(&url).map_err(|_| ClientError::Invalid("codex.base_url"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        for (name, key, value) in [
+            ("originator", "codex.originator", &config.originator),
+            ("user-agent", "codex.user_agent", &config.user_agent),
+            ("version", "codex.client_version", &config.client_version),
+        ] {
+            let value = HeaderValue::from_str(value).map_err(|_| ClientError::Invalid(key))?;
+            headers.insert(name, value);
+        }
+        Ok(Self {
+            responses_url,
+            headers,
+        })
+    }
+}
+
+/// Why the upstream client cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The HTTP client itself (an invalid proxy URL, say).
+    #[error("cannot build the HTTP client")]
+    Http(#[from] reqwest::Error),
+    /// A setting that cannot go into a request (named).
+    #[error("`{0}` cannot be sent upstream")]
+    Invalid(&'static str),
+}
 
 /// What a refresh answered.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,7 +153,7 @@ const PERMANENT_REFRESH_CODES: &[&str] = &[
 
 impl CodexClient {
     /// Builds the shared client from the configuration.
-    pub fn new(config: CodexConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(config: CodexConfig) -> Result<Self, ClientError> {
         let proxy = config
             .proxy_url
             .as_ref()
@@ -118,6 +162,7 @@ impl CodexClient {
         // Fail at start-up, not at the first request, when the global proxy URL is invalid.
         build_client(&config, proxy.as_deref())?;
         Ok(Self {
+            prepared: std::sync::Arc::new(Prepared::new(&config)?),
             config: std::sync::Arc::new(config),
             proxy,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -172,16 +217,11 @@ impl CodexClient {
         let session = value(conversation.session, "session_id")?;
         let turn_state = value(conversation.turn_state, "x-codex-turn-state")?;
         let client = self.client_for(proxy_url)?;
-        let url = format!("{}/responses", self.config.base_url.trim_end_matches('/'));
         let mut request = client
-            .post(url)
+            .post(self.prepared.responses_url.clone())
+            .headers(self.prepared.headers.clone())
             .bearer_auth(access_token)
             .header("chatgpt-account-id", chatgpt_account_id)
-            .header("content-type", "application/json")
-            .header("accept", "text/event-stream")
-            .header("originator", &self.config.originator)
-            .header("user-agent", &self.config.user_agent)
-            .header("version", &self.config.client_version)
             .body(body);
         if let Some(session) = session {
             request = request
@@ -423,6 +463,88 @@ mod tests {
             Some("http://127.0.0.1:8081/backend-api/wham/usage")
         );
         assert_eq!(usage_url("not a url"), None);
+    }
+
+    #[actix_web::test]
+    async fn responses_go_to_the_base_url_with_the_configured_headers() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request ended early");
+                head.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8(head).unwrap().to_ascii_lowercase()
+        });
+        let config = CodexConfig {
+            base_url: format!("http://127.0.0.1:{port}/backend-api/codex/"),
+            originator: "orig-x".into(),
+            user_agent: "agent-y/1.0".into(),
+            client_version: "9.8.7".into(),
+            ..CodexConfig::default()
+        };
+        let client = CodexClient::new(config).unwrap();
+        let answer = client
+            .responses(
+                "tok",
+                "acct-1",
+                None,
+                ConversationHeaders::default(),
+                Bytes::from_static(b"{}"),
+            )
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), 200);
+        let head = server.await.unwrap();
+        assert!(
+            head.starts_with("post /backend-api/codex/responses http/1.1\r\n"),
+            "{head}"
+        );
+        for line in [
+            "authorization: bearer tok",
+            "chatgpt-account-id: acct-1",
+            "content-type: application/json",
+            "accept: text/event-stream",
+            "originator: orig-x",
+            "user-agent: agent-y/1.0",
+            "version: 9.8.7",
+        ] {
+            assert!(
+                head.contains(&format!("\r\n{line}\r\n")),
+                "{line} missing: {head}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_setting_that_cannot_be_sent_is_refused_when_the_client_is_built() {
+        let config = CodexConfig {
+            user_agent: "a\nb".into(),
+            ..CodexConfig::default()
+        };
+        let err = CodexClient::new(config).err().expect("refused");
+        assert!(
+            matches!(err, ClientError::Invalid("codex.user_agent")),
+            "{err}"
+        );
+        let config = CodexConfig {
+            base_url: "no url".into(),
+            ..CodexConfig::default()
+        };
+        let err = CodexClient::new(config).err().expect("refused");
+        assert!(
+            matches!(err, ClientError::Invalid("codex.base_url")),
+            "{err}"
+        );
     }
 
     #[actix_web::test]
