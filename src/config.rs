@@ -372,7 +372,7 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             format: LogFormat::Text,
-            batch_size: 200,
+            batch_size: 1000,
             flush_interval_ms: 500,
             mailbox_capacity: 10_000,
         }
