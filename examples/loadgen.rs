@@ -37,6 +37,8 @@ usage: loadgen --url URL [options]
   --stream             streaming chat completion (default body with \"stream\": true)
   --codex              default body in the Codex Responses shape (always a stream)
   --model M            model of the default body (default gpt-5)
+  --conversations N    the default body's question names one of N conversations, in turn, so
+                       that a gateway pins N conversations over its accounts (default 1)
   --connections N      concurrent clients, or at most N requests in flight with --rate (default 32)
   --duration S         how long to measure, seconds (default 10)
   --requests N         stop after N measured requests instead
@@ -57,6 +59,7 @@ struct Args {
     stream: bool,
     codex: bool,
     model: String,
+    conversations: usize,
     connections: usize,
     duration: Option<f64>,
     requests: Option<u64>,
@@ -78,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
         stream: false,
         codex: false,
         model: "gpt-5".into(),
+        conversations: 1,
         connections: 32,
         duration: None,
         requests: None,
@@ -113,6 +117,7 @@ fn parse_args() -> Result<Args, String> {
             "--stream" => args.stream = true,
             "--codex" => args.codex = true,
             "--model" => args.model = value("--model")?,
+            "--conversations" => args.conversations = number(&value("--conversations")?)?,
             "--connections" => args.connections = number(&value("--connections")?)?,
             "--duration" => args.duration = Some(number(&value("--duration")?)?),
             "--requests" => args.requests = Some(number(&value("--requests")?)?),
@@ -189,7 +194,9 @@ type HeaderSet = reqwest::header::HeaderMap;
 struct Plan {
     client: reqwest::Client,
     url: String,
-    body: bytes::Bytes,
+    /// The bodies sent in turn (one per conversation).
+    bodies: Vec<bytes::Bytes>,
+    next_body: AtomicU64,
     header_sets: Vec<HeaderSet>,
     next_set: AtomicU64,
     expect: Expect,
@@ -200,6 +207,11 @@ impl Plan {
     fn headers(&self) -> HeaderSet {
         let i = self.next_set.fetch_add(1, Ordering::Relaxed) as usize;
         self.header_sets[i % self.header_sets.len()].clone()
+    }
+
+    fn body(&self) -> bytes::Bytes {
+        let i = self.next_body.fetch_add(1, Ordering::Relaxed) as usize;
+        self.bodies[i % self.bodies.len()].clone()
     }
 }
 
@@ -237,7 +249,7 @@ async fn one_request(plan: &Plan, due: Instant) -> (Sample, Option<String>) {
             .client
             .post(&plan.url)
             .headers(headers)
-            .body(plan.body.clone())
+            .body(plan.body())
             .send()
             .await
             .map_err(|e| format!("send: {e}"))?;
@@ -326,16 +338,20 @@ fn build_plan(args: &Args) -> Result<Plan, String> {
     } else {
         Expect::ChatObject
     };
-    let body = match &args.body {
-        Some(b) => {
-            serde_json::from_str::<Value>(b).map_err(|e| format!("--body is not JSON: {e}"))?;
-            b.clone()
+    let question = |n: usize| {
+        if args.conversations > 1 {
+            format!("Say ok. (conversation {n})")
+        } else {
+            "Say ok.".to_string()
         }
+    };
+    let body = |n: usize| match &args.body {
+        Some(b) => b.clone(),
         None if args.codex => json!({
             "model": args.model,
             "instructions": "You are a helpful assistant.",
             "input": [{"type": "message", "role": "user",
-                       "content": [{"type": "input_text", "text": "Say ok."}]}],
+                       "content": [{"type": "input_text", "text": question(n)}]}],
             "tools": [],
             "tool_choice": "auto",
             "parallel_tool_calls": false,
@@ -346,11 +362,22 @@ fn build_plan(args: &Args) -> Result<Plan, String> {
         .to_string(),
         None => json!({
             "model": args.model,
-            "messages": [{"role": "user", "content": "Say ok."}],
+            "messages": [{"role": "user", "content": question(n)}],
             "stream": args.stream,
         })
         .to_string(),
     };
+    if let Some(b) = &args.body {
+        serde_json::from_str::<Value>(b).map_err(|e| format!("--body is not JSON: {e}"))?;
+    }
+    let conversations = if args.body.is_some() {
+        1
+    } else {
+        args.conversations.max(1)
+    };
+    let bodies = (0..conversations)
+        .map(|n| bytes::Bytes::from(body(n)))
+        .collect();
 
     let mut base = HeaderSet::new();
     base.insert("content-type", HeaderValue::from_static("application/json"));
@@ -412,7 +439,8 @@ fn build_plan(args: &Args) -> Result<Plan, String> {
     Ok(Plan {
         client,
         url: args.url.clone(),
-        body: bytes::Bytes::from(body),
+        bodies,
+        next_body: AtomicU64::new(0),
         header_sets,
         next_set: AtomicU64::new(0),
         expect,

@@ -7,7 +7,7 @@
 # non-streaming and streaming chat completions runs examples/loadgen.rs:
 #   1. direct to the mock, max throughput (closed loop)
 #   2. through the gateway, max throughput
-#   3. direct to the mock, fixed arrival rate (open loop, default 1,000 req/s)
+#   3. direct to the mock, fixed arrival rate (open loop, default 2,000 req/s)
 #   4. through the gateway, fixed arrival rate
 # samples the gateway's RSS and CPU time, stops it with SIGTERM (which drains the usage-log
 # writer) and compares the requests sent through it with the rows in its database. Prints a
@@ -17,8 +17,11 @@
 #   BENCH_DURATION [10]          seconds measured per run
 #   BENCH_WARMUP [2]             seconds of load before each run's measurement
 #   BENCH_CONNECTIONS [32]       closed-loop clients for the max-throughput runs
-#   BENCH_RATE [1000]            req/s of the fixed-rate runs
+#   BENCH_RATE [2000]            req/s of the fixed-rate runs
 #   BENCH_RATE_CONNECTIONS [256] most requests in flight at the fixed rate
+#   BENCH_CONVERSATIONS [256]    conversations the gateway's clients take turns in (each pinned
+#                                to an account by the pool's affinity)
+#   BENCH_STRATEGY []            the pool's strategy (default: the gateway's, quota_aware)
 #   BENCH_LOADGEN_THREADS [2]    load generator threads
 #   BENCH_MOCK_WORKERS [2]       mock upstream workers
 #   BENCH_GATEWAY_WORKERS [0]    gateway workers (0 = one per core)
@@ -45,11 +48,12 @@ repo="$(pwd)"
 duration="${BENCH_DURATION:-10}"
 warmup="${BENCH_WARMUP:-2}"
 connections="${BENCH_CONNECTIONS:-32}"
-rate="${BENCH_RATE:-1000}"
+rate="${BENCH_RATE:-2000}"
 rate_connections="${BENCH_RATE_CONNECTIONS:-256}"
 lg_threads="${BENCH_LOADGEN_THREADS:-2}"
 mock_workers="${BENCH_MOCK_WORKERS:-2}"
 gateway_workers="${BENCH_GATEWAY_WORKERS:-0}"
+conversations="${BENCH_CONVERSATIONS:-256}"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 bin="$target_dir/release"
 
@@ -77,9 +81,12 @@ rm -f "$out"/*.json "$out"/*.err "$out"/*.trace "$out"/perf-*
 stack_start_mock "$bin" 4 --fast --workers "$mock_workers" >/dev/null
 echo "== $mock_line" >&2
 read -r -a gateway_env <<<"${BENCH_GATEWAY_ENV:-}"
-# One load generator on one address with one key: the per-address and per-key caps are off.
+[ -n "${BENCH_STRATEGY:-}" ] && gateway_env+=("GPT2API__POOL__STRATEGY=$BENCH_STRATEGY")
+# One load generator on one address with one key: the per-address cap is off; the key's own
+# limits are on (below), each far above what the runs send, so that every request is counted
+# against them as a real client's would be.
 stack_start_gateway "$bin" -u RUST_LOG GPT2API__SERVER__WORKERS="$gateway_workers" \
-  GPT2API__SERVER__MAX_CONNECTIONS_PER_ADDRESS=0 GPT2API__SERVER__MAX_CONCURRENT_REQUESTS_PER_KEY=0 \
+  GPT2API__SERVER__MAX_CONNECTIONS_PER_ADDRESS=0 GPT2API__SERVER__MAX_CONCURRENT_REQUESTS_PER_KEY=1024 \
   "${gateway_env[@]}" >/dev/null
 rss_started_kb="$(awk '/^VmRSS/ {print $2}' "/proc/$gateway_pid/status")"
 echo "== gateway on $gateway_url (pid $gateway_pid, RSS after start-up $rss_started_kb kB)" >&2
@@ -92,7 +99,9 @@ import_answer="$(curl -fsS "$gateway_url/admin/tokens/import" -H "authorization:
   -H 'content-type: application/json' --data-binary "@$accounts_file")"
 echo "== import: $import_answer" >&2
 api_key="$(curl -fsS "$gateway_url/admin/api-keys" -H "authorization: Bearer $admin_token" \
-  -H 'content-type: application/json' -d '{"name":"bench"}' | json_field key)"
+  -H 'content-type: application/json' \
+  -d '{"name":"bench","rpm_limit":10000000,"daily_request_limit":100000000,"total_token_limit":1000000000000}' |
+  json_field key)"
 
 # One request each way, so that a broken set-up stops here and not after minutes of errors.
 curl -fsS -o /dev/null "$gateway_url/v1/chat/completions" -H "authorization: Bearer $api_key" \
@@ -142,7 +151,7 @@ wait_quiet() {
 # run NAME TARGET(direct|gateway) STREAM(0|1) [RATE]
 run() {
   local name="$1" target="$2" stream="$3" run_rate="${4:-}"
-  if [ -n "${BENCH_ONLY:-}" ] && ! grep -qE "$BENCH_ONLY" <<<"$name"; then
+  if [ -n "${BENCH_ONLY:-}" ] && ! grep -qE -e "$BENCH_ONLY" <<<"$name"; then
     return 0
   fi
   wait_quiet
@@ -157,7 +166,7 @@ run() {
     # cost the same upstream answer, so both rows compare with the same direct request.
     args+=(--url "$mock_base_url/responses" --codex --accounts "$accounts_file")
   else
-    args+=(--url "$gateway_url/v1/chat/completions" --key "$api_key")
+    args+=(--url "$gateway_url/v1/chat/completions" --key "$api_key" --conversations "$conversations")
     [ "$stream" = 1 ] && args+=(--stream)
   fi
   local perf_pid=""
@@ -290,8 +299,8 @@ if gateway_env:
     print(f"**Gateway run with extra environment `{gateway_env}`.**\n")
 print("CPU columns: share of one core during the run (200% = the whole machine); \"other\" is what "
       "processes outside the benchmark took meanwhile.\n")
-print("| mode | target | load | req/s | p50 ms | p90 ms | p99 ms | max ms | TTFB p50 ms | TTFB p99 ms | errors | CPU gateway | CPU mock | CPU loadgen | CPU other |")
-print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| mode | target | load | req/s | p50 ms | p90 ms | p99 ms | max ms | TTFB p50 ms | TTFB p99 ms | errors | CPU gateway | gateway us/req | CPU mock | CPU loadgen | CPU other |")
+print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 results = {}
 for kind in ("nonstream", "stream"):
     for load_kind in ("max", "rate"):
@@ -304,9 +313,11 @@ for kind in ("nonstream", "stream"):
             mode = "streaming" if kind == "stream" else "non-streaming"
             tgt = "mock (Codex SSE)" if target == "direct" else "gateway"
             gcpu = f"{r['gateway_cpu_pct']}%" if target == "gateway" else "-"
+            gus = (f"{r['gateway_cpu_pct'] / 100 * 1e6 / r['rps']:.0f}"
+                   if target == "gateway" and r["rps"] else "-")
             print(f"| {mode} | {tgt} | {label} | {r['rps']:.0f} | {f(r['p50_ms'])} | {f(r['p90_ms'])} | "
                   f"{f(r['p99_ms'])} | {f(r['max_ms'])} | {f(r['ttft_p50_ms'])} | {f(r['ttft_p99_ms'])} | "
-                  f"{r['errors']} | {gcpu} | {r['mock_cpu_pct']}% | {r['loadgen_cpu_pct']}% | {r['other_cpu_pct']}% |")
+                  f"{r['errors']} | {gcpu} | {gus} | {r['mock_cpu_pct']}% | {r['loadgen_cpu_pct']}% | {r['other_cpu_pct']}% |")
 
 print("\n| target | requirement | measured | met |")
 print("| --- | --- | --- | --- |")
@@ -317,8 +328,8 @@ for kind in ("nonstream", "stream"):
         continue
     added = None if None in (d["p99_ms"], g["p99_ms"]) else g["p99_ms"] - d["p99_ms"]
     added50 = None if None in (d["p50_ms"], g["p50_ms"]) else g["p50_ms"] - d["p50_ms"]
-    ok = added is not None and added < 1.0 and g["errors"] == 0 and g["rps"] >= 0.95 * float(rate)
-    print(f"| added p99 at {rate} req/s, {mode} | < 1 ms | {f(added, 3)} ms (p50 {f(added50, 3)} ms; "
+    ok = added is not None and added < 0.5 and g["errors"] == 0 and g["rps"] >= 0.95 * float(rate)
+    print(f"| added p99 at {rate} req/s, {mode} | < 0.5 ms | {f(added, 3)} ms (p50 {f(added50, 3)} ms; "
           f"gateway {g['rps']:.0f} req/s, {g['errors']} errors) | {'yes' if ok else 'NO'} |")
 for kind in ("nonstream", "stream"):
     mode = "streaming" if kind == "stream" else "non-streaming"
@@ -326,8 +337,8 @@ for kind in ("nonstream", "stream"):
     if d is None or g is None:
         continue
     ratio = g["rps"] / d["rps"] if d["rps"] else 0
-    print(f"| throughput through the gateway / direct, {mode} | >= 70% | {ratio * 100:.0f}% "
-          f"({g['rps']:.0f} / {d['rps']:.0f} req/s) | {'yes' if ratio >= 0.7 else 'NO'} |")
+    print(f"| throughput through the gateway / direct, {mode} | >= 50% | {ratio * 100:.0f}% "
+          f"({g['rps']:.0f} / {d['rps']:.0f} req/s) | {'yes' if ratio >= 0.5 else 'NO'} |")
 # Nagle's algorithm with delayed ACKs holds the small writes of a stream ~40 ms on kept-alive
 # connections (CODEX.md section 4): with TCP_NODELAY missing on either side of the gateway, the
 # streaming p99 at the fixed rate would be tens of milliseconds and the streaming throughput
@@ -338,11 +349,11 @@ if sd is not None and sm is not None:
     print(f"| no Nagle stalls in streams (TCP_NODELAY both sides) | p99 << 40 ms | streaming p99 "
           f"{f(sd['p99_ms'])} ms at {rate} req/s, {sm['rps']:.0f} streams/s at most | {'yes' if ok else 'NO'} |")
 peak_kb = max([hwm_kb] + rss)
-print(f"| gateway peak RSS | < 64 MB | {peak_kb / 1024:.1f} MiB (VmHWM before shutdown {hwm_kb / 1024:.1f} MiB, "
+print(f"| gateway peak RSS | < 40 MB | {peak_kb / 1024:.1f} MiB (VmHWM before shutdown {hwm_kb / 1024:.1f} MiB, "
       f"highest sample, shutdown included, {max(rss, default=0) / 1024:.1f} MiB; {rss_started / 1024:.1f} MiB after start-up, "
       f"{rss_setup / 1024:.1f} MiB (peak {hwm_setup / 1024:.1f}) after the admin sign-in, import and "
       f"key, before any load) | "
-      f"{'yes' if peak_kb < 64 * 1024 else 'NO'} |")
+      f"{'yes' if peak_kb < 40 * 1000 * 1000 / 1024 else 'NO'} |")
 print(f"| usage-log rows lost | 0 | {sent} requests sent through the gateway, {rows_live} rows 1 s after "
       f"the last answer, {rows_final} after SIGTERM: {sent - rows_final} lost | "
       f"{'yes' if rows_final == sent else 'NO'} |")
