@@ -265,7 +265,7 @@ async fn write(db: &DatabaseConnection, batch: &mut Vec<AuditEntry>, stats: &Aud
 }
 
 async fn insert(db: &DatabaseConnection, batch: &[AuditEntry]) -> Result<(), DbErr> {
-    let mut rows: Vec<_> = batch
+    let rows: Vec<_> = batch
         .iter()
         .map(|e| audit_log::ActiveModel {
             id: NotSet,
@@ -280,10 +280,7 @@ async fn insert(db: &DatabaseConnection, batch: &[AuditEntry]) -> Result<(), DbE
         })
         .collect();
     let txn = db.begin().await?;
-    while !rows.is_empty() {
-        let chunk: Vec<_> = rows.drain(..crate::db::insert_chunk(rows.len())).collect();
-        audit_log::Entity::insert_many(chunk).exec(&txn).await?;
-    }
+    crate::db::insert_chunked(&txn, rows).await?;
     txn.commit().await
 }
 

@@ -153,15 +153,7 @@ impl ResponseStore {
         stored_response::Entity::insert(row)
             .exec_without_returning(&txn)
             .await?;
-        let mut items = items;
-        while !items.is_empty() {
-            let chunk: Vec<_> = items
-                .drain(..crate::db::insert_chunk(items.len()))
-                .collect();
-            response_item::Entity::insert_many(chunk)
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        crate::db::insert_chunked(&txn, items).await?;
         txn.commit().await?;
         self.trim(new.api_key_id).await?;
         Ok(())

@@ -352,11 +352,7 @@ async fn write_batch(db: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(
             .exec(&txn)
             .await?;
     }
-    let mut rows: Vec<_> = rows.collect();
-    while !rows.is_empty() {
-        let chunk: Vec<_> = rows.drain(..crate::db::insert_chunk(rows.len())).collect();
-        api_log::Entity::insert_many(chunk).exec(&txn).await?;
-    }
+    crate::db::insert_chunked(&txn, rows.collect()).await?;
     for (id, t) in keys {
         api_key::Entity::update_many()
             .col_expr(

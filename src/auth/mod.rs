@@ -154,26 +154,30 @@ impl AuthService {
         Ok(())
     }
 
-    /// Checks a password against a hash, one hash per core at a time.
-    pub(crate) async fn verify(&self, pass: &str, phc: String) -> AppResult<bool> {
+    /// Runs argon2 work on a blocking thread, one job per core at a time.
+    async fn hashing_job<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> AppResult<T> {
         let _permit = self
             .hashing
             .acquire()
             .await
             .map_err(|_| AppError::internal("the hashing semaphore is closed"))?;
-        let candidate = pass.to_string();
-        Ok(actix_web::web::block(move || password::verify(&candidate, &phc)).await?)
+        Ok(actix_web::web::block(job).await?)
     }
 
-    /// Hashes a new password, one hash per core at a time.
-    pub(crate) async fn hash(&self, pass: &str) -> AppResult<String> {
-        let _permit = self
-            .hashing
-            .acquire()
+    /// Checks a password against a hash.
+    pub(crate) async fn verify(&self, pass: &str, phc: String) -> AppResult<bool> {
+        let candidate = pass.to_string();
+        self.hashing_job(move || password::verify(&candidate, &phc))
             .await
-            .map_err(|_| AppError::internal("the hashing semaphore is closed"))?;
+    }
+
+    /// Hashes a new password.
+    pub(crate) async fn hash(&self, pass: &str) -> AppResult<String> {
         let owned = pass.to_string();
-        actix_web::web::block(move || password::hash(&owned))
+        self.hashing_job(move || password::hash(&owned))
             .await?
             .map_err(AppError::internal)
     }

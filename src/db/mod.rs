@@ -23,8 +23,9 @@ use migration::{Migrator, MigratorTrait};
 use std::str::FromStr;
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqlxSqliteConnector, TransactionTrait,
+    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, IntoActiveModel, SqlxSqliteConnector,
+    TransactionTrait,
 };
 
 use crate::config::{DatabaseConfig, DatabaseKind};
@@ -118,11 +119,27 @@ async fn connect_sqlite(config: &DatabaseConfig) -> Result<DatabaseConnection, D
 /// The most rows one multi-row insert takes.
 const INSERT_CHUNK: usize = 128;
 
+/// Inserts `rows` with multi-row inserts of [`insert_chunk`] rows each.
+pub async fn insert_chunked<A, C>(db: &C, mut rows: Vec<A>) -> Result<(), DbErr>
+where
+    A: ActiveModelTrait + Send,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    C: ConnectionTrait,
+{
+    while !rows.is_empty() {
+        let chunk: Vec<A> = rows.drain(..insert_chunk(rows.len())).collect();
+        A::Entity::insert_many(chunk)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
 /// How many of `left` rows the next insert takes: [`INSERT_CHUNK`], else the largest power of
 /// two that fits. The database caches a prepared statement per distinct SQL text, and an insert
 /// of n rows is a text of its own: inserts of any size would each leave one (a large one) in
 /// every connection's cache; these shapes are eight.
-pub fn insert_chunk(left: usize) -> usize {
+fn insert_chunk(left: usize) -> usize {
     if left >= INSERT_CHUNK {
         INSERT_CHUNK
     } else {
@@ -153,6 +170,38 @@ pub async fn migrate_up(db: &DatabaseConnection) -> Result<(), DbErr> {
 
 #[cfg(test)]
 mod tests {
+    use sea_orm::{ActiveValue::NotSet, EntityTrait, PaginatorTrait, Set, TransactionTrait};
+
+    #[actix_web::test]
+    async fn a_chunked_insert_writes_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::DatabaseConfig {
+            path: dir.path().join("t.db"),
+            ..Default::default()
+        };
+        let db = super::connect(&config).await.unwrap();
+        super::migrate_up(&db).await.unwrap();
+        // 128 + 128 + 32 + 8 + 4 + 1 rows: every shape on the way.
+        let rows: Vec<_> = (0..301)
+            .map(|n| super::audit_log::ActiveModel {
+                id: NotSet,
+                created_at: Set(chrono::Utc::now()),
+                actor_id: Set(None),
+                actor: Set(format!("a{n}")),
+                role: Set(None),
+                action: Set("test.insert".into()),
+                target: Set(None),
+                summary: Set(String::new()),
+                client_ip: Set(None),
+            })
+            .collect();
+        let txn = db.begin().await.unwrap();
+        super::insert_chunked(&txn, rows).await.unwrap();
+        txn.commit().await.unwrap();
+        let count = super::audit_log::Entity::find().count(&db).await.unwrap();
+        assert_eq!(count, 301);
+    }
+
     #[test]
     fn inserts_take_a_few_fixed_sizes() {
         let mut shapes = std::collections::BTreeSet::new();
