@@ -1067,7 +1067,7 @@ impl AccountPool {
     /// Writes an account's health to the database from a spawned future: the actor goes on
     /// serving other messages meanwhile, and nobody waits for it. `message` is the failure to
     /// record, if any.
-    fn persist_health(&self, ctx: &mut Context<Self>, id: i32, message: Option<String>) {
+    fn persist_health(&self, id: i32, message: Option<String>) {
         let Some(account) = self.accounts.get(&id) else {
             return;
         };
@@ -1092,7 +1092,7 @@ impl AccountPool {
                 tracing::error!(account_id = id, error = %e, "cannot store account health");
             }
         };
-        ctx.spawn(fut.into_actor(self));
+        write_behind(fut);
     }
 
     /// Applies an outcome to the live state; answers the failure to store, if any.
@@ -1268,7 +1268,7 @@ impl AccountPool {
     }
 
     /// Writes an account's usage windows to the database from a spawned future.
-    fn persist_limits(&self, ctx: &mut Context<Self>, id: i32, limits: &RateLimits) {
+    fn persist_limits(&self, id: i32, limits: &RateLimits) {
         let Ok(text) = serde_json::to_string(limits) else {
             return;
         };
@@ -1288,7 +1288,7 @@ impl AccountPool {
                 tracing::error!(account_id = id, error = %e, "cannot store usage windows");
             }
         };
-        ctx.spawn(fut.into_actor(self));
+        write_behind(fut);
     }
 
     /// New credentials: the account serves again. Answers whether a cooldown of a failed
@@ -1385,9 +1385,9 @@ impl Handler<CatalogTargets> for AccountPool {
 impl Handler<Report> for AccountPool {
     type Result = ();
 
-    fn handle(&mut self, msg: Report, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Report, _: &mut Self::Context) {
         if let Some(message) = self.apply(msg.account_id, msg.outcome, Utc::now()) {
-            self.persist_health(ctx, msg.account_id, Some(message));
+            self.persist_health(msg.account_id, Some(message));
         }
     }
 }
@@ -1448,10 +1448,10 @@ impl Handler<Reload> for AccountPool {
 impl Handler<TokenRefreshed> for AccountPool {
     type Result = ();
 
-    fn handle(&mut self, msg: TokenRefreshed, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: TokenRefreshed, _: &mut Self::Context) {
         let id = msg.account_id;
         if self.refreshed(msg) {
-            self.persist_health(ctx, id, None);
+            self.persist_health(id, None);
         }
     }
 }
@@ -1459,11 +1459,11 @@ impl Handler<TokenRefreshed> for AccountPool {
 impl Handler<RefreshFailed> for AccountPool {
     type Result = ();
 
-    fn handle(&mut self, msg: RefreshFailed, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: RefreshFailed, _: &mut Self::Context) {
         let id = msg.account_id;
         if self.refresh_failed(&msg, Utc::now()) {
             // The refresh scheduler stored the failure itself; only the cooldown is new.
-            self.persist_health(ctx, id, None);
+            self.persist_health(id, None);
         }
     }
 }
@@ -1479,14 +1479,14 @@ impl Handler<DueForProbe> for AccountPool {
 impl Handler<UsageProbed> for AccountPool {
     type Result = ();
 
-    fn handle(&mut self, msg: UsageProbed, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: UsageProbed, _: &mut Self::Context) {
         let id = msg.account_id;
         let (limits, changed) = self.probed(msg, Utc::now());
         if let Some(limits) = limits {
-            self.persist_limits(ctx, id, &limits);
+            self.persist_limits(id, &limits);
         }
         if changed {
-            self.persist_health(ctx, id, None);
+            self.persist_health(id, None);
         }
     }
 }
@@ -1682,6 +1682,14 @@ impl AccountPoolHandle {
     pub fn connected(&self) -> bool {
         self.addr.connected()
     }
+}
+
+/// Runs a write that nobody waits for as a task of the runtime, not of the actor's context:
+/// a write still in flight when the runtime shuts down is then dropped inside the runtime,
+/// where the database driver can hand its connection back (it spawns a task to do so, which
+/// panics outside a runtime).
+fn write_behind(write: impl std::future::Future<Output = ()> + Send + 'static) {
+    tokio::spawn(write);
 }
 
 #[cfg(test)]
